@@ -1,0 +1,92 @@
+"""timm-style model registry: ``create_model(name, **kwargs)`` and ``list_models()``."""
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import torch.nn as nn
+
+from focusnet.errors import FocusNetError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_PRESETS: dict[str, tuple[str, ...]] = {}
+
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+def register_model(name: str, presets: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Register a model constructor under ``name``.
+
+    Args:
+        name: registry name, e.g. ``"focusnetpp"``.
+        presets: names accepted by the constructor's ``preset`` keyword (first is the default).
+
+    Example:
+        >>> @register_model("tiny_example")
+        ... def tiny(**kwargs): ...
+    """
+
+    def decorator(fn: F) -> F:
+        if name in _MODELS and _MODELS[name] is not fn:
+            raise ValueError(f"model {name!r} registered twice")
+        _MODELS[name] = fn
+        _PRESETS[name] = tuple(presets)
+        return fn
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted.
+
+    Example:
+        >>> "focusnetpp" in list_models()
+        True
+    """
+    _import_all()
+    return sorted(_MODELS)
+
+
+def list_presets(name: str) -> tuple[str, ...]:
+    """Presets a model accepts (empty when it has none)."""
+    _import_all()
+    _check_name(name)
+    return _PRESETS[name]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model.
+
+    Args:
+        name: a name from :func:`list_models`.
+        **kwargs: passed to the model constructor (``preset``, ``in_channels``, ``num_classes``, ...).
+
+    Example:
+        >>> model = create_model("focusnetpp", preset="paper")
+        >>> sum(p.numel() for p in model.parameters())
+        1487941
+    """
+    _import_all()
+    _check_name(name)
+    presets = _PRESETS[name]
+    preset = kwargs.get("preset")
+    if preset is not None and presets and preset not in presets:
+        raise FocusNetError(
+            f"unknown preset {preset!r} for model {name!r}; choose one of: {', '.join(presets)}"
+        )
+    try:
+        return _MODELS[name](**kwargs)
+    except TypeError as exc:  # unknown keyword argument
+        raise FocusNetError(f"model {name!r}: {exc}") from exc
+
+
+def _check_name(name: str) -> None:
+    if name not in _MODELS:
+        raise FocusNetError(
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(_MODELS))} "
+            "(`focusnet models` lists them)"
+        )
+
+
+def _import_all() -> None:
+    # Importing the package registers every architecture.
+    import focusnet.models  # noqa: F401
