@@ -1,0 +1,186 @@
+"""FocusNet++: parameter counts from the implementation spec (§1.2, §2.1, §5.2) and the fast
+ResGANet block against the branch-by-branch reference."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from focusnet.errors import FocusNetError
+from focusnet.models import create_model
+from focusnet.models.blocks import ResGANet, ResGANetReference, resganet_from_reference
+from focusnet.models.focusnetpp import PRESETS, FocusNetPP
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize(
+    "preset, expected",
+    [("paper", 1_487_941), ("official", 7_771_723), ("lite", 377_381)],
+)
+def test_preset_parameter_counts(preset: str, expected: int) -> None:
+    assert n_params(create_model("focusnetpp", preset=preset)) == expected
+
+
+def test_official_keras_total_counts_bn_buffers() -> None:
+    model = create_model("focusnetpp", preset="official")
+    bn_buffers = sum(m.running_mean.numel() * 2 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert n_params(model) + bn_buffers == 7_803_739  # Table 2's 7.80 (millions)
+
+
+def test_official_with_se_and_paper_variants() -> None:
+    assert n_params(create_model("focusnetpp", preset="official", se=True)) == 7_886_443
+    assert n_params(create_model("focusnetpp", se=False)) == 1_465_157
+    assert n_params(create_model("focusnetpp", feature_shortcut="conv")) == 1_512_357
+    assert n_params(create_model("focusnetpp", group_width="in")) == 1_487_941
+
+
+# Spec §1.2: paper preset, w = C_out, SE, identity feature shortcut.
+PAPER_BLOCKS = [
+    ((32, 32), 7_600), ((32, 64), 29_728), ((64, 128), 116_800), ((128, 192), 273_504),
+    ((192, 256), 495_744), ((256, 192), 322_656), ((192, 128), 149_568), ((128, 64), 42_016),
+    ((64, 32), 10_768),
+]
+
+
+@pytest.mark.parametrize("channels, expected", PAPER_BLOCKS)
+def test_paper_block_counts(channels: tuple[int, int], expected: int) -> None:
+    cin, cout = channels
+    assert n_params(ResGANet(cin, cout, width=cout, se=True, feature_shortcut="identity")) == expected
+
+
+def test_paper_model_blocks_in_order() -> None:
+    model = create_model("focusnetpp")
+    blocks = [b for b in model.modules() if isinstance(b, ResGANet)]
+    assert [n_params(b) for b in blocks] == [c for _, c in PAPER_BLOCKS]
+
+
+# Spec §2.1: released code, w = C_in, no SE, conv feature shortcut.
+OFFICIAL_BLOCKS = {
+    (32, 48): 9_888, (48, 96): 24_192, (96, 96): 65_952, (96, 156): 87_336, (156, 156): 172_692,
+    (156, 256): 229_296, (256, 256): 462_592, (256, 512): 661_504, (512, 512): 1_842_688,
+    (512, 256): 1_842_688, (256, 156): 477_096, (156, 96): 178_416, (96, 48): 65_952,
+}
+
+
+@pytest.mark.parametrize("channels, expected", list(OFFICIAL_BLOCKS.items()))
+def test_official_block_counts(channels: tuple[int, int], expected: int) -> None:
+    cin, cout = channels
+    block = ResGANet(cin, cout, width=cin, se=False, feature_shortcut="conv", project=cin != cout or None)
+    assert n_params(block) == expected
+
+
+def test_official_blocks_sum() -> None:
+    model = create_model("focusnetpp", preset="official")
+    blocks = [b for b in model.modules() if isinstance(b, ResGANet)]
+    assert len(blocks) == 12 + 4
+    assert sum(n_params(b) for b in blocks) == 6_821_528
+
+
+def _randomise_bn(module: torch.nn.Module, gen: torch.Generator) -> None:
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+
+
+@pytest.mark.parametrize("shortcut", ["identity", "conv"])
+@pytest.mark.parametrize("se", [True, False])
+@pytest.mark.parametrize("cin, cout, width", [(32, 32, 32), (16, 48, 48), (48, 24, 48)])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_fast_block_matches_reference(shortcut: str, se: bool, cin: int, cout: int, width: int, mode: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    ref = ResGANetReference(cin, cout, width=width, se=se, feature_shortcut=shortcut)
+    with torch.no_grad():
+        _randomise_bn(ref, gen)
+    fast = resganet_from_reference(ref)
+    assert n_params(fast) == n_params(ref)
+    x = torch.randn(2, cin, 12, 10, generator=gen)
+    ref.train(mode == "train")
+    fast.train(mode == "train")
+    out_ref, out_fast = ref(x), fast(x)
+    assert torch.allclose(out_ref, out_fast, atol=1e-5), (out_ref - out_fast).abs().max()
+    if mode == "train":  # the BN running statistics are updated identically too
+        bn_ref = ref.attn2.bn1.running_mean
+        d = width // 4
+        bn_fast = fast.trunk[0].running_mean[d : 2 * d]
+        assert torch.allclose(bn_ref, bn_fast, atol=1e-6)
+
+
+def test_fast_block_gradients_match_reference() -> None:
+    torch.manual_seed(1)
+    ref = ResGANetReference(16, 32, width=32, feature_shortcut="conv")
+    fast = resganet_from_reference(ref)
+    x = torch.randn(2, 16, 8, 8)
+    ref(x).square().sum().backward()
+    fast(x).square().sum().backward()
+    assert torch.allclose(ref.conv_out.weight.grad, fast.conv_out.weight.grad, atol=1e-4)
+    assert torch.allclose(ref.conv_in.weight.grad[:4], fast.conv_in.weight.grad[:4], atol=1e-4)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_forward_shapes_and_logits(preset: str) -> None:
+    model = create_model("focusnetpp", preset=preset).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 32, 48))
+    assert out.shape == (1, 1, 32, 48)
+    assert torch.isfinite(out).all()
+
+
+def test_head_position_native_equals_upsampled() -> None:
+    """Spec §1.3: 1x1 heads before or after nearest upsampling are the same maths."""
+    torch.manual_seed(0)
+    native = create_model("focusnetpp", preset="lite")
+    upsampled = create_model("focusnetpp", preset="lite", head_position="upsampled")
+    upsampled.load_state_dict(native.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    for mode in (True, False):
+        native.train(mode)
+        upsampled.train(mode)
+        torch.manual_seed(1)
+        a = native(x)
+        torch.manual_seed(1)
+        b = upsampled(x)
+        assert torch.allclose(a, b, atol=2e-4), (a - b).abs().max()
+
+
+def test_bad_input_size_is_a_clear_error() -> None:
+    model = create_model("focusnetpp", preset="lite")
+    with pytest.raises(FocusNetError, match="divisible by 16, got 30x32"):
+        model(torch.randn(1, 3, 30, 32))
+
+
+def test_unknown_preset_and_option() -> None:
+    with pytest.raises(FocusNetError, match="unknown preset 'huge'"):
+        create_model("focusnetpp", preset="huge")
+    with pytest.raises(FocusNetError, match="unknown option"):
+        create_model("focusnetpp", width_multiplier=2)
+
+
+def test_every_spec_field_is_a_keyword() -> None:
+    model = create_model(
+        "focusnetpp", widths=(8, 16, 16, 24, 32), enc_blocks=(1, 2, 1, 1, 1), dec_blocks=(1, 1, 2, 1),
+        group_width="in", se=False, feature_shortcut="conv", bottleneck_dropout=0.2,
+        decoder_extra_convs=True, head_mid=(16, 8, 8, None), head_position="upsampled",
+        stem_kernel=3, stem_width=8, leaky_slope=0.1, bn_momentum=0.1, bn_eps=1e-5,
+    )
+    assert isinstance(model, FocusNetPP)
+    assert model.config.leaky_slope == 0.1
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 1, 32, 32)
+
+
+def test_complexity_command_reports_paper_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from focusnet.cli import main
+
+    assert main(["complexity", "focusnetpp", "--preset", "paper", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["params"] == 1_487_941
+    assert abs(result["macs"] / 1e9 - 4.35) < 0.01
+    assert main(["complexity", "focusnetpp", "--preset", "official", "--json"]) == 0
+    assert abs(json.loads(capsys.readouterr().out)["macs"] / 1e9 - 24.18) < 0.02
