@@ -162,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("focusnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `focusnet score ... | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

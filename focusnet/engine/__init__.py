@@ -1,0 +1,1 @@
+"""Training, evaluation and scoring on top of the models, losses and metrics."""
