@@ -333,6 +333,8 @@ def check_input_size(x: torch.Tensor, multiple: int, model: str) -> None:
     """
     from focusnet.errors import FocusNetError
 
+    if torch.jit.is_tracing():  # sizes are tensors while tracing; the trace is shape-specialised anyway
+        return
     if x.dim() != 4:
         raise FocusNetError(f"{model}: expected a (B, C, H, W) batch, got shape {tuple(x.shape)}")
     h, w = int(x.shape[-2]), int(x.shape[-1])
@@ -356,7 +358,7 @@ def keras_init_(module: nn.Module, kernel: KerasInit) -> nn.Module:
 
     Example:
         >>> conv = keras_init_(nn.Conv2d(3, 8, 3), "he_normal")
-        >>> float(conv.bias.abs().sum())
+        >>> float(conv.bias.detach().abs().sum())
         0.0
     """
     weight = module.weight
