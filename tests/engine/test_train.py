@@ -1,0 +1,282 @@
+"""End-to-end training on a tiny synthetic set: run folder contents, split hygiene, LR schedule, config errors."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from focusnet.engine.config import PAPER_STEP_BOUNDARIES, TrainConfig, lr_factor
+from focusnet.errors import FocusNetError
+
+SUMMARY_KEYS = {"per_image", "mean", "std", "median", "pooled", "thresholded_jaccard", "count", "protocol"}
+METRICS = ("precision", "recall", "dice", "jaccard", "specificity", "accuracy")
+TINY = {"widths": (8, 8, 8, 8, 8), "stem_width": 8, "head_mid": (8, 8, 8, 8), "fusion_mid": 8}
+
+
+def tiny_config(data_root: Path, out_dir: Path, **changes) -> TrainConfig:
+    base = dict(
+        model="focusnetpp",
+        preset="lite",
+        model_kwargs=TINY,
+        data_root=str(data_root),
+        out_dir=str(out_dir),
+        size=32,
+        batch_size=4,
+        epochs=2,
+        lr=1e-3,
+        lr_schedule="cosine",
+        split_fractions=(0.5, 0.25, 0.25),
+        progress_bar=False,
+        num_threads=1,  # tiny tensors: threads only add overhead (and stall on a busy machine)
+    )
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    from focusnet.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("lesions")
+    generate("lesions", root, count=12, size=48, seed=0, overwrite=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data_root, tmp_path_factory):
+    """One 2-epoch run, recording every load_split_tensors call (which splits, and whether fit had ended)."""
+    from focusnet.engine import train as train_mod
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    calls: list[dict] = []
+    real = train_mod.load_split_tensors
+
+    def recording(config, split, parts=("train", "val")):
+        parts = tuple(parts)
+        calls.append({"parts": parts, "fit_done": (run_dir / "last.ckpt").is_file()})
+        return real(config, split, parts)
+
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_mod, "load_split_tensors", recording)
+        returned = train_mod.train(tiny_config(data_root, run_dir))
+    assert torch.get_num_threads() == threads  # num_threads=1 applied during the run only
+    return {"run": returned, "calls": calls, "data_root": data_root}
+
+
+# -------------------------------------------------------------------------------- end to end
+def test_train_writes_the_run_folder(trained):
+    run = trained["run"]
+    for name in ("config.json", "config.yaml", "split.json", "best.ckpt", "last.ckpt", "logs/metrics.csv", "curves.png", "summary.json"):
+        assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    split = json.loads((run / "split.json").read_text())
+    assert summary["count"] == len(split["test"]) == len(summary["per_image"])
+    assert sorted(row["id"] for row in summary["per_image"]) == sorted(split["test"])
+    assert set(METRICS) <= set(summary["mean"])
+    assert 0.0 <= summary["mean"]["dice"] <= 1.0
+    protocol = summary["protocol"]
+    assert protocol["split"] == "test"
+    assert protocol["resolution"] == "32x32 (model input)"
+    assert protocol["threshold"] == 0.5
+    assert protocol["model"] == "focusnetpp" and protocol["preset"] == "lite"
+    assert protocol["run"] == str(run)
+    assert "aggregation" in protocol
+
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    assert config.model_kwargs == TINY and config.size == 32 and config.out_dir == str(run)
+
+
+def test_metrics_csv_has_every_epoch_and_the_scheduled_lr(trained):
+    from focusnet.engine.plots import read_epoch_metrics
+
+    metrics = read_epoch_metrics(trained["run"] / "logs" / "metrics.csv")
+    for key in ("train_loss", "val_loss", "val_dice", "lr"):
+        assert sorted(metrics[key]) == [0, 1], key
+    assert all(0.0 <= v <= 1.0 for v in metrics["val_dice"].values())
+    # cosine over 2 epochs, stepped once per epoch by Lightning: 1e-3, then 0.5e-3
+    assert metrics["lr"][0] == pytest.approx(1e-3, rel=1e-6)
+    assert metrics["lr"][1] == pytest.approx(0.5e-3, rel=1e-6)
+
+
+def test_best_checkpoint_loads_weights_only_and_reproduces_the_summary(trained):
+    from focusnet.engine.evaluate import evaluate_checkpoint
+
+    run = trained["run"]
+    ckpt = torch.load(run / "best.ckpt", map_location="cpu", weights_only=True)
+    monitors = [v.get("monitor") for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    assert monitors == ["val_loss"]
+    again = evaluate_checkpoint(run, split="test")
+    saved = json.loads((run / "summary.json").read_text())
+    assert again["per_image"] == saved["per_image"]
+
+
+def test_split_is_disjoint_and_test_is_not_seen_before_fit_ends(trained):
+    split = json.loads((trained["run"] / "split.json").read_text())
+    train, val, test = (set(split[k]) for k in ("train", "val", "test"))
+    assert train and val and test
+    assert not (train & val) and not (train & test) and not (val & test)
+    all_ids = {p.stem for p in (trained["data_root"] / "images").iterdir()}
+    assert train | val | test == all_ids
+
+    calls = trained["calls"]
+    during_fit = [c for c in calls if not c["fit_done"]]
+    after_fit = [c for c in calls if c["fit_done"]]
+    assert during_fit and all("test" not in c["parts"] for c in during_fit)
+    assert [c["parts"] for c in after_fit] == [("test",)]
+
+
+def test_refuses_to_overwrite_a_run_folder(trained):
+    from focusnet.engine.train import train
+
+    run = trained["run"]
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(FocusNetError, match=r"not empty.*--out"):
+        train(tiny_config(trained["data_root"], run))
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_refuses_a_non_empty_folder_that_is_not_a_run(data_root, tmp_path):
+    from focusnet.engine.train import train
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FocusNetError, match="notes.txt"):
+        train(tiny_config(data_root, tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+# ---------------------------------------------------------------------------------- schedule
+def test_paper_step_schedule_gives_the_exact_lr_per_epoch():
+    from focusnet.engine.module import SegmentationModule
+
+    config = TrainConfig(lr=1e-4, lr_schedule="paper_step", epochs=50, size=32)
+    module = SegmentationModule.from_config(torch.nn.Conv2d(3, 1, 1), config)
+    opt_conf = module.configure_optimizers()
+    optimizer, scheduler = opt_conf["optimizer"], opt_conf["lr_scheduler"]["scheduler"]
+    assert opt_conf["lr_scheduler"]["interval"] == "epoch"
+    assert optimizer.defaults["betas"] == (0.9, 0.999) and optimizer.defaults["eps"] == 1e-7
+    seen = []
+    for _epoch in range(50):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [1e-4] * 16 + [1e-5] * 10 + [1e-6] * 15 + [1e-7] * 9
+    assert seen == pytest.approx(expected, rel=1e-12, abs=0)
+    assert PAPER_STEP_BOUNDARIES == (16, 26, 41)
+    assert [lr_factor("paper_step", e, 50) for e in (0, 15, 16, 25, 26, 40, 41, 60)] == [
+        1.0, 1.0, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001,
+    ]
+
+
+def test_constant_and_cosine_schedules():
+    assert [lr_factor("constant", e, 5) for e in range(5)] == [1.0] * 5
+    cos = [lr_factor("cosine", e, 4) for e in range(4)]
+    assert cos == pytest.approx([1.0, 0.5 + 0.5 * math.cos(math.pi / 4), 0.5, 0.5 - 0.5 * math.cos(math.pi / 4)])
+
+
+def test_defaults_follow_the_spec():
+    c = TrainConfig()
+    assert (c.batch_size, c.epochs, c.optimizer, c.lr, c.betas, c.eps) == (8, 50, "adam", 1e-4, (0.9, 0.999), 1e-7)
+    assert (c.lr_schedule, c.loss, c.threshold, c.normalization, c.model, c.preset) == (
+        "paper_step", {"reduction": "batch"}, 0.5, "minmax", "focusnetpp", None,
+    )
+
+
+def test_preset_is_resolved_and_checked_against_the_model():
+    from focusnet.engine.train import resolve_model
+
+    assert resolve_model(TrainConfig()).preset == "paper"  # the model's default preset, saved resolved
+    assert resolve_model(TrainConfig(preset="lite")).preset == "lite"
+    assert resolve_model(TrainConfig(model="unet")).preset is None
+    with pytest.raises(FocusNetError, match=r"^preset: model 'unet' has no presets"):
+        resolve_model(TrainConfig(model="unet", preset="paper"))
+    with pytest.raises(FocusNetError, match=r"^preset: unknown preset 'huge'.*paper"):
+        resolve_model(TrainConfig(preset="huge"))
+    with pytest.raises(FocusNetError, match=r"unknown model 'unet3'"):
+        resolve_model(TrainConfig(model="unet3"))
+
+
+# ---------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("lr_schedule", "step", "paper_step, constant, cosine"),
+        ("optimizer", "sgd", "adam"),
+        ("normalization", "zscore", "minmax"),
+        ("mask_rule", "any", "binary, nonzero, half"),
+        ("channels", 2, "1, 3"),
+        ("batch_size", 0, ">= 1"),
+        ("epochs", 1.5, ">= 1"),
+        ("lr", -1.0, "(0"),
+        ("threshold", 1.0, "(0, 1)"),
+        ("split_fractions", (0.8, 0.2, 0.1), "summing to 1"),
+        ("split_fractions", (1.0, 0.0, 0.0), "positive"),
+        ("betas", (0.9,), "two numbers"),
+        ("loss", {"reduction": "pixel"}, "reduction"),
+        ("loss", {"gama": 0.1}, "gama"),
+        ("accelerator", "tpu-ish", "cpu"),
+        ("deterministic", "maybe", "warn"),
+    ],
+)
+def test_config_errors_name_the_key_and_the_allowed_values(key, value, allowed):
+    with pytest.raises(FocusNetError) as info:
+        TrainConfig(**{key: value})
+    message = str(info.value)
+    assert message.startswith(f"{key}:"), message
+    assert allowed in message, message
+
+
+def test_from_dict_rejects_unknown_keys_and_round_trips():
+    with pytest.raises(FocusNetError, match=r"unknown config key 'lr_schedul'.*lr_schedule"):
+        TrainConfig.from_dict({"lr_schedul": "cosine"})
+    c = TrainConfig(size=64, model_kwargs={"widths": (8, 8, 8, 8, 8)}, betas=(0.8, 0.99), data_root="d")
+    d = json.loads(json.dumps(c.to_dict()))
+    assert TrainConfig.from_dict(d) == c
+    with pytest.raises(FocusNetError, match=r"^size:"):
+        TrainConfig.from_dict({**d, "size": "64"})
+
+
+def test_config_files_round_trip_and_name_the_file(tmp_path):
+    import yaml
+
+    c = TrainConfig(size=64, epochs=3, model_kwargs={"widths": (8, 8, 8, 8, 8)})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(c.to_dict()))
+    (tmp_path / "c.json").write_text(json.dumps(c.to_dict()))
+    assert TrainConfig.from_file(tmp_path / "c.yaml") == c == TrainConfig.from_file(tmp_path / "c.json")
+    (tmp_path / "bad.yaml").write_text("epochs: 3\nbatchsize: 4\n")
+    with pytest.raises(FocusNetError, match=r"bad.yaml: unknown config key 'batchsize'"):
+        TrainConfig.from_file(tmp_path / "bad.yaml")
+
+
+def test_missing_data_root_is_a_one_line_error(tmp_path):
+    from focusnet.engine.train import train
+
+    with pytest.raises(FocusNetError, match=r"^data_root:"):
+        train(TrainConfig(out_dir=str(tmp_path / "run")))
+    with pytest.raises(FocusNetError, match=r"^data_root:"):
+        train(TrainConfig(data_root=str(tmp_path / "nowhere"), out_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
+
+
+def test_curves_from_a_lightning_style_csv(tmp_path):
+    from focusnet.engine.plots import plot_training_curves, read_epoch_metrics
+
+    path = tmp_path / "metrics.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["epoch", "lr", "step", "train_loss", "val_dice", "val_loss"])
+        w.writerow([0, "", 3, "", 0.5, 1.0])
+        w.writerow([0, 0.001, 3, 1.2, "", ""])
+        w.writerow([1, "", 7, "", 0.7, 0.8])
+        w.writerow([1, 0.0005, 7, 0.9, "", ""])
+    m = read_epoch_metrics(path)
+    assert m["val_dice"] == {0: 0.5, 1: 0.7} and m["train_loss"] == {0: 1.2, 1: 0.9}
+    out = plot_training_curves(path, tmp_path / "curves.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
