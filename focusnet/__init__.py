@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model, list_models
+from focusnet.weights import load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["FocusNetError", "create_model", "list_models", "__version__"]
+__all__ = ["FocusNetError", "create_model", "list_models", "load_model", "__version__"]

@@ -149,6 +149,89 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------ train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config (paper protocol by default), then score the test split",
+        description="Trains from a config file (configs/*.yaml) with KEY=VALUE overrides (dotted keys for "
+        "nested values: data.source=PATH, model_kwargs.widths=[8,8,8,8,8], augment.enabled=true; values "
+        "are read as YAML). The data set is prepared into a cache first (a no-op when up to date). Writes "
+        "a run folder: config, environment, split, full-state checkpoints every epoch (best by val_loss, "
+        "last), weights/{best,last}.safetensors, logs, curves and the test-split summary. "
+        "--resume RUN_DIR continues a run from its last checkpoint, exactly. --devices N / --num-nodes N "
+        "train with DDP (Lightning launches the processes, or run under torchrun / SLURM).",
+    )
+    p.add_argument("config", nargs="?", type=Path, default=None, metavar="CONFIG", help="YAML or JSON config (omit with --resume)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. epochs=10 data.source=/data/isic")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<model>-<time>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue this run from its last.ckpt")
+    p.add_argument("--devices", default=None, help="devices per node (an integer or auto)")
+    p.add_argument("--num-nodes", type=int, default=None, help="number of nodes (DDP)")
+    p.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], default=None, help="cpu, gpu or auto")
+    p.add_argument("--precision", choices=["32", "32-true", "bf16-mixed", "16-mixed"], default=None, help="32 (default), bf16-mixed or 16-mixed (GPU)")
+    p.add_argument("--seed", type=int, default=None, help="global seed (weights, batch order, dropout, augmentation)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only")
+    p.set_defaults(func=_cmd_train)
+
+    # KEY=VALUE overrides may also follow the flags (argparse alone takes positionals only before them).
+    parse_known = p.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):  # noqa: ANN001, ANN202 - argparse's signature
+        ns, extras = parse_known(args, namespace)
+        late = [e for e in extras if "=" in e and not e.startswith("-")]
+        ns.overrides = list(getattr(ns, "overrides", None) or []) + late
+        return ns, [e for e in extras if e not in late]
+
+    p.parse_known_args = parse_known_args
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.config is not None and "=" in str(args.config) and not args.config.exists():
+        overrides.insert(0, str(args.config))  # `focusnet train --resume RUN epochs=6`
+        args.config = None
+    flags = {
+        "devices": None if args.devices is None else (args.devices if args.devices == "auto" else _int_flag("--devices", args.devices)),
+        "num_nodes": args.num_nodes,
+        "accelerator": args.accelerator,
+        "precision": args.precision,
+        "seed": args.seed,
+        "deterministic": True if args.deterministic else None,
+    }
+    overrides += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in flags.items() if v is not None]
+    if args.resume is not None:
+        from focusnet.engine.train import resume
+
+        if args.config is not None:
+            raise FocusNetError("--resume takes the run folder's own config; give KEY=VALUE overrides only (e.g. epochs=60)")
+        if args.out is not None:
+            raise FocusNetError("--resume continues in the run folder itself; --out does not apply")
+        run_dir = resume(args.resume, overrides)
+    else:
+        from focusnet.engine.config import load_config
+        from focusnet.engine.train import train
+
+        if args.config is None:
+            raise FocusNetError("give a CONFIG file (e.g. configs/isic2018_focusnetpp.yaml) or --resume RUN_DIR")
+        config = load_config(args.config, overrides)
+        if args.out is not None:
+            config = config.replace(out_dir=str(args.out))
+        run_dir = train(config)
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        mean = json.loads(summary.read_text())["mean"]
+        print(f"focusnet train: run folder {run_dir}; test Dice {mean['dice']:.4f}, Jaccard {mean['jaccard']:.4f} (per-image means)")
+    return 0
+
+
+def _int_flag(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise FocusNetError(f"{name}: expected an integer or auto; got {value!r}") from None
+
+
 # ------------------------------------------------------------------------------------------- demo
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -342,14 +425,143 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- predict
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="write binary masks (0/255 PNG, original size) for images of any size and format",
+        description="Each image is preprocessed as in training (resized to the model's input size, "
+        "normalised), its probabilities are resized back to the image's original size (bilinear) and "
+        "thresholded (foreground: probability > threshold). Writes <stem><suffix>.png per image, and "
+        "optionally <stem>_prob.png and <stem>_overlay.png. Refuses to replace existing outputs "
+        "unless --overwrite, and to write into an input folder.",
+    )
+    p.add_argument(
+        "model", metavar="MODEL", help="weights (.safetensors), their .json, or a run folder (uses weights/best.safetensors)"
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image file(s), a folder of images (not recursive) or a quoted glob such as 'images/*.jpg'",
+    )
+    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR", help="folder for the masks (created)")
+    p.add_argument("--suffix", default="_mask", help="mask file name: <stem><suffix>.png (default _mask)")
+    p.add_argument("--probabilities", action="store_true", help="also write <stem>_prob.png (probability x 255)")
+    p.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png (mask tinted on the image)")
+    p.add_argument("--tta", action="store_true", help="average over identity, horizontal and vertical flips")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
+    p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's, 0.5)")
+    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="inference engine (default torch)")
+    p.add_argument("--onnx", type=Path, default=None, metavar="FILE", help="exported .onnx model for --backend onnxruntime")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the per-image results as JSON instead of the summary")
+    p.set_defaults(func=_cmd_predict)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import time
+
+    from focusnet.engine.predict import predict
+
+    start = time.perf_counter()
+    rows = predict(
+        args.model,
+        args.inputs,
+        args.output_dir,
+        suffix=args.suffix,
+        save_probabilities=args.probabilities,
+        save_overlays=args.overlays,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        threshold=args.threshold,
+        backend=args.backend,
+        onnx_path=args.onnx,
+        overwrite=args.overwrite,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    extras = [name for name, on in (("probability maps", args.probabilities), ("overlays", args.overlays)) if on]
+    print(
+        f"predicted {len(rows)} mask(s)" + (f" (+ {' and '.join(extras)})" if extras else "")
+        + f" into {args.output_dir} in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------------------- evaluate
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a run's best weights on a split, at model and at original resolution",
+        description="Runs the run's best weights (weights/best.safetensors, else best.ckpt) on the "
+        "split's images, thresholds the probabilities and scores them against the masks at the model "
+        "input resolution and, after resizing the probabilities back to each image's original size "
+        "(bilinear), against the original masks read from the source files. Writes "
+        "RUN_DIR/eval/SPLIT/: per_image_model_res.csv, per_image_original_res.csv, summary.json (both "
+        "resolutions in the `focusnet score --json` schema) and summary.md.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by training")
+    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default test)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
+    p.add_argument(
+        "--empty-score",
+        type=float,
+        default=1.0,
+        help="score of an image whose prediction and truth are both empty (default 1.0, as ISIC)",
+    )
+    p.add_argument(
+        "--original-resolution",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also score at each image's original resolution (default: yes)",
+    )
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the run's accelerator)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation of this split")
+    p.add_argument("--json", action="store_true", help="print summary.json instead of the tables")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from focusnet.engine.evaluate import evaluate_run
+    from focusnet.engine.scoring import format_summary
+
+    summary = evaluate_run(
+        args.run_dir,
+        split=args.split,
+        threshold=args.threshold,
+        empty_score=args.empty_score,
+        original_resolution=args.original_resolution,
+        overwrite=args.overwrite,
+        device=args.device,
+    )
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    for key, title in (("model_resolution", "model resolution"), ("original_resolution", "original resolution")):
+        if summary[key] is not None:
+            print(f"== {title} ==")
+            print(format_summary(summary[key]))
+    print(f"wrote {', '.join(summary['files'])} under {args.run_dir}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- main
 _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_models,
     _add_complexity,
     _add_score,
+    _add_train,
     _add_demo,
     _add_benchmark,
     _add_prepare,
+    _add_predict,
+    _add_evaluate,
 )
 
 

@@ -1,8 +1,11 @@
 """``focusnet demo``: synthetic lesions -> train FocusNet++ -> test-split scores, in minutes on a CPU.
 
-The demo writes a deterministic synthetic ``lesions`` data set into ``<run>/data`` and then runs the
-ordinary training pipeline (:func:`focusnet.engine.train.train`) on it, so the run folder has the
-same files as any training run (config, split, checkpoints, log, curves, ``summary.json``).
+The demo writes a deterministic synthetic ``lesions`` data set into ``<run>/data`` (an ``images/`` +
+``masks/`` folder) and then runs the ordinary pipeline on it: the data layer prepares it into
+``<run>/prepared`` (format ``folder``, seeded random split) and :func:`focusnet.engine.train.train`
+trains from that cache, so the run folder has the same files as any training run (config,
+environment, split, full-state checkpoints, safetensors weights, logs, curves, ``summary.json``).
+``focusnet train configs/demo.yaml data.source=<folder>`` trains the same way on any folder.
 
 It is not the paper's training setup: the paper's 1e-4 step schedule over 50 epochs at 256x256
 (``TrainConfig``'s defaults) is far too slow for a CPU. The demo trains small images for a few
@@ -50,8 +53,16 @@ DEMO_SETTINGS: dict[str, Any] = {
 }
 
 
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+
 def demo_config(run_dir: str | Path, epochs: int | None = None):
-    """The :class:`~focusnet.engine.config.TrainConfig` the demo trains with."""
+    """The :class:`~focusnet.engine.config.TrainConfig` the demo trains with.
+
+    The settings of :data:`DEMO_SETTINGS`; the data set is the synthetic folder the demo writes to
+    ``<run>/data`` (format ``folder``), prepared into ``<run>/prepared`` like any other data set.
+    ``configs/demo.yaml`` holds the same settings for ``focusnet train``.
+    """
     from focusnet.engine.config import TrainConfig
 
     s = DEMO_SETTINGS
@@ -59,7 +70,13 @@ def demo_config(run_dir: str | Path, epochs: int | None = None):
         model="focusnetpp",
         preset=s["preset"],
         model_kwargs=dict(s["model_kwargs"]),
-        data_root=str(Path(run_dir) / "data"),
+        data={
+            "format": "folder",
+            "source": str(Path(run_dir) / "data"),
+            "split": "random",
+            "split_seed": s["seed"],
+            "cache_dir": str(Path(run_dir) / "prepared"),
+        },
         size=s["size"],
         batch_size=s["batch_size"],
         epochs=int(epochs) if epochs is not None else s["epochs"],
@@ -69,7 +86,6 @@ def demo_config(run_dir: str | Path, epochs: int | None = None):
         lr_schedule=s["lr_schedule"],
         num_threads=s["num_threads"],
         seed=s["seed"],
-        split_seed=s["seed"],
         out_dir=str(run_dir),
         accelerator="cpu",
     )

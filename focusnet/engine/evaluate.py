@@ -1,4 +1,8 @@
-"""Score a run's checkpoint on one split of its data.
+"""Score a run's best weights on one split of its data.
+
+:func:`evaluate_run` (``focusnet evaluate RUN_DIR``) scores at model and at original resolution and
+writes ``<run>/eval/<split>/`` (per-image CSVs, ``summary.json``, ``summary.md``);
+:func:`evaluate_checkpoint` is the model-resolution score training writes to ``summary.json``.
 
 The model is rebuilt from the run's ``config.json`` and its weights are read with
 ``torch.load(..., weights_only=True)`` (no arbitrary unpickling). Predicted masks are the model's
@@ -12,15 +16,23 @@ Example:
 """
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from focusnet.errors import FocusNetError
+from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
 
-__all__ = ["evaluate_checkpoint", "load_model"]
+__all__ = ["EvalData", "evaluate_checkpoint", "evaluate_run", "format_evaluation_markdown", "load_eval_data", "load_model"]
 
 _MODEL_PREFIX = "model."
 
@@ -83,17 +95,13 @@ def evaluate_checkpoint(
         ``protocol`` holding the split, resolution, threshold, model, preset, run and checkpoint.
     """
     from focusnet.engine import train as train_mod
-    from focusnet.metrics import confusion_counts, summarize
 
     run_dir = Path(run_dir)
     config = train_mod.read_config(run_dir)
-    split_ids = train_mod.read_split(run_dir)
-    if split not in split_ids:
-        raise FocusNetError(f"split: unknown split {split!r}; choose one of: {', '.join(split_ids)}")
+    data = load_eval_data(run_dir, split)  # the run's layout: prepared cache or data folder
     model, epoch = _load(run_dir, checkpoint)
     dev = torch.device(device) if device is not None else _device(config.accelerator)
     model.to(dev)
-    data = train_mod.load_split_tensors(config, split_ids, parts=(split,))[split]
     threshold_logit = math.log(config.threshold / (1.0 - config.threshold))
 
     counts = []
@@ -116,3 +124,410 @@ def evaluate_checkpoint(
     }
     return summarize(torch.cat(counts), data.ids, empty_score=1.0, protocol=protocol)
 
+
+# =========================================================================== evaluate_run (CLI)
+EVAL_DIR = "eval"
+MODEL_RES_CSV = "per_image_model_res.csv"
+ORIGINAL_RES_CSV = "per_image_original_res.csv"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+CSV_COLUMNS = ("id", "orig_h", "orig_w", "tp", "fp", "fn", "tn", "precision", "recall", "dice", "jaccard")
+RESIZE_BACK_RULE = (
+    "the model's sigmoid probabilities are resized to each image's original height x width with a "
+    "bilinear resize (Pillow BILINEAR, anti-aliased when shrinking; focusnet.engine.predict."
+    "probabilities_to_size), then thresholded"
+)
+# Config keys that name a prepared cache (focusnet.data.cache) in a cache-based run.
+_CACHE_KEYS = ("cache", "cache_dir", "prepared", "data_cache")
+_WEIGHTS = ("weights", "best.safetensors")
+
+
+@dataclass
+class EvalData:
+    """One split of a run's data at model resolution, and how to read each original mask.
+
+    Attributes:
+        images: float32 (N, C, S, S), normalised as in training.
+        masks: float32 (N, 1, S, S) 0/1, the masks as the model was trained on them.
+        ids: N ids, in split order.
+        orig_sizes: int64 (N, 2) original (h, w).
+        read_original_mask: ``id -> bool (h, w)`` mask read from the source files.
+        source: one line saying where the data came from.
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    ids: list[str]
+    orig_sizes: torch.Tensor
+    read_original_mask: Callable[[str], np.ndarray]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _cache_path(config: Any) -> str | None:
+    for key in _CACHE_KEYS:
+        value = getattr(config, key, None)
+        if isinstance(value, (str, Path)) and str(value):
+            return str(value)
+    return None
+
+
+# Files a cache-based run may record its prepared cache in (key "cache"), checked in this order.
+_RUN_CACHE_RECORDS = ("data.json", "cache.json", "prepare.json", "summary.json")
+
+
+def _run_cache(run_dir: Path, config: Any) -> str:
+    """The prepared cache of a cache-based run (config key ``data``).
+
+    The cache the run recorded (a ``"cache"`` entry in one of its JSON files, or a config key
+    naming it) when it still exists; otherwise the cache of the run's ``data`` settings, prepared
+    again if needed (a no-op when it is up to date, see :func:`focusnet.data.cache.prepare`).
+    """
+    from focusnet.data.cache import MANIFEST, prepare
+    from focusnet.engine.config import expand_path
+
+    recorded = _cache_path(config)
+    candidates = [recorded] if recorded else []
+    for name in _RUN_CACHE_RECORDS:
+        path = run_dir / name
+        if path.is_file():
+            try:
+                value = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            for entry in (value, value.get("data") if isinstance(value, dict) else None):
+                if isinstance(entry, dict) and isinstance(entry.get("cache"), str):
+                    candidates.append(entry["cache"])
+    for candidate in candidates:
+        if (Path(candidate) / MANIFEST).is_file():
+            return candidate
+    data = config.data
+    if data.source is None:
+        raise FocusNetError(f"{run_dir / 'config.json'}: data.source is not set; cannot find the run's data")
+    from focusnet.engine import train as train_mod
+
+    if hasattr(train_mod, "prepare_data"):  # the engine's own call: same settings, same cache
+        summary = train_mod.prepare_data(config)
+    else:
+        summary = prepare(
+            data.format,
+            expand_path(data.source),
+            expand_path(data.cache_dir),
+            size=config.size,
+            channels=config.channels,
+            normalization=config.normalization,
+            mask_rule=data.mask_rule,
+            split=expand_path(data.split) if data.split.lower().endswith(".json") else data.split,
+            seed=data.split_seed,
+            fold=data.fold,
+            progress=False,
+            skip_bad=data.skip_bad,
+            **data.reader_options(),
+        )
+    return summary["cache"]
+
+
+def load_eval_data(run_dir: str | Path, split: str = "test") -> EvalData:
+    """The ``split`` ids of the run's ``split.json``, from its prepared cache or its data folder.
+
+    The layout is detected from the run's config: a ``data`` section (or a ``cache`` key) means the
+    cache-based layout: model-resolution tensors come from the prepared cache, original masks
+    from the source files named in its manifest, read with its reader. Otherwise (the first
+    engine's layout) ``data_root`` holds ``image_dir``/``mask_dir`` and everything is read there.
+    """
+    from focusnet.engine import train as train_mod
+
+    run_dir = Path(run_dir)
+    config = train_mod.read_config(run_dir)
+    split_ids = train_mod.read_split(run_dir)
+    if split not in split_ids:
+        raise FocusNetError(f"split: unknown split {split!r}; choose one of: {', '.join(split_ids)}")
+    ids = split_ids[split]
+    if not ids:
+        raise FocusNetError(f"{run_dir / 'split.json'}: the {split} split is empty; nothing to evaluate")
+    if _cache_path(config) is not None or hasattr(config, "data"):
+        return _cache_data(_run_cache(run_dir, config), config, ids)
+    return _folder_data(config, split_ids, split)
+
+
+def _folder_data(config: Any, split_ids: dict[str, list[str]], split: str) -> EvalData:
+    from focusnet.data.folder import list_pairs
+    from focusnet.data.io import read_mask
+    from focusnet.engine import train as train_mod
+
+    data = train_mod.load_split_tensors(config, split_ids, parts=(split,))[split]
+    pairs = {p.id: p for p in list_pairs(config.data_root, config.image_dir, config.mask_dir, config.mask_suffix)}  # first-engine layout
+
+    def read(image_id: str) -> np.ndarray:
+        return read_mask(pairs[image_id].mask, rule=config.mask_rule)
+
+    return EvalData(
+        data.images, data.masks, list(data.ids), data.orig_sizes, read, f"folder {config.data_root}"
+    )
+
+
+def _cache_data(cache_path: str, config: Any, ids: list[str]) -> EvalData:
+    from focusnet.data.cache import open_cache
+    from focusnet.data.readers import get_reader
+
+    ds = open_cache(cache_path)
+    normalization = getattr(config, "normalization", None)
+    images, masks, ids = ds.tensors(ids, normalization=normalization)
+    sizes = ds.orig_size_tensor(ids)
+    settings = ds.manifest["settings"]
+    source = Path(settings["source"])
+    items: dict[str, Any] = {}
+
+    def read(image_id: str) -> np.ndarray:
+        if not items:  # list the source once, on the first original mask
+            if not source.is_dir():
+                raise FocusNetError(
+                    f"{source}: source folder of the cache {ds.path} not found; original-resolution "
+                    "scores need the original masks (use --no-original-resolution to skip them)"
+                )
+            reader = get_reader(settings["format"])
+            listing = reader.list_items(
+                source, channels=settings["channels"], mask_rule=settings["mask_rule"], **settings.get("reader_options", {})
+            )
+            items.update({item.id: item for item in listing.items})
+        if image_id not in items:
+            raise FocusNetError(f"{source}: no item {image_id!r} any more; the source changed since the cache was prepared")
+        return items[image_id].load()[1]
+
+    return EvalData(images, masks, list(ids), sizes, read, f"cache {ds.path} (source {source}, format {settings['format']})")
+
+
+def _load_weights(run_dir: Path, device: torch.device) -> tuple[nn.Module, str]:
+    """The best model: ``weights/best.safetensors`` when present (no unpickling), else ``best.ckpt``."""
+    safe = run_dir.joinpath(*_WEIGHTS)
+    if safe.is_file():
+        from focusnet.weights import load_model as load_safetensors
+
+        return load_safetensors(safe, device=device), str(Path(*_WEIGHTS))
+    model, epoch = _load(run_dir, "best.ckpt")
+    return model.to(device), "best.ckpt" + (f" (epoch {epoch})" if epoch is not None else "")
+
+
+def _check_outputs(out_dir: Path, overwrite: bool) -> None:
+    existing = [n for n in (MODEL_RES_CSV, ORIGINAL_RES_CSV, SUMMARY_JSON, SUMMARY_MD) if (out_dir / n).exists()]
+    if existing and not overwrite:
+        raise FocusNetError(
+            f"{out_dir}: already holds an evaluation ({', '.join(existing)}); pass --overwrite to replace it"
+        )
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _csv_text(result: dict, sizes: list[tuple[int, int]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row, (h, w) in zip(result["per_image"], sizes):
+        values = [row["id"], h, w, row["tp"], row["fp"], row["fn"], row["tn"]]
+        values += ["" if row[k] is None else repr(float(row[k])) for k in ("precision", "recall", "dice", "jaccard")]
+        writer.writerow(values)
+    return buf.getvalue()
+
+
+def _md_value(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def format_evaluation_markdown(summary: dict) -> str:
+    """``summary.md``: one table per resolution (per-image mean ± std, median, pooled) and the protocol."""
+    lines = [
+        f"# Evaluation of `{summary['run']}` on the {summary['split']} split",
+        "",
+        f"- model: {summary['model']}" + (f" (preset {summary['preset']})" if summary.get("preset") else ""),
+        f"- weights: {summary['weights']}",
+        f"- data: {summary['data']}",
+        f"- images: {summary['count']}",
+        f"- threshold: foreground where probability > {summary['threshold']}",
+        f"- empty-mask rule: {summary['empty_rule']} (empty_score = {summary['empty_score']})",
+        f"- aggregation: {summary['aggregation']}; std is the population standard deviation (ddof=0)",
+        "",
+    ]
+    for key, title in (("model_resolution", "Model resolution"), ("original_resolution", "Original resolution")):
+        result = summary.get(key)
+        lines.append(f"## {title}")
+        lines.append("")
+        if result is None:
+            lines += ["Not computed (--no-original-resolution).", ""]
+            continue
+        lines.append(f"Resolution: {result['protocol']['resolution']}.")
+        if key == "original_resolution":
+            lines.append(f"Resize: {result['protocol']['resize']}.")
+        lines += ["", "| metric | mean ± std (per image) | median | pooled |", "|---|---|---|---|"]
+        for name in METRIC_NAMES:
+            lines.append(
+                f"| {name} | {_md_value(result['mean'][name])} ± {_md_value(result['std'][name])} | "
+                f"{_md_value(result['median'][name])} | {_md_value(result['pooled'][name])} |"
+            )
+        cutoff = result["protocol"].get("thresholded_jaccard_cutoff", THRESHOLDED_JACCARD_CUTOFF)
+        lines += [
+            "",
+            f"ISIC 2018 thresholded Jaccard (per-image J < {cutoff} counts as 0): "
+            f"{_md_value(result['thresholded_jaccard'])}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    split: str = "test",
+    threshold: float = 0.5,
+    empty_score: float = 1.0,
+    original_resolution: bool = True,
+    overwrite: bool = False,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+) -> dict:
+    """Evaluate a run's best weights on one split, at model and at original resolution; write the results.
+
+    Steps: the model is loaded from ``<run>/weights/best.safetensors`` when present (no
+    unpickling), else from ``best.ckpt`` with ``torch.load(weights_only=True)``. The split's images
+    are preprocessed as in training and run through the model.
+
+    * Model resolution: ``sigmoid(logits) > threshold`` against the masks as the model was
+      trained on them (resized to ``size x size``: bilinear, then ``>= 0.5``).
+    * Original resolution: the probabilities are resized to each image's original ``h x w``
+      (bilinear, :func:`focusnet.engine.predict.probabilities_to_size`), thresholded
+      (``> threshold``) and compared with the original mask read from the source files (the data
+      folder, or the source named in the cache's manifest through its reader).
+
+    Writes, under ``<run>/eval/<split>/``: ``per_image_model_res.csv`` and
+    ``per_image_original_res.csv`` (id, orig_h, orig_w, tp, fp, fn, tn, precision, recall, dice,
+    jaccard), ``summary.json`` and ``summary.md``. Nothing is written if any exists, unless
+    ``overwrite``.
+
+    Args:
+        run_dir: a run folder written by :func:`focusnet.engine.train.train`.
+        split: ``train``, ``val`` or ``test`` (ids from the run's ``split.json``).
+        threshold: probability threshold, in (0, 1).
+        empty_score: score of a 0/0 ratio on a perfect image (see
+            :func:`focusnet.metrics.metrics_from_counts`); in [0, 1] or nan.
+        original_resolution: also score at each image's original resolution.
+        overwrite: replace an earlier evaluation of this split.
+        device: torch device (default: the config's accelerator, CPU when no GPU).
+        batch_size: images per forward pass (default: the config's ``eval_batch_size``).
+
+    Returns:
+        The ``summary.json`` dict: ``split``, ``threshold``, ``empty_score``, ``empty_rule``,
+        ``aggregation``, ``run``, ``model``, ``preset``, ``weights``, ``data``, ``count``,
+        ``model_resolution`` and ``original_resolution`` (each in the ``focusnet score --json``
+        schema, with the protocol; ``original_resolution`` is None when not computed) and
+        ``files`` (the written files, relative to the run folder).
+
+    Raises:
+        FocusNetError: not a run folder, unknown split, bad threshold/empty score, missing weights
+            or data, or an existing evaluation without ``overwrite``.
+    """
+    from focusnet.engine import train as train_mod
+    from focusnet.engine.predict import probabilities_to_size
+    from focusnet.metrics import _EMPTY_RULE
+
+    run_dir = Path(run_dir)
+    if not (isinstance(threshold, (int, float)) and 0.0 < float(threshold) < 1.0):
+        raise FocusNetError(f"threshold: must be a probability strictly between 0 and 1; got {threshold!r}")
+    threshold = float(threshold)
+    if not (math.isnan(empty_score) or 0.0 <= empty_score <= 1.0):
+        raise FocusNetError(f"--empty-score must be between 0 and 1 (or nan to leave such images out); got {empty_score}")
+    config = train_mod.read_config(run_dir)
+    out_dir = run_dir / EVAL_DIR / split
+    _check_outputs(out_dir, overwrite)
+    data = load_eval_data(run_dir, split)
+    dev = torch.device(device) if device is not None else _device(config.accelerator)
+    model, weights = _load_weights(run_dir, dev)
+    batch = int(batch_size or config.eval_batch_size)
+    sizes = [(int(h), int(w)) for h, w in data.orig_sizes.tolist()]
+
+    model_counts, orig_counts = [], []
+    with train_mod.torch_threads(config.num_threads), torch.inference_mode():
+        for start in range(0, len(data.ids), batch):
+            probs = torch.sigmoid(model(data.images[start : start + batch].to(dev)).float())
+            truth = data.masks[start : start + batch].to(dev) > 0.5
+            model_counts.append(confusion_counts(probs > threshold, truth).cpu())
+            if not original_resolution:
+                continue
+            probs_np = probs[:, 0].cpu().numpy()
+            for k, prob in enumerate(probs_np):
+                image_id, (h, w) = data.ids[start + k], sizes[start + k]
+                true = data.read_original_mask(image_id)
+                if true.shape != (h, w):
+                    raise FocusNetError(
+                        f"{image_id}: the original mask is {true.shape[0]}x{true.shape[1]} but the data was "
+                        f"loaded at original size {h}x{w}; the source changed since the run"
+                    )
+                pred = probabilities_to_size(prob, (h, w)) > threshold
+                orig_counts.append(confusion_counts(pred, true))
+
+    common = {
+        "split": split,
+        "threshold": threshold,
+        "threshold_rule": f"foreground where the model's probability > {threshold}",
+        "model": config.model,
+        "preset": config.preset,
+        "run": str(run_dir),
+        "weights": weights,
+        "data": data.source,
+        "selection": "best weights by val_loss on the val split",
+    }
+    s = config.size
+    model_res = summarize(
+        torch.cat(model_counts),
+        data.ids,
+        empty_score=empty_score,
+        protocol={
+            **common,
+            "resolution": f"{s}x{s} (model input)",
+            "true_masks": "the training masks: resized to the model input (bilinear, then >= 0.5)",
+        },
+    )
+    orig_res = None
+    if original_resolution:
+        orig_res = summarize(
+            torch.cat(orig_counts),
+            data.ids,
+            empty_score=empty_score,
+            protocol={
+                **common,
+                "resolution": "original (each image's own height x width)",
+                "resize": RESIZE_BACK_RULE,
+                "true_masks": f"the original masks read from the source files (mask_rule {config.mask_rule})",
+            },
+        )
+
+    files = [MODEL_RES_CSV] + ([ORIGINAL_RES_CSV] if original_resolution else []) + [SUMMARY_JSON, SUMMARY_MD]
+    summary = {
+        "split": split,
+        "threshold": threshold,
+        "empty_score": None if math.isnan(empty_score) else float(empty_score),
+        "empty_rule": _EMPTY_RULE,
+        "aggregation": model_res["protocol"]["aggregation"],
+        "run": str(run_dir),
+        "model": config.model,
+        "preset": config.preset,
+        "weights": weights,
+        "data": data.source,
+        "count": len(data.ids),
+        "model_resolution": model_res,
+        "original_resolution": orig_res,
+        "files": [str(Path(EVAL_DIR) / split / f) for f in files],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_outputs(out_dir, overwrite)  # again: another evaluation may have finished meanwhile
+    _atomic_text(out_dir / MODEL_RES_CSV, _csv_text(model_res, sizes))
+    if orig_res is not None:
+        _atomic_text(out_dir / ORIGINAL_RES_CSV, _csv_text(orig_res, sizes))
+    elif (out_dir / ORIGINAL_RES_CSV).exists():  # stale, from an earlier evaluation
+        (out_dir / ORIGINAL_RES_CSV).unlink()
+    _atomic_text(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    _atomic_text(out_dir / SUMMARY_MD, format_evaluation_markdown(summary) + "\n")
+    return summary

@@ -2,9 +2,16 @@
 
 :class:`SegmentationModule` wraps any model that returns logits (B, 1, H, W). Per epoch it logs
 ``train_loss``, ``val_loss``, ``val_dice`` (per-image mean Dice at the probability threshold, with
-an empty prediction of an empty mask scoring 1 as in ISIC) and ``lr``. The optimiser is Adam with a
-per-epoch :class:`~torch.optim.lr_scheduler.LambdaLR` schedule (see
-:func:`focusnet.engine.config.lr_factor`).
+an empty prediction of an empty mask scoring 1 as in ISIC) and ``lr``.
+
+* The loss is computed in float32 even under mixed precision (autocast is switched off around it).
+* A model with an ``l2_penalty()`` method (Keras-style L2 on its kernels) has it added to the loss.
+* A model with ``deep_supervision=True`` and a ``forward_all`` method is trained on every head:
+  the loss is the mean of the heads' losses (heads of another size are resized to the mask).
+* Optional batch augmentation (flips, 90-degree and free rotations, colour jitter) in torch, on the
+  device, per image (:func:`augment_batch`); off by default, as in the paper.
+* Validation and test metrics come from per-image TP/FP/FN/TN gathered from every process (and
+  de-duplicated by item index, since DDP pads the last shard), never from one process's shard.
 
 Example:
     >>> import torch.nn as nn
@@ -20,13 +27,91 @@ from typing import Any, Sequence
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from focusnet.engine.config import LRFactor, TrainConfig
+from focusnet.engine.config import AugmentConfig, LRFactor, TrainConfig
 from focusnet.losses import ALLHybridLoss
 from focusnet.metrics import confusion_counts, metrics_from_counts
 
-__all__ = ["SegmentationModule"]
+__all__ = ["SegmentationModule", "augment_batch", "gather_counts"]
+
+
+# ------------------------------------------------------------------------------- augmentation
+def _pick(n: int, p: float, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, device=device) < p if p > 0 else torch.zeros(n, dtype=torch.bool, device=device)
+
+
+def augment_batch(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig | dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random flips, rotations and colour jitter, drawn per image from torch's global RNG.
+
+    Geometric transforms are applied to the masks too (nearest for free rotations); colour jitter to
+    the images only, which stay in [0, 1].
+
+    Example:
+        >>> x, y = torch.rand(4, 3, 8, 8), (torch.rand(4, 1, 8, 8) > 0.5).float()
+        >>> a, b = augment_batch(x, y, {"enabled": True, "hflip": 1.0, "vflip": 0.0, "rot90": 0.0})
+        >>> torch.equal(a, x.flip(-1)) and torch.equal(b, y.flip(-1))
+        True
+    """
+    if isinstance(cfg, dict):
+        cfg = AugmentConfig(**cfg)
+    if not cfg.enabled:
+        return images, masks
+    x, y = images.clone(), masks.clone()
+    n, dev = x.shape[0], x.device
+    for p, dim in ((cfg.hflip, -1), (cfg.vflip, -2)):
+        sel = _pick(n, p, dev)
+        if sel.any():
+            x[sel], y[sel] = x[sel].flip(dim), y[sel].flip(dim)
+    if cfg.rot90 > 0 and x.shape[-1] == x.shape[-2]:
+        sel = _pick(n, cfg.rot90, dev)
+        k = torch.randint(1, 4, (n,), device=dev)
+        for turns in (1, 2, 3):
+            s = sel & (k == turns)
+            if s.any():
+                x[s], y[s] = torch.rot90(x[s], turns, (-2, -1)), torch.rot90(y[s], turns, (-2, -1))
+    if cfg.rotate > 0:
+        angle = (torch.rand(n, device=dev) * 2 - 1) * math.radians(cfg.rotate)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        zero = torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        y = F.grid_sample(y, grid.to(y.dtype), mode="nearest", padding_mode="reflection", align_corners=False)
+    view = (n, 1, 1, 1)
+    if cfg.brightness > 0:
+        x = x * (1 + (torch.rand(view, device=dev) * 2 - 1) * cfg.brightness)
+    if cfg.contrast > 0:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * (1 + (torch.rand(view, device=dev) * 2 - 1) * cfg.contrast) + mean
+    if cfg.saturation > 0 and x.shape[1] == 3:
+        grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        x = (x - grey) * (1 + (torch.rand(view, device=dev) * 2 - 1) * cfg.saturation) + grey
+    if cfg.brightness > 0 or cfg.contrast > 0 or cfg.saturation > 0:
+        x = x.clamp(0.0, 1.0)
+    return x, y
+
+
+# ------------------------------------------------------------------------------------ metrics
+def gather_counts(module: L.LightningModule, counts: list[torch.Tensor], index: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image counts (N, 4) and item indices (N,) from every process, de-duplicated, sorted by index.
+
+    DDP's sampler pads the shards to equal length by repeating items; an item seen twice is kept once.
+    """
+    local_counts = torch.cat(counts).to(module.device) if counts else torch.zeros((0, 4), dtype=torch.int64, device=module.device)
+    local_index = torch.cat(index).to(module.device) if index else torch.zeros((0,), dtype=torch.int64, device=module.device)
+    if module.trainer is not None and module.trainer.world_size > 1:
+        all_counts = module.all_gather(local_counts).reshape(-1, 4)
+        all_index = module.all_gather(local_index).reshape(-1)
+    else:
+        all_counts, all_index = local_counts, local_index
+    all_counts, all_index = all_counts.cpu(), all_index.cpu()
+    order = torch.argsort(all_index, stable=True)
+    all_index, all_counts = all_index[order], all_counts[order]
+    keep = torch.ones_like(all_index, dtype=torch.bool)
+    keep[1:] = all_index[1:] != all_index[:-1]
+    return all_counts[keep], all_index[keep]
 
 
 class SegmentationModule(L.LightningModule):
@@ -34,91 +119,165 @@ class SegmentationModule(L.LightningModule):
 
     Args:
         model: ``nn.Module`` mapping (B, C, H, W) images to (B, 1, H, W) logits.
-        lr, betas, eps, weight_decay: Adam settings.
+        optimizer: ``adam``, ``adamw`` or ``sgd``.
+        lr, betas, eps, weight_decay, momentum, nesterov: optimiser settings.
         lr_schedule: ``"paper_step"``, ``"constant"`` or ``"cosine"`` (per epoch).
         epochs: number of epochs (the cosine schedule's length).
         loss: keyword arguments of :class:`~focusnet.losses.ALLHybridLoss`.
         threshold: probability threshold of the predicted masks; applied to the logits as
             ``logits > log(t / (1 - t))`` (``logits > 0`` at 0.5), which equals ``sigmoid > t``.
+        augment: :class:`~focusnet.engine.config.AugmentConfig` settings (a dict).
+        channels_last: feed the model ``channels_last`` tensors.
     """
 
     def __init__(
         self,
         model: nn.Module,
         *,
+        optimizer: str = "adam",
         lr: float = 1e-4,
         betas: Sequence[float] = (0.9, 0.999),
         eps: float = 1e-7,
         weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        nesterov: bool = False,
         lr_schedule: str = "paper_step",
         epochs: int = 50,
         loss: dict[str, Any] | None = None,
         threshold: float = 0.5,
+        augment: dict[str, Any] | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
-        self.model = model
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
         self.loss_fn = ALLHybridLoss(**(loss or {}))
         self.threshold_logit = float(math.log(threshold / (1.0 - threshold)))
-        self._val_counts: list[torch.Tensor] = []
+        self.augment = AugmentConfig(**(augment or {}))
+        self._counts: list[torch.Tensor] = []
+        self._index: list[torch.Tensor] = []
+        self.test_counts: torch.Tensor | None = None
+        self.test_index: torch.Tensor | None = None
 
     @classmethod
     def from_config(cls, model: nn.Module, config: TrainConfig) -> "SegmentationModule":
         """The module for ``model`` with the optimiser, schedule, loss and threshold of ``config``."""
         return cls(
             model,
+            optimizer=config.optimizer,
             lr=config.lr,
             betas=list(config.betas),
             eps=config.eps,
             weight_decay=config.weight_decay,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
             lr_schedule=config.lr_schedule,
             epochs=config.epochs,
             loss=dict(config.loss),
             threshold=config.threshold,
+            augment=config.to_dict()["augment"],
+            channels_last=config.channels_last,
         )
 
     # ----------------------------------------------------------------------------------- steps
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else images
+
     def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
         """Boolean masks (B, 1, H, W) at the module's threshold."""
-        return self.model(images) > self.threshold_logit
+        return self.model(self._inputs(images)) > self.threshold_logit
+
+    def _loss(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """ALL-HL in float32 (autocast off), resizing a head of another size to the mask."""
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            logits = logits.float()
+            if logits.shape[-2:] != masks.shape[-2:]:
+                logits = F.interpolate(logits, size=masks.shape[-2:], mode="bilinear", align_corners=False)
+            return self.loss_fn(logits, masks.float())
+
+    def _penalty(self) -> torch.Tensor | float:
+        fn = getattr(self.model, "l2_penalty", None)
+        return fn().float() if callable(fn) else 0.0
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, masks = batch[0], batch[1]
-        loss = self.loss_fn(self.model(images), masks)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images.shape[0])
+        images, masks = augment_batch(images, masks, self.augment)
+        images = self._inputs(images)
+        if getattr(self.model, "deep_supervision", False) and callable(getattr(self.model, "forward_all", None)):
+            heads = self.model.forward_all(images)
+            loss = torch.stack([self._loss(h, masks) for h in heads]).mean()
+        else:
+            loss = self._loss(self.model(images), masks)
+        loss = loss + self._penalty()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images.shape[0], sync_dist=True)
         return loss
 
     def on_train_epoch_start(self) -> None:
         optimizer = self.optimizers()
-        lr = optimizer.param_groups[0]["lr"] if not isinstance(optimizer, list) else optimizer[0].param_groups[0]["lr"]
-        self.log("lr", lr, on_step=False, on_epoch=True)
+        opt = optimizer[0] if isinstance(optimizer, list) else optimizer
+        self.log("lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
+
+    def _eval_step(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        images, masks = batch[0], batch[1]
+        logits = self.model(self._inputs(images))
+        self._counts.append(confusion_counts(logits > self.threshold_logit, masks > 0.5).cpu())
+        self._index.append(batch[2].cpu() if len(batch) > 2 else torch.arange(len(images)))
+        return logits
 
     def on_validation_epoch_start(self) -> None:
-        self._val_counts = []
+        self._counts, self._index = [], []
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        images, masks = batch[0], batch[1]
-        logits = self.model(images)
-        loss = self.loss_fn(logits, masks)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images.shape[0])
-        self._val_counts.append(confusion_counts(logits > self.threshold_logit, masks > 0.5).cpu())
+        logits = self._eval_step(batch)
+        loss = self._loss(logits, batch[1]) + self._penalty()
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0], sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_counts:
-            return
-        counts = torch.cat(self._val_counts)
-        self._val_counts = []
-        dice = metrics_from_counts(counts, empty_score=1.0)["dice"]
-        self.log("val_dice", float(dice.mean()), prog_bar=True)
+        counts, _ = gather_counts(self, self._counts, self._index)
+        self._counts, self._index = [], []
+        if len(counts):
+            dice = metrics_from_counts(counts, empty_score=1.0)["dice"]
+            # the same value on every process (computed from the gathered counts): no further sync
+            self.log("val_dice", float(dice.mean()), prog_bar=True, sync_dist=False, rank_zero_only=False)
+
+    def on_test_epoch_start(self) -> None:
+        self._counts, self._index = [], []
+
+    def test_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self) -> None:
+        self.test_counts, self.test_index = gather_counts(self, self._counts, self._index)
+        self._counts, self._index = [], []
+
+    def on_train_start(self) -> None:
+        # A resumed run restores the schedule's settings from its checkpoint; a changed `epochs`
+        # (resume with epochs=N) must reshape the schedule, so set them again from this run's config.
+        for cfg in self.trainer.lr_scheduler_configs:
+            sched = cfg.scheduler
+            fns = getattr(sched, "lr_lambdas", [])
+            changed = False
+            for fn in fns:
+                if isinstance(fn, LRFactor) and (fn.epochs, fn.schedule) != (self.hparams.epochs, self.hparams.lr_schedule):
+                    fn.epochs, fn.schedule, changed = int(self.hparams.epochs), self.hparams.lr_schedule, True
+            if changed:
+                for group, base, fn in zip(sched.optimizer.param_groups, sched.base_lrs, fns):
+                    group["lr"] = base * fn(sched.last_epoch)
+                sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
 
     # ------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, weight_decay=hp.weight_decay
-        )
+        params = self.model.parameters()
+        if hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(
+                params, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay
+            )
+        else:
+            cls = torch.optim.AdamW if hp.optimizer == "adamw" else torch.optim.Adam
+            optimizer = cls(params, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, weight_decay=hp.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LRFactor(hp.lr_schedule, hp.epochs))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "frequency": 1}}

@@ -2,39 +2,53 @@
 
 :func:`train` writes one self-contained run folder::
 
-    <run>/config.json, config.yaml   the resolved TrainConfig
-    <run>/split.json                 the seeded train/val/test ids
-    <run>/best.ckpt, last.ckpt       best by val_loss (the test split is never looked at), and last
+    <run>/config.json, config.yaml   the resolved TrainConfig (paths absolute, preset resolved)
+    <run>/environment.json           versions, devices, seed, world size, command line (+ one entry per resume)
+    <run>/split.json                 the train/val/test ids (from the prepared cache)
+    <run>/best.ckpt, last.ckpt       full state (model, optimiser, scheduler, epoch, RNG): best by
+                                     val_loss (the test split is never looked at), and last, every epoch
+    <run>/progress.json              the last completed epoch
+    <run>/weights/best.safetensors, last.safetensors (+ .json)   weights for use (focusnet.weights)
     <run>/logs/metrics.csv           per-epoch train_loss, val_loss, val_dice, lr (+ hparams.yaml)
+    <run>/logs/train.log             the run's messages; logs/tensorboard/ when TensorBoard is installed
     <run>/curves.png                 loss and validation Dice per epoch
     <run>/summary.json               test-split metrics of best.ckpt (``focusnet score --json`` schema)
 
-The data path is one function, :func:`load_split_tensors`: it reads the images of the requested
-splits into memory (fine for small data sets; the place to put a cache).
+Data come from the prepared cache only (:func:`load_split_tensors`: :func:`focusnet.data.cache.prepare`,
+a no-op when the cache is up to date, then :func:`~focusnet.data.cache.open_cache`).
+
+:func:`resume` continues a run from its ``last.ckpt``; with the per-epoch reseeding of
+:class:`~focusnet.engine.callbacks.StepSeed` the result is bit-identical to an uninterrupted run on
+the same machine.
+
+Under DDP (``devices > 1`` or ``num_nodes > 1``; launched by Lightning itself, ``torchrun`` or SLURM)
+every process runs this module; only global rank 0 writes the run folder and prepares the cache,
+the others wait for it. Metrics come from the per-image counts of all processes.
 
 Example:
     >>> from focusnet.engine.config import TrainConfig
-    >>> run = train(TrainConfig(data_root="data/lesions", size=64, epochs=2, out_dir="runs/try"))  # doctest: +SKIP
-    >>> sorted(p.name for p in run.iterdir())  # doctest: +SKIP
-    ['best.ckpt', 'config.json', 'config.yaml', 'curves.png', 'last.ckpt', 'logs', 'split.json', 'summary.json']
+    >>> run = train(TrainConfig(data={"source": "data/lesions"}, size=64, epochs=2, out_dir="runs/try"))  # doctest: +SKIP
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import os
+import platform
+import sys
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
 import yaml
 from torch import nn
 
 from focusnet.data.splits import SPLIT_NAMES
-from focusnet.engine.config import TrainConfig
+from focusnet.engine.config import TrainConfig, expand_path
 from focusnet.errors import FocusNetError
 
 __all__ = [
@@ -42,23 +56,34 @@ __all__ = [
     "build_model",
     "default_run_dir",
     "load_split_tensors",
+    "prepare_data",
     "prepare_run_dir",
     "read_config",
     "read_split",
     "resolve_model",
+    "resume",
     "torch_threads",
     "train",
 ]
 
 CONFIG_JSON = "config.json"
 CONFIG_YAML = "config.yaml"
+ENVIRONMENT_JSON = "environment.json"
 SPLIT_JSON = "split.json"
 SUMMARY_JSON = "summary.json"
 BEST_CKPT = "best.ckpt"
 LAST_CKPT = "last.ckpt"
 LOG_DIR = "logs"
 METRICS_CSV = f"{LOG_DIR}/metrics.csv"
+TRAIN_LOG = f"{LOG_DIR}/train.log"
 CURVES_PNG = "curves.png"
+WEIGHTS_DIR = "weights"
+READY = ".ready"
+RUN_DIR_ENV = "FOCUSNET_RUN_DIR"  # rank 0 tells the processes Lightning launches where the run is
+# What may change when resuming (the rest would make the continuation a different run).
+RESUME_OVERRIDABLE = ("epochs", "accelerator", "devices", "num_nodes", "strategy", "num_threads", "num_workers", "progress_bar", "eval_batch_size")
+
+log = logging.getLogger("focusnet.train")
 
 
 @dataclass
@@ -73,8 +98,27 @@ class SplitTensors:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def dataset(self) -> torch.utils.data.TensorDataset:
+    def dataset(self, with_index: bool = False) -> torch.utils.data.TensorDataset:
+        if with_index:
+            return torch.utils.data.TensorDataset(self.images, self.masks, torch.arange(len(self.ids)))
         return torch.utils.data.TensorDataset(self.images, self.masks)
+
+
+# ------------------------------------------------------------------------------------ ranks
+def global_rank() -> int:
+    """This process's global rank from the launcher's environment (0 when not distributed)."""
+    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key, "").strip().isdigit():
+            if key == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
+                continue
+            return int(os.environ[key])
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0")) or 0)
+    return local + node * 10_000  # only "is it zero" matters here
+
+
+def _launched_distributed() -> bool:
+    return any(int(os.environ.get(k, "1") or 1) > 1 for k in ("WORLD_SIZE",)) or global_rank() != 0
 
 
 # ------------------------------------------------------------------------------------- run folder
@@ -92,6 +136,14 @@ def prepare_run_dir(run_dir: str | Path, keep: Iterable[str | Path] = ()) -> Pat
             generated there); anything else makes the folder count as used.
     """
     run_dir = Path(run_dir)
+    check_run_dir(run_dir, keep)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def check_run_dir(run_dir: str | Path, keep: Iterable[str | Path] = ()) -> None:
+    """Refuse a run folder that exists and holds anything but ``keep`` (creates nothing)."""
+    run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise FocusNetError(f"{run_dir}: exists and is not a folder; choose a new run folder with --out")
     if run_dir.is_dir():
@@ -102,8 +154,6 @@ def prepare_run_dir(run_dir: str | Path, keep: Iterable[str | Path] = ()) -> Pat
                 f"{run_dir}: run folder already exists and is not empty ({', '.join(used[:3])}"
                 f"{', ...' if len(used) > 3 else ''}); runs are never overwritten, choose a new folder with --out"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
 
 
 def _top_entry_inside(path: Path, folder: Path) -> Path | None:
@@ -116,14 +166,16 @@ def _top_entry_inside(path: Path, folder: Path) -> Path | None:
 
 
 def _write_json(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` saved in a run folder."""
     path = Path(run_dir) / CONFIG_JSON
     if not path.is_file():
-        raise FocusNetError(f"{path}: not found; is {run_dir} a run folder made by `focusnet` training?")
+        raise FocusNetError(f"{path}: not found; is {run_dir} a run folder made by `focusnet train`?")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -135,7 +187,7 @@ def read_split(run_dir: str | Path) -> dict[str, list[str]]:
     """The ``{"train": [...], "val": [...], "test": [...]}`` ids saved in a run folder."""
     path = Path(run_dir) / SPLIT_JSON
     if not path.is_file():
-        raise FocusNetError(f"{path}: not found; is {run_dir} a run folder made by `focusnet` training?")
+        raise FocusNetError(f"{path}: not found; is {run_dir} a run folder made by `focusnet train`?")
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or any(k not in data for k in SPLIT_NAMES):
         raise FocusNetError(f"{path}: expected the keys {', '.join(SPLIT_NAMES)}")
@@ -143,70 +195,79 @@ def read_split(run_dir: str | Path) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------- data
-def _data_root(config: TrainConfig) -> Path:
-    if config.data_root is None:
-        raise FocusNetError("data_root: not set; give the folder that holds images/ and masks/")
-    return Path(config.data_root)
+def _resolve_data(config: TrainConfig) -> TrainConfig:
+    """``config`` with ``data.source`` and ``data.cache_dir`` expanded and absolute (checked)."""
+    d = config.data
+    if d.source is None:
+        raise FocusNetError(f"data.source: not set; give the {d.format} data set folder (data.source=PATH)")
+    source = Path(expand_path(d.source))
+    if not source.is_dir():
+        raise FocusNetError(f"data.source: {source} is not a folder; give the {d.format} data set folder")
+    cache_dir = Path(expand_path(d.cache_dir))
+    split = d.split
+    if split.lower().endswith(".json"):
+        split = str(Path(expand_path(split)).resolve())
+    data = {**config.to_dict()["data"], "source": str(source.resolve()), "cache_dir": str(cache_dir.resolve()), "split": split}
+    return config.replace(data=data)
+
+
+def prepare_data(config: TrainConfig, progress: bool = False) -> dict:
+    """Prepare (or find up to date) the cache of ``config.data``; returns ``prepare``'s summary."""
+    from focusnet.data.cache import prepare
+
+    d = config.data
+    return prepare(
+        d.format,
+        expand_path(d.source) if d.source else d.source,
+        expand_path(d.cache_dir),
+        size=config.size,
+        channels=config.channels,
+        normalization=config.normalization,
+        mask_rule=d.mask_rule,
+        split=d.split,
+        seed=d.split_seed,
+        fold=d.fold,
+        progress=progress,
+        skip_bad=d.skip_bad,
+        **d.reader_options(),
+    )
 
 
 def make_split(config: TrainConfig) -> dict[str, list[str]]:
-    """The seeded random train/val/test split of every image/mask pair under ``data_root``."""
-    from focusnet.data.folder import list_pairs
-    from focusnet.data.splits import random_split_ids
+    """The train/val/test ids of ``config.data`` (prepares the cache when needed)."""
+    from focusnet.data.cache import open_cache
 
-    pairs = list_pairs(_data_root(config), config.image_dir, config.mask_dir, config.mask_suffix)
-    return random_split_ids([p.id for p in pairs], config.split_fractions, config.split_seed)
+    cache = open_cache(prepare_data(config)["cache"])
+    return {k: list(cache.splits.get(k, [])) for k in SPLIT_NAMES}
 
 
 def load_split_tensors(
     config: TrainConfig, split: dict[str, list[str]], parts: Iterable[str] = ("train", "val")
 ) -> dict[str, SplitTensors]:
-    """Read, resize and normalise the images and masks of the requested splits into memory.
+    """The images and masks of the requested splits, in memory, from the prepared cache.
 
-    This is the one place data is loaded for training and evaluation.
-
-    Args:
-        config: data settings (``data_root``, folders, ``size``, ``channels``, ``normalization``,
-            ``mask_rule``).
-        split: ids per split, as in ``split.json``.
-        parts: which splits to load.
+    This is the one place data is loaded for training and evaluation: it prepares the cache of
+    ``config.data`` (a no-op when up to date) and reads the ids of ``split[part]`` from it.
 
     Returns:
         ``{part: SplitTensors}`` with the items in the order of ``split[part]``.
     """
-    from focusnet.data.folder import SegmentationDataset, list_pairs
+    from focusnet.data.cache import open_cache
 
-    pairs = {p.id: p for p in list_pairs(_data_root(config), config.image_dir, config.mask_dir, config.mask_suffix)}
+    cache = open_cache(prepare_data(config)["cache"])
     out: dict[str, SplitTensors] = {}
     for part in parts:
         if part not in split:
             raise FocusNetError(f"split: no {part!r} split; the splits are {', '.join(split)}")
-        missing = [i for i in split[part] if i not in pairs]
-        if missing:
-            raise FocusNetError(
-                f"{config.data_root}: the {part} split names {len(missing)} id(s) with no image/mask pair "
-                f"(first: {missing[0]!r}); the data folder changed since the split was made"
-            )
         if not split[part]:
-            raise FocusNetError(f"split: the {part} split is empty; add images or change split_fractions")
-        ds = SegmentationDataset(
-            [pairs[i] for i in split[part]],
-            size=config.size,
-            channels=config.channels,
-            normalization=config.normalization,
-            mask_rule=config.mask_rule,
-        )
-        images, masks, ids, sizes = ds.preload()
-        out[part] = SplitTensors(images, masks, list(ids), sizes)
+            raise FocusNetError(f"split: the {part} split is empty; add images or change data.split")
+        images, masks, ids = cache.tensors(split[part])
+        out[part] = SplitTensors(images, masks, list(ids), cache.orig_size_tensor(split[part]))
     return out
 
 
 def resolve_model(config: TrainConfig) -> TrainConfig:
-    """``config`` with the model name checked and ``preset=None`` replaced by the model's default preset.
-
-    Raises:
-        FocusNetError: unknown model or preset, or a preset for a model that has none.
-    """
+    """``config`` with the model name checked and ``preset=None`` replaced by the model's default preset."""
     from focusnet.models import list_presets
 
     presets = list_presets(config.model)  # FocusNetError for an unknown model
@@ -223,7 +284,10 @@ def build_model(config: TrainConfig) -> nn.Module:
     """``create_model(config.model, in_channels=..., preset=..., **config.model_kwargs)``."""
     from focusnet.models import create_model
 
-    return create_model(config.model, **config.model_args())
+    try:
+        return create_model(config.model, **config.model_args())
+    except TypeError as exc:
+        raise FocusNetError(f"model_kwargs: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------------ train
@@ -260,132 +324,394 @@ class _DropMessages(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_lightning():
-    """Silence Lightning messages that are noise here (and only those)."""
-    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+def _quiet_lightning(log_file: Path | None):
+    """Silence Lightning messages that are noise here; copy the run's messages to ``logs/train.log``."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "focusnet")]
+    rz = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     drop = _DropMessages("litlogger")
-    log.addFilter(drop)
+    rz.addFilter(drop)
+    handler = None
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        for lg in loggers:
+            lg.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
     try:
         with warnings.catch_warnings():
-            # In-memory tensors: worker processes would only add start-up time.
             warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            # The run folder holds config.json etc. before the first checkpoint is written.
             warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
-            # Lightning 2.6 with torch >= 2.10 (internal deprecation, not ours).
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
+            warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
             yield
     finally:
-        log.removeFilter(drop)
+        rz.removeFilter(drop)
+        log.setLevel(old_level)
+        if handler is not None:
+            for lg in loggers:
+                lg.removeHandler(handler)
+            handler.close()
 
 
-def _callbacks(config: TrainConfig, checkpoint) -> list:
-    from lightning.pytorch.callbacks import TQDMProgressBar
+def _loader(data: SplitTensors, config: TrainConfig, train: bool, distributed: bool) -> torch.utils.data.DataLoader:
+    from focusnet.engine.callbacks import EpochShuffleSampler
 
-    class _ProgressBar(TQDMProgressBar):
-        def get_metrics(self, trainer, pl_module):  # noqa: ANN001, ANN202 - Lightning's signature
-            items = super().get_metrics(trainer, pl_module)
-            items.pop("v_num", None)  # the logger "version" is always "logs" here
-            return items
-
-    return [checkpoint, _ProgressBar()] if config.progress_bar else [checkpoint]
-
-
-def _loader(data: SplitTensors, config: TrainConfig, shuffle: bool) -> torch.utils.data.DataLoader:
-    n, b = len(data), config.batch_size
+    n, b = len(data), (config.batch_size if train else config.eval_batch_size)
+    sampler = EpochShuffleSampler(n, config.seed) if train and not distributed else None
     return torch.utils.data.DataLoader(
-        data.dataset(),
+        data.dataset(with_index=not train),
         batch_size=b,
-        shuffle=shuffle,
+        shuffle=train and distributed,  # under DDP Lightning swaps in a seeded DistributedSampler
+        sampler=sampler,
         # A last training batch of one image would break BatchNorm; drop only that case.
-        drop_last=shuffle and n > b and n % b == 1,
+        drop_last=train and n > b and n % b == 1,
         num_workers=config.num_workers,
         persistent_workers=config.num_workers > 0,
     )
 
 
-def train(config: TrainConfig) -> Path:
-    """Train ``config.model`` on ``config.data_root`` and evaluate the best checkpoint on the test split.
+def _is_distributed(config: TrainConfig) -> bool:
+    return config.num_nodes > 1 or (isinstance(config.devices, int) and config.devices > 1) or _launched_distributed()
 
-    Steps: seeded split -> ``split.json``; config -> ``config.json``/``config.yaml``; train and val
-    images into memory; Lightning fit with ``best.ckpt`` chosen by ``val_loss``; ``curves.png``;
-    then the test split is loaded for the first time and ``best.ckpt`` is scored -> ``summary.json``.
+
+def _environment(config: TrainConfig, run_dir: Path, resumed: bool) -> dict:
+    import lightning
+
+    import focusnet
+
+    cuda = torch.cuda.is_available()
+    env = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "resumed": resumed,
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "cwd": os.getcwd(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "focusnet": getattr(focusnet, "__version__", None),
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "numpy": __import__("numpy").__version__,
+        "cuda": torch.version.cuda if cuda else None,
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [platform.processor() or "cpu"],
+        "torch_threads": torch.get_num_threads(),
+        "accelerator": config.accelerator,
+        "requested_devices": config.devices,
+        "num_nodes": config.num_nodes,
+        "precision": config.precision,
+        "seed": config.seed,
+        "deterministic": config.deterministic,
+    }
+    try:
+        import subprocess
+
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip()
+        env["git_commit"] = commit or None
+    except Exception:  # noqa: BLE001 - git is optional
+        env["git_commit"] = None
+    return env
+
+
+def _record_environment(run_dir: Path, env: dict) -> None:
+    path = run_dir / ENVIRONMENT_JSON
+    if path.is_file():
+        data = json.loads(path.read_text())
+        data.setdefault("resumes", []).append(env)
+    else:
+        data = dict(env)
+    _write_json(path, data)
+
+
+def _wait_for(path: Path, timeout: float = 3600.0) -> None:
+    start = time.monotonic()
+    while not path.exists():
+        if time.monotonic() - start > timeout:
+            raise FocusNetError(f"{path}: rank 0 did not prepare the run within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def train(config: TrainConfig) -> Path:
+    """Train ``config.model`` on ``config.data`` and evaluate the best checkpoint on the test split.
+
+    Everything that can fail on bad input (config, model, data, run folder) fails before training.
 
     Returns:
         The run folder.
-
-    Raises:
-        FocusNetError: bad config, bad data, or a run folder that already holds files.
     """
     config.validate()
     with torch_threads(config.num_threads):
-        return _train(config)
+        return _run(config, resume_dir=None)
 
 
-def _train(config: TrainConfig) -> Path:
+def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> Path:
+    """Continue the run in ``run_dir`` from its ``last.ckpt`` (same config; ``epochs`` etc. may change).
+
+    Raises:
+        FocusNetError: not a run folder, no ``last.ckpt``, or an override of a key that would make
+            it a different run.
+    """
+    from focusnet.engine.config import apply_overrides, parse_override
+
+    run_dir = Path(run_dir)
+    if not (run_dir / LAST_CKPT).is_file():
+        raise FocusNetError(f"{run_dir / LAST_CKPT}: not found; nothing to resume (did the run finish an epoch?)")
+    config = read_config(run_dir)
+    for item in overrides:
+        key = parse_override(item)[0][0]
+        if key not in RESUME_OVERRIDABLE:
+            raise FocusNetError(
+                f"--resume: {key!r} cannot change when resuming (it would be a different run); "
+                f"these can: {', '.join(RESUME_OVERRIDABLE)}"
+            )
+    config = apply_overrides(config, overrides).replace(out_dir=str(run_dir))
+    with torch_threads(config.num_threads):
+        return _run(config, resume_dir=run_dir)
+
+
+def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
     import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
-    from focusnet.engine.evaluate import evaluate_checkpoint
     from focusnet.engine.module import SegmentationModule
-    from focusnet.engine.plots import plot_training_curves
 
     config = resolve_model(config.validate())
-    data_root = _data_root(config)
-    if not data_root.is_dir():
-        raise FocusNetError(f"data_root: {data_root} is not a folder; give the folder that holds images/ and masks/")
-    # Everything that can fail on bad input happens before the run folder is created.
-    L.seed_everything(config.seed, workers=True, verbose=False)
-    model = build_model(config)
-    split = make_split(config)
-    run_dir = Path(config.out_dir) if config.out_dir is not None else default_run_dir(config.model)
-    keep = [k for k in (_top_entry_inside(data_root, run_dir),) if k is not None]
-    run_dir = prepare_run_dir(run_dir, keep=keep)
-    config = config.replace(data_root=str(data_root.resolve()), out_dir=str(run_dir))
+    rank0 = global_rank() == 0
+    distributed = _is_distributed(config)
+    if resume_dir is None:
+        config = _resolve_data(config)
+        # Everything that can fail on bad input happens before the run folder is created.
+        L.seed_everything(config.seed, workers=True, verbose=False)
+        model = build_model(config)
+        if config.out_dir is not None:
+            run_dir = Path(config.out_dir)
+        elif os.environ.get(RUN_DIR_ENV):
+            run_dir = Path(os.environ[RUN_DIR_ENV])
+        elif distributed and not rank0 or _launched_distributed():
+            raise FocusNetError("out_dir: give --out when launching with torchrun or SLURM, so every process uses the same run folder")
+        else:
+            run_dir = default_run_dir(config.model)
+        if rank0:
+            keep = [k for k in (_top_entry_inside(Path(config.data.source), run_dir),
+                                _top_entry_inside(Path(config.data.cache_dir), run_dir)) if k is not None]
+            check_run_dir(run_dir, keep)
+            split = make_split(config)  # prepares the cache (bad data fails here)
+            run_dir = prepare_run_dir(run_dir, keep=keep)
+            config = config.replace(out_dir=str(run_dir.resolve()))
+            _write_json(run_dir / SPLIT_JSON, split)
+            _write_json(run_dir / CONFIG_JSON, config.to_dict())
+            (run_dir / CONFIG_YAML).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+            _record_environment(run_dir, _environment(config, run_dir, resumed=False))
+            (run_dir / READY).write_text("")
+        else:
+            _wait_for(run_dir / READY)
+            config = read_config(run_dir)
+            split = read_split(run_dir)
+        ckpt_path = None
+    else:
+        run_dir = resume_dir.resolve()
+        L.seed_everything(config.seed, workers=True, verbose=False)
+        model = build_model(config)
+        split = read_split(run_dir)
+        if rank0:
+            _write_json(run_dir / CONFIG_JSON, config.to_dict())
+            (run_dir / CONFIG_YAML).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+            _record_environment(run_dir, _environment(config, run_dir, resumed=True))
+        ckpt_path = str(run_dir / LAST_CKPT)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the processes Lightning launches
 
-    _write_json(run_dir / SPLIT_JSON, split)
-    _write_json(run_dir / CONFIG_JSON, config.to_dict())
-    (run_dir / CONFIG_YAML).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    # Lightning's CSV logger deletes an existing metrics.csv: keep the earlier epochs' rows.
+    earlier = _read_rows(run_dir / METRICS_CSV) if ckpt_path is not None and rank0 else []
 
     # Only train and val are loaded for fitting; model selection (best.ckpt) sees val_loss only.
     data = load_split_tensors(config, split, parts=("train", "val"))
-
     module = SegmentationModule.from_config(model, config)
-    checkpoint = ModelCheckpoint(
+    with _quiet_lightning(run_dir / TRAIN_LOG if rank0 else None), _restore_determinism():
+        trainer = _trainer(config, run_dir, distributed)
+        log.info("training %s (%s) in %s%s", config.model, config.preset, run_dir, f", resuming {ckpt_path}" if ckpt_path else "")
+        trainer.fit(
+            module,
+            _loader(data["train"], config, train=True, distributed=distributed),
+            _loader(data["val"], config, train=False, distributed=distributed),
+            ckpt_path=ckpt_path,
+            weights_only=False,
+        )
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        if not (run_dir / BEST_CKPT).is_file():
+            raise FocusNetError(f"{run_dir}: training produced no {BEST_CKPT} (was val_loss NaN?)")
+        del data
+        if trainer.is_global_zero:
+            if earlier:
+                _merge_rows(run_dir / METRICS_CSV, earlier)
+            _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "last", trainer, "last")
+        if not split["test"]:
+            if trainer.is_global_zero:
+                module.model.load_state_dict(_best_state(run_dir))
+                _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "best", trainer, "best",
+                              epoch=_checkpoint_epoch(run_dir / BEST_CKPT))
+                _plot(config, run_dir)
+                log.warning("the split has no test images; no summary.json (score the val split with `focusnet evaluate`)")
+            return run_dir
+        # The test split is loaded for the first time now, and scored with the best weights.
+        test = load_split_tensors(config, split, parts=("test",))["test"]
+        trainer.test(module, _loader(test, config, train=False, distributed=distributed), ckpt_path=str(run_dir / BEST_CKPT),
+                     verbose=False, weights_only=True)
+        if trainer.is_global_zero:
+            best_epoch = _checkpoint_epoch(run_dir / BEST_CKPT)
+            _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "best", trainer, "best", epoch=best_epoch)
+            summary = _summary(module, test, config, run_dir, best_epoch)
+            _write_json(run_dir / SUMMARY_JSON, summary)
+            _plot(config, run_dir)
+            log.info("test Dice %.4f (per-image mean, %d images)", summary["mean"]["dice"], summary["count"])
+    return run_dir
+
+
+def _read_rows(path: Path) -> list[dict]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    backup = path.with_name("metrics.before-resume.csv")  # in case the run is killed before the merge
+    if rows and not backup.exists():
+        import shutil
+
+        shutil.copyfile(path, backup)
+    return rows
+
+
+def _merge_rows(path: Path, earlier: list[dict]) -> None:
+    """metrics.csv = the earlier rows of epochs before the resumed ones + the new rows."""
+    import csv
+
+    new = _read_rows(path) if path.is_file() else []
+    first = min((int(r["epoch"]) for r in new if r.get("epoch", "").isdigit()), default=None)
+    keep = [r for r in earlier if first is None or (r.get("epoch", "").isdigit() and int(r["epoch"]) < first)]
+    fields = sorted({k for r in keep + new for k in r})
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(keep + new)
+    os.replace(tmp, path)
+    path.with_name("metrics.before-resume.csv").unlink(missing_ok=True)
+
+
+def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
+    import importlib.util
+
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from focusnet.engine.callbacks import AtomicCheckpointIO, StepSeed, ProgressBar, RunCheckpoint
+
+    # best.ckpt: lowest val_loss so far; last.ckpt: every epoch (Lightning's save_last only
+    # writes when another checkpoint is written, so it is a checkpoint callback of its own).
+    best = ModelCheckpoint(
         dirpath=run_dir,
         filename=Path(BEST_CKPT).stem,
         monitor="val_loss",
         mode="min",
         save_top_k=1,
-        save_last=True,
+        save_last=False,
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    with _quiet_lightning(), _restore_determinism():
-        trainer = L.Trainer(
-            max_epochs=config.epochs,
-            accelerator=config.accelerator,
-            devices=config.devices,
-            precision=config.precision,
-            deterministic=config.deterministic,
-            logger=CSVLogger(save_dir=run_dir, name="", version=LOG_DIR),
-            callbacks=_callbacks(config, checkpoint),
-            default_root_dir=run_dir,
-            enable_progress_bar=config.progress_bar,
-            enable_model_summary=config.progress_bar,
-            log_every_n_steps=1,
-        )
-        trainer.fit(module, _loader(data["train"], config, shuffle=True), _loader(data["val"], config, shuffle=False))
-    if trainer.interrupted:
-        raise KeyboardInterrupt
-    if not (run_dir / BEST_CKPT).is_file():
-        raise FocusNetError(f"{run_dir}: training produced no {BEST_CKPT} (was val_loss NaN?)")
+    last = RunCheckpoint(
+        dirpath=run_dir,
+        filename=Path(LAST_CKPT).stem,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        enable_version_counter=False,
+        auto_insert_metric_name=False,
+    )
+    callbacks = [best, last, StepSeed(config.seed)]
+    if config.progress_bar:
+        callbacks.append(ProgressBar())
+    loggers = [CSVLogger(save_dir=run_dir, name="", version=LOG_DIR)]
+    if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
+        loggers.append(TensorBoardLogger(save_dir=run_dir / LOG_DIR, name="", version="tensorboard", default_hp_metric=False))
+    strategy = config.strategy
+    if strategy == "auto" and distributed:
+        strategy = "ddp"
+    return L.Trainer(
+        max_epochs=config.epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=strategy,
+        precision=config.precision,
+        deterministic=config.deterministic,
+        sync_batchnorm=config.sync_batchnorm and distributed,
+        logger=loggers,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=run_dir,
+        enable_progress_bar=config.progress_bar,
+        enable_model_summary=config.progress_bar,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+
+
+def _best_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(run_dir / BEST_CKPT, map_location="cpu", weights_only=True)["state_dict"]
+    return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+
+
+def _checkpoint_epoch(path: Path) -> int | None:
+    try:
+        epoch = torch.load(path, map_location="cpu", weights_only=True).get("epoch")
+    except Exception:  # noqa: BLE001 - only informative
+        return None
+    return int(epoch) if isinstance(epoch, int) else None
+
+
+def _save_weights(model: nn.Module, config: TrainConfig, stem: Path, trainer, which: str, epoch: int | None = None) -> None:
+    from focusnet.weights import save_weights
+
+    kwargs = config.model_args()
+    extra = {"run": str(stem.parent.parent), "which": which, "epoch": epoch if epoch is not None else trainer.current_epoch - 1}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("val_loss", "val_dice")}
+    if which == "last" and metrics:
+        extra.update(metrics)
+    was_cl = next(model.parameters()).is_contiguous(memory_format=torch.channels_last) if config.channels_last else False
+    if was_cl:
+        model = model.to(memory_format=torch.contiguous_format)
+    save_weights(model, stem, config.model, kwargs, config.preprocessing(), threshold=config.threshold, extra=extra)
+    if was_cl:
+        model.to(memory_format=torch.channels_last)
+
+
+def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epoch: int | None) -> dict:
+    from focusnet.metrics import summarize
+
+    counts, index = module.test_counts, module.test_index
+    if counts is None or len(index) != len(test) or not torch.equal(index, torch.arange(len(test))):
+        raise FocusNetError(f"{run_dir}: the test evaluation did not cover every test image once")
+    protocol = {
+        "split": "test",
+        "resolution": f"{config.size}x{config.size} (model input)",
+        "threshold": config.threshold,
+        "model": config.model,
+        "preset": config.preset,
+        "run": str(run_dir),
+        "checkpoint": BEST_CKPT + (f" (epoch {epoch})" if epoch is not None else ""),
+        "selection": "lowest val_loss on the val split",
+        "processes": int(module.trainer.world_size) if module.trainer is not None else 1,
+    }
+    return summarize(counts, test.ids, empty_score=1.0, protocol=protocol)
+
+
+def _plot(config: TrainConfig, run_dir: Path) -> None:
+    from focusnet.engine.plots import plot_training_curves
 
     metrics_csv = run_dir / METRICS_CSV
     if metrics_csv.is_file():
         plot_training_curves(metrics_csv, run_dir / CURVES_PNG, title=f"{config.model} ({config.preset}) - {run_dir.name}")
-
-    del data, module, model, trainer
-    summary = evaluate_checkpoint(run_dir, split="test")
-    _write_json(run_dir / SUMMARY_JSON, summary)
-    return run_dir

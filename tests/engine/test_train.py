@@ -22,14 +22,14 @@ def tiny_config(data_root: Path, out_dir: Path, **changes) -> TrainConfig:
         model="focusnetpp",
         preset="lite",
         model_kwargs=TINY,
-        data_root=str(data_root),
+        data={"format": "folder", "source": str(data_root), "split": "random:0.5,0.25,0.25",
+              "cache_dir": str(Path(data_root).parent / f"{Path(data_root).name}-prepared")},
         out_dir=str(out_dir),
         size=32,
         batch_size=4,
         epochs=2,
         lr=1e-3,
         lr_schedule="cosine",
-        split_fractions=(0.5, 0.25, 0.25),
         progress_bar=False,
         num_threads=1,  # tiny tensors: threads only add overhead (and stall on a busy machine)
     )
@@ -71,7 +71,9 @@ def trained(data_root, tmp_path_factory):
 # -------------------------------------------------------------------------------- end to end
 def test_train_writes_the_run_folder(trained):
     run = trained["run"]
-    for name in ("config.json", "config.yaml", "split.json", "best.ckpt", "last.ckpt", "logs/metrics.csv", "curves.png", "summary.json"):
+    for name in ("config.json", "config.yaml", "environment.json", "split.json", "best.ckpt", "last.ckpt", "progress.json",
+                 "logs/metrics.csv", "logs/train.log", "curves.png", "summary.json", "weights/best.safetensors",
+                 "weights/best.json", "weights/last.safetensors", "weights/last.json"):
         assert (run / name).is_file(), name
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -208,16 +210,15 @@ def test_preset_is_resolved_and_checked_against_the_model():
     ("key", "value", "allowed"),
     [
         ("lr_schedule", "step", "paper_step, constant, cosine"),
-        ("optimizer", "sgd", "adam"),
         ("normalization", "zscore", "minmax"),
-        ("mask_rule", "any", "binary, nonzero, half"),
+        ("optimizer", "rmsprop", "adam, adamw, sgd"),
+        ("precision", "fp8", "32-true, 32, bf16-mixed, 16-mixed"),
+        ("num_nodes", 0, ">= 1"),
         ("channels", 2, "1, 3"),
         ("batch_size", 0, ">= 1"),
         ("epochs", 1.5, ">= 1"),
         ("lr", -1.0, "(0"),
         ("threshold", 1.0, "(0, 1)"),
-        ("split_fractions", (0.8, 0.2, 0.1), "summing to 1"),
-        ("split_fractions", (1.0, 0.0, 0.0), "positive"),
         ("betas", (0.9,), "two numbers"),
         ("loss", {"reduction": "pixel"}, "reduction"),
         ("loss", {"gama": 0.1}, "gama"),
@@ -236,7 +237,8 @@ def test_config_errors_name_the_key_and_the_allowed_values(key, value, allowed):
 def test_from_dict_rejects_unknown_keys_and_round_trips():
     with pytest.raises(FocusNetError, match=r"unknown config key 'lr_schedul'.*lr_schedule"):
         TrainConfig.from_dict({"lr_schedul": "cosine"})
-    c = TrainConfig(size=64, model_kwargs={"widths": (8, 8, 8, 8, 8)}, betas=(0.8, 0.99), data_root="d")
+    c = TrainConfig(size=64, model_kwargs={"widths": (8, 8, 8, 8, 8)}, betas=(0.8, 0.99), data={"source": "d"},
+                    augment={"enabled": True, "rotate": 10.0})
     d = json.loads(json.dumps(c.to_dict()))
     assert TrainConfig.from_dict(d) == c
     with pytest.raises(FocusNetError, match=r"^size:"):
@@ -255,13 +257,13 @@ def test_config_files_round_trip_and_name_the_file(tmp_path):
         TrainConfig.from_file(tmp_path / "bad.yaml")
 
 
-def test_missing_data_root_is_a_one_line_error(tmp_path):
+def test_missing_data_source_is_a_one_line_error(tmp_path):
     from focusnet.engine.train import train
 
-    with pytest.raises(FocusNetError, match=r"^data_root:"):
+    with pytest.raises(FocusNetError, match=r"^data.source:"):
         train(TrainConfig(out_dir=str(tmp_path / "run")))
-    with pytest.raises(FocusNetError, match=r"^data_root:"):
-        train(TrainConfig(data_root=str(tmp_path / "nowhere"), out_dir=str(tmp_path / "run")))
+    with pytest.raises(FocusNetError, match=r"^data.source:"):
+        train(TrainConfig(data={"source": str(tmp_path / "nowhere")}, out_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
 
 
@@ -280,3 +282,156 @@ def test_curves_from_a_lightning_style_csv(tmp_path):
     assert m["val_dice"] == {0: 0.5, 1: 0.7} and m["train_loss"] == {0: 1.2, 1: 0.9}
     out = plot_training_curves(path, tmp_path / "curves.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------------- configs and the CLI
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["isic2018_focusnetpp.yaml", "dsb2018_focusnetpp_lite.yaml", "demo.yaml"])
+def test_shipped_configs_are_valid(name):
+    from focusnet.engine.config import load_config
+
+    c = load_config(CONFIGS / name)
+    assert c.model == "focusnetpp" and not c.augment.enabled
+    if name != "demo.yaml":  # the paper's protocol
+        assert (c.optimizer, c.lr, c.betas, c.eps, c.batch_size, c.epochs, c.lr_schedule) == (
+            "adam", 1e-4, (0.9, 0.999), 1e-7, 8, 50, "paper_step",
+        )
+        assert c.size == 256 and c.normalization == "minmax"
+    assert {"isic2018_focusnetpp.yaml": "paper", "dsb2018_focusnetpp_lite.yaml": "lite", "demo.yaml": "lite"}[name] == c.preset
+
+
+def test_overrides_use_dotted_keys_and_refuse_unknown_keys():
+    from focusnet.engine.config import load_config
+
+    c = load_config(CONFIGS / "demo.yaml", ["epochs=3", "lr=2e-4", "data.source=/x", "model_kwargs.preset=official",
+                                            "model_kwargs.widths=[8,8,8,8,8]", "augment.enabled=true", "loss.reduction=image"])
+    assert (c.epochs, c.lr, c.data.source, c.preset, c.model_kwargs["widths"], c.augment.enabled, c.loss["reduction"]) == (
+        3, 2e-4, "/x", "official", (8, 8, 8, 8, 8), True, "image",
+    )
+    assert c.model_kwargs["bn_momentum"] == 0.1  # the file's other model_kwargs are kept
+    for item, message in [
+        ("epoch=3", r"unknown config key 'epoch'.*epochs"),
+        ("data.sorce=x", r"unknown config key 'data.sorce'.*source"),
+        ("augment.flip=1", r"unknown config key 'augment.flip'.*hflip"),
+        ("data.format=png", r"data.format: invalid value 'png'; choose one of: folder, isic2018, dsb2018, nnunet"),
+        ("lr_schedule=poly", r"lr_schedule: invalid value 'poly'; choose one of: paper_step, constant, cosine"),
+        ("epochs", r"expected KEY=VALUE"),
+    ]:
+        with pytest.raises(FocusNetError, match=message):
+            load_config(CONFIGS / "demo.yaml", [item])
+
+
+def test_cli_refuses_bad_config_before_training(tmp_path, capsys):
+    from focusnet.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", str(CONFIGS / "demo.yaml"), "batch_size=0", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("focusnet: error:") and "batch_size: must be an integer >= 1" in err and err.count("\n") == 1
+    assert main(["train", str(CONFIGS / "demo.yaml"), "optimizer=rmsprop", "--out", str(run)]) == 2
+    assert "adam, adamw, sgd" in capsys.readouterr().err
+    assert main(["train", str(CONFIGS / "demo.yaml"), "--out", str(run)]) == 2  # data.source not set
+    assert "data.source" in capsys.readouterr().err
+    assert not run.exists()
+
+
+def test_cli_trains_through_the_data_layer(data_root, tmp_path, capsys):
+    from focusnet.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", str(CONFIGS / "demo.yaml"), f"data.source={data_root}", "data.split=random:0.5,0.25,0.25",
+            f"data.cache_dir={tmp_path / 'prepared'}", "size=32", "batch_size=4", "epochs=1", "progress_bar=false",
+            *[f"model_kwargs.{k}={list(v) if isinstance(v, tuple) else v}".replace(" ", "") for k, v in TINY.items()],
+            "--out", str(run), "--seed", "5", "--deterministic"]
+    assert main(args) == 0
+    assert "test Dice" in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert config["seed"] == 5 and config["deterministic"] is True and config["epochs"] == 1
+    assert config["data"]["format"] == "folder" and Path(config["data"]["cache_dir"]).is_absolute()
+    assert (tmp_path / "prepared").is_dir()  # prepared once, then read from the cache
+    env = json.loads((run / "environment.json").read_text())
+    assert {"torch", "lightning", "python", "devices", "seed", "command"} <= set(env)
+
+
+def test_weights_for_use_match_the_best_checkpoint(trained):
+    from focusnet.engine.evaluate import load_model as load_ckpt
+    from focusnet.weights import load_model
+
+    run = trained["run"]
+    model = load_model(run)  # <run>/weights/best.safetensors
+    reference = load_ckpt(run, "best.ckpt")
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    meta = json.loads((run / "weights" / "best.json").read_text())
+    assert meta["preprocessing"] == {"size": 32, "channels": 3, "normalization": "minmax"}
+
+
+# ---------------------------------------------------------------------------- module behaviour
+def test_augmentation_is_off_by_default_and_moves_masks_with_images():
+    from focusnet.engine.module import augment_batch
+
+    x = torch.rand(6, 3, 16, 16)
+    y = (torch.rand(6, 1, 16, 16) > 0.5).float()
+    assert augment_batch(x, y, TrainConfig().augment) == (x, y)
+    torch.manual_seed(0)
+    a, b = augment_batch(x, y, {"enabled": True, "hflip": 0.5, "vflip": 0.5, "rot90": 0.5})
+    # a pure flip/rotation: each augmented image is the same transform of its image and of its mask
+    for i in range(6):
+        found = False
+        for k in range(4):
+            for flip in (False, True):
+                xi, yi = torch.rot90(x[i], k, (-2, -1)), torch.rot90(y[i], k, (-2, -1))
+                xi, yi = (xi.flip(-1), yi.flip(-1)) if flip else (xi, yi)
+                found |= torch.equal(a[i], xi) and torch.equal(b[i], yi)
+        assert found, i
+    torch.manual_seed(0)
+    c, d = augment_batch(x, y, {"enabled": True, "rotate": 30.0, "brightness": 0.2, "contrast": 0.2, "saturation": 0.2})
+    assert c.shape == x.shape and 0.0 <= float(c.min()) and float(c.max()) <= 1.0
+    assert set(d.unique().tolist()) <= {0.0, 1.0}
+
+
+class _Heads(torch.nn.Module):
+    """Two heads (one at half size) and a Keras-style L2 penalty."""
+
+    deep_supervision = True
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(3, 1, 1)
+        self.b = torch.nn.Conv2d(3, 1, 1)
+
+    def forward_all(self, x):
+        return [self.a(x), self.b(x[..., ::2, ::2])]
+
+    def forward(self, x):
+        return self.a(x)
+
+    def l2_penalty(self):
+        return 0.5 * self.a.weight.square().sum()
+
+
+def test_loss_adds_l2_penalty_and_averages_deep_supervision_heads():
+    import torch.nn.functional as F
+
+    from focusnet.engine.module import SegmentationModule
+
+    model = _Heads()
+    module = SegmentationModule.from_config(model, TrainConfig(size=16))
+    module.log = lambda *a, **k: None
+    x, y = torch.rand(2, 3, 16, 16), (torch.rand(2, 1, 16, 16) > 0.5).float()
+    loss = module.training_step((x, y), 0)
+    fn = module.loss_fn
+    up = F.interpolate(model.b(x[..., ::2, ::2]), size=(16, 16), mode="bilinear", align_corners=False)
+    expected = (fn(model.a(x), y) + fn(up, y)) / 2 + model.l2_penalty()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_other_optimisers():
+    from focusnet.engine.module import SegmentationModule
+
+    for name, cls in (("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)):
+        module = SegmentationModule.from_config(torch.nn.Conv2d(3, 1, 1), TrainConfig(optimizer=name, size=32))
+        assert type(module.configure_optimizers()["optimizer"]) is cls

@@ -1,0 +1,133 @@
+"""Lightning pieces that make runs resumable bit for bit and their files safe to read at any time.
+
+* :class:`StepSeed`: reseeds torch, numpy and ``random`` before every training step from
+  ``(seed, epoch, step, rank)``, so the dropout and augmentation of a step do not depend on what ran
+  before it (a resumed run repeats them exactly, whatever Lightning or the DataLoader drew from the
+  global RNG while restoring). It also stores every RNG state in each checkpoint and restores it on
+  resume.
+* :class:`EpochShuffleSampler`: a single-process shuffle whose order depends only on
+  ``(seed, epoch)`` (Lightning calls ``set_epoch``).
+* :class:`AtomicCheckpointIO`: checkpoints are written to a temporary file and renamed into place,
+  so a process killed while saving never leaves a truncated ``last.ckpt``.
+* :class:`RunCheckpoint`: ``ModelCheckpoint`` that also writes ``progress.json`` (the last
+  completed epoch) after every ``last.ckpt``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+__all__ = ["AtomicCheckpointIO", "StepSeed", "EpochShuffleSampler", "ProgressBar", "RunCheckpoint", "epoch_seed"]
+
+PROGRESS_JSON = "progress.json"
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0, step: int = 0) -> int:
+    """A 31-bit seed derived from ``(seed, epoch, rank, step)``."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(rank), int(step)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state as plain values and tensors (loadable with ``torch.load(weights_only=True)``)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": {"version": version, "internal": list(internal), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class StepSeed(L.Callback):
+    """Reseed every RNG before each training step; keep the RNG states in checkpoints."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        s = epoch_seed(self.seed, trainer.current_epoch, trainer.global_rank, batch_idx + 1)
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)  # also seeds every CUDA device
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "rng": rng_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "rng" in state_dict:
+            set_rng_state(state_dict["rng"])
+
+
+class EpochShuffleSampler(torch.utils.data.Sampler[int]):
+    """A random order of ``range(n)`` that depends only on ``(seed, epoch)``."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = int(n), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, 1_000_003))
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` into place."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save(checkpoint, tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that writes ``progress.json`` (the epoch just saved) after each checkpoint."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        if trainer.is_global_zero:
+            progress = {"epoch": trainer.current_epoch, "epochs_done": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
+                        "global_step": trainer.global_step, "checkpoint": Path(filepath).name}
+            out = Path(self.dirpath) / PROGRESS_JSON
+            tmp = out.with_name(f".{out.name}.tmp")
+            tmp.write_text(json.dumps(progress, indent=2) + "\n")
+            os.replace(tmp, out)
+
+
+class ProgressBar(TQDMProgressBar):
+    def get_metrics(self, trainer, pl_module):  # noqa: ANN001, ANN201 - Lightning's signature
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)  # the logger "version" is always "logs" here
+        return items
