@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine", "paper_step"])
     p.add_argument("--flips", action="store_true", help="random horizontal and vertical flips")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="channels_last memory format (default on: same maths, faster on CPU)")
     p.add_argument("--preset", default="paper")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="32-true")
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir=str(work / f"isic-{args.preset}-{args.size}-{stamp}"),
         accelerator=accelerator,
         precision=args.precision,
+        channels_last=args.channels_last,
         progress_bar=sys.stderr.isatty(),
         **extra,
     )

@@ -5,6 +5,8 @@ nothing here writes anywhere.
 """
 from __future__ import annotations
 
+import errno
+import struct
 import warnings
 from pathlib import Path
 
@@ -16,23 +18,47 @@ from focusnet.errors import FocusNetError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _open(path: Path) -> Image.Image:
+    """Open and decode ``path`` now (so a truncated file fails here), closing it on any failure.
+
+    Pillow's own warnings about damaged metadata (TIFF tags, EXIF) are silenced: they would be extra
+    lines on stderr; a file that really cannot be decoded still fails with one clear error.
+    """
+    img, ok = None, False
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
             img.load()  # decode now so truncated files fail here, not later
+        ok = True
         return img
     except FileNotFoundError:
         raise FocusNetError(f"{path}: file not found; check the path") from None
     except IsADirectoryError:
         raise FocusNetError(f"{path}: is a folder, expected an image file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise FocusNetError(
-            f"{path}: unreadable or truncated image ({exc}); re-export or remove this file"
-        ) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise FocusNetError(f"{path}: image too large to decode safely ({exc}); downscale it first") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FocusNetError(f"{path}: symbolic link loop; fix the link or remove it") from None
+        raise FocusNetError(
+            f"{path}: unreadable or truncated image ({_first_line(exc)}); re-export or remove this file"
+        ) from None
+    except (UnidentifiedImageError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError,
+            struct.error, ZeroDivisionError, OverflowError, MemoryError) as exc:
+        # what Pillow's decoders raise on damaged files besides OSError
+        raise FocusNetError(
+            f"{path}: unreadable or truncated image ({_first_line(exc)}); re-export or remove this file"
+        ) from None
+    finally:
+        if img is not None and not ok:
+            img.close()  # no file handle left open by a file that failed to decode
 
 
 def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
@@ -47,6 +73,17 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     """
     path = Path(path)
     img = _open(path)
+    try:
+        return _image_array(img, channels)
+    except (ValueError, OSError, TypeError) as exc:
+        raise FocusNetError(
+            f"{path}: cannot convert this {img.mode} image ({_first_line(exc)}); re-export it as an 8-bit RGB or grey PNG"
+        ) from None
+    finally:
+        img.close()  # the pixels are copied out; release the file
+
+
+def _image_array(img: Image.Image, channels: int) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         top = arr.max()
@@ -60,7 +97,7 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     target = "RGB" if channels == 3 else "L"
     if img.mode != target:
         img = img.convert(target)
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.array(img, dtype=np.uint8)  # a copy: the image is closed after this
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr
@@ -81,10 +118,18 @@ def read_mask(path: str | Path, rule: str = "binary") -> np.ndarray:
         dtype('bool')
     """
     path = Path(path)
-    img = _open(path)
-    if img.mode == "P":
-        img = img.convert("L") if "transparency" not in img.info else img.convert("RGBA").convert("L")
-    arr = np.asarray(img)
+    src = _open(path)
+    try:
+        img = src
+        if img.mode == "P":
+            img = img.convert("L") if "transparency" not in img.info else img.convert("RGBA").convert("L")
+        arr = np.array(img)
+    except (ValueError, OSError, TypeError) as exc:
+        raise FocusNetError(
+            f"{path}: cannot read this {src.mode} mask ({_first_line(exc)}); re-export it as a greyscale PNG"
+        ) from None
+    finally:
+        src.close()  # the pixels are copied out; release the file
     if arr.ndim == 3:
         if arr.shape[2] == 4:
             arr = arr[:, :, :3]

@@ -536,7 +536,7 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
             _loader(data["train"], config, train=True, distributed=distributed),
             _loader(data["val"], config, train=False, distributed=distributed),
             ckpt_path=ckpt_path,
-            weights_only=False,
+            weights_only=True,
         )
         if trainer.interrupted:
             raise KeyboardInterrupt
@@ -609,6 +609,7 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from focusnet.engine.callbacks import AtomicCheckpointIO, StepSeed, ProgressBar, RunCheckpoint
+    from focusnet.engine.guards import NonFiniteLossGuard
 
     # best.ckpt: lowest val_loss so far; last.ckpt: every epoch (Lightning's save_last only
     # writes when another checkpoint is written, so it is a checkpoint callback of its own).
@@ -631,7 +632,7 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    callbacks = [best, last, StepSeed(config.seed)]
+    callbacks = [NonFiniteLossGuard(), best, last, StepSeed(config.seed)]
     if config.progress_bar:
         callbacks.append(ProgressBar())
     loggers = [CSVLogger(save_dir=run_dir, name="", version=LOG_DIR)]
