@@ -198,7 +198,10 @@ def prepare(
         raise FocusNetError(f"unknown mask rule {mask_rule!r}; choose one of: {', '.join(MASK_RULES)}")
     workers = _default_workers() if workers is None else _as_int("workers", workers, 1)
     src = Path(source).expanduser()
-    src_resolved = src.resolve()
+    try:
+        src_resolved = src.resolve(strict=False)
+    except (RuntimeError, OSError) as exc:  # a symlink loop, or a path that cannot be resolved
+        raise FocusNetError(f"{src}: source path cannot be resolved ({exc}); pass the folder itself (not a link to it) as --source") from None
     out_dir = Path(out).expanduser().resolve()
     if not check_only and src.is_dir() and _is_within(out_dir, src_resolved):
         raise FocusNetError(
@@ -271,7 +274,12 @@ def prepare(
         if not kept:
             raise FocusNetError(f"{src}: no readable image/mask pairs left; fix the files named in the warnings")
         kept_ids = [listing.items[i].id for i in kept]
-        splits = _final_split(split_setting, ids, kept_ids, seed, warnings)
+        try:
+            splits = _final_split(split_setting, ids, kept_ids, seed, warnings)
+        except FocusNetError as exc:
+            if str(src) in str(exc):
+                raise
+            raise FocusNetError(f"{src}: {exc} (split setting: {split!r}, data.split in a config)") from None
         counts, examples = Counter(), {}
         for i in kept:
             for kind in dict.fromkeys(notes[i]):

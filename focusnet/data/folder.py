@@ -39,7 +39,13 @@ def _scan(folder: Path) -> dict[str, Path]:
     """Image files of ``folder`` by stem; hidden files, sub-folders and other extensions are ignored."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if path.is_symlink() and not path.exists():
+            raise FocusNetError(
+                f"{path}: link that does not resolve (broken or a symlink loop); replace it with the file it should point to, or remove it"
+            )
+        if not path.is_file():
             continue
         if path.stem in found:
             raise FocusNetError(

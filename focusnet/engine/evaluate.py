@@ -16,6 +16,8 @@ Example:
 """
 from __future__ import annotations
 
+import warnings
+
 import csv
 import io
 import json
@@ -63,9 +65,15 @@ def _load(run_dir: str | Path, checkpoint: str) -> tuple[nn.Module, int | None]:
     if not path.is_file():
         raise FocusNetError(f"{path}: checkpoint not found; did training finish?")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
-        raise FocusNetError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise FocusNetError(
+            f"{path}: not a focusnet checkpoint or cannot be read safely ({type(exc).__name__}: {first}); "
+            "use the run's weights/best.safetensors or best.ckpt written by focusnet train"
+        ) from None
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise FocusNetError(f"{path}: not a Lightning checkpoint or state dict")

@@ -466,16 +466,7 @@ CASES = [
 
 # Cases the package does not handle yet: strict xfail, so each turns into a failure once fixed
 # (then remove it from here). The reason names the fix.
-KNOWN_GAPS = {
-    d_symlink_loop_source: "crash (RuntimeError 'Symlink loop') at focusnet/data/cache.py prepare(): "
-    "src.resolve() is not guarded; check the source (readers.check_source) before resolving it",
-    d_symlink_loop_image: "focusnet/data/folder.py _scan() skips a looping link (is_file() is False), so the "
-    "error names the mask, not images/c1.png; refuse links that do not resolve",
-    d_one_image_dataset: "focusnet/data/splits.py random split: 'cannot split 1 image(s) ...' names neither "
-    "the data set folder nor data.split",
-    k_evaluate_pickle_checkpoint: "focusnet/engine/evaluate.py _load(): the UnpicklingError text is several "
-    "lines (and torch warns on stderr); keep its first line and say the file is not a focusnet checkpoint",
-}
+KNOWN_GAPS: dict = {}
 
 
 def _param(case):
