@@ -1,0 +1,124 @@
+"""Inference path: eval-mode BatchNorm folding, ONNX export with dynamic axes checked in ONNX
+Runtime against PyTorch, TorchScript round trip, and `focusnet export` refusing to overwrite."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+# TODO(lead): make this a plain import once focusnet/engine/export.py has landed.
+export = pytest.importorskip("focusnet.engine.export", reason="focusnet.engine.export is not written yet")
+
+from focusnet.cli import main  # noqa: E402
+from focusnet.data.synthetic import make_sample  # noqa: E402
+from focusnet.models import create_model, list_presets  # noqa: E402
+
+PROB_TOL = 1e-4  # max abs difference of sigmoid probabilities, ONNX Runtime vs PyTorch
+
+
+def _randomise_batchnorm(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial running statistics and affine parameters, so folding is really tested."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                    m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    return model.eval()
+
+
+def _n_batchnorm(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def _real_batch(size: int, n: int = 2) -> torch.Tensor:
+    """Synthetic dermoscopy-like lesions, scaled to [0, 1] as the data pipeline does."""
+    rng = np.random.default_rng(0)
+    images = [make_sample("lesions", size, rng)[0] for _ in range(n)]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "size"),
+    [(("focusnetpp"), {"preset": p}, 32) for p in list_presets("focusnetpp")] + [("fcn", {}, 32)],
+    ids=[f"focusnetpp-{p}" for p in list_presets("focusnetpp")] + ["fcn"],
+)
+def test_fold_batchnorm_matches_unfolded(name: str, kwargs: dict, size: int) -> None:
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(create_model(name, **kwargs))
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        expected = model(x)
+    folded = export.fold_batchnorm(copy.deepcopy(model))
+    assert _n_batchnorm(folded) < _n_batchnorm(model), "no BatchNorm was folded"
+    with torch.no_grad():
+        got = folded.eval()(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def lite_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[onnx]')")
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(create_model("focusnetpp", preset="lite"))
+    path = export.export_model(model, tmp_path_factory.mktemp("onnx") / "lite.onnx", format="onnx", example_size=32)
+    return model, Path(path)
+
+
+def _max_prob_diff(model: nn.Module, predictor, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        expected = torch.sigmoid(model.eval()(x)).numpy()
+    got = predictor(x.numpy().astype(np.float32))
+    assert got.shape == expected.shape
+    return float(np.abs(1.0 / (1.0 + np.exp(-got)) - expected).max())
+
+
+@pytest.mark.parametrize(("batch", "height", "width"), [(2, 32, 32), (3, 64, 48), (1, 96, 128)])
+def test_onnx_dynamic_axes_match_pytorch(lite_onnx: tuple[nn.Module, Path], batch: int, height: int, width: int) -> None:
+    model, path = lite_onnx
+    predictor = export.OnnxPredictor(path)
+    x = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(batch))
+    assert _max_prob_diff(model, predictor, x) <= PROB_TOL
+
+
+def test_onnx_on_real_images_and_weights_inside(lite_onnx: tuple[nn.Module, Path]) -> None:
+    model, path = lite_onnx
+    assert not list(path.parent.glob("*.data")), "weights must be inside the .onnx file"
+    assert path.stat().st_size > 4 * sum(p.numel() for p in model.parameters()) * 0.9
+    assert _max_prob_diff(model, export.OnnxPredictor(path), _real_batch(64)) <= PROB_TOL
+
+
+def test_torchscript_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(create_model("focusnetpp", preset="lite"))
+    path = export.export_model(model, tmp_path / "lite.pt", format="torchscript", example_size=32)
+    loaded = torch.jit.load(str(path))
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_cli_export_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "lite.pt"
+    args = ["export", "focusnetpp", "--preset", "lite", "--format", "torchscript", "--size", "32", "--out", str(out)]
+    assert main(args) == 0
+    assert out.is_file()
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    assert str(out.name) in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
+    assert out.is_file()
+
+
+def test_cli_export_unknown_model_exits_2(tmp_path: Path) -> None:
+    assert main(["export", "nope", "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert not (tmp_path / "x.onnx").exists()
