@@ -369,6 +369,32 @@ def test_weights_for_use_match_the_best_checkpoint(trained):
     assert meta["preprocessing"] == {"size": 32, "channels": 3, "normalization": "minmax"}
 
 
+def test_trained_weights_load_in_a_fresh_process(trained, tmp_path):
+    """Issue 4 acceptance: weights saved by training load through focusnet.load_model in a new
+    process and give the same probabilities (to 1e-6) as the best checkpoint in this one."""
+    import subprocess
+    import sys
+
+    from focusnet.engine.evaluate import load_model as load_ckpt
+
+    run = trained["run"]
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 32, 32)
+    torch.save(x, tmp_path / "x.pt")
+    with torch.no_grad():
+        expected = torch.sigmoid(load_ckpt(run, "best.ckpt")(x))
+    code = (
+        "import sys, torch, focusnet; torch.set_num_threads(1)\n"
+        "m = focusnet.load_model(sys.argv[1])\n"
+        "x = torch.load(sys.argv[2], weights_only=True)\n"
+        "with torch.no_grad(): torch.save(torch.sigmoid(m(x)), sys.argv[3])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(run), str(tmp_path / "x.pt"), str(tmp_path / "p.pt")],
+                   check=True, capture_output=True, timeout=120)
+    got = torch.load(tmp_path / "p.pt", weights_only=True)
+    assert (got - expected).abs().max().item() <= 1e-6
+
+
 # ---------------------------------------------------------------------------- module behaviour
 def test_augmentation_is_off_by_default_and_moves_masks_with_images():
     from focusnet.engine.module import augment_batch
