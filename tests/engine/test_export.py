@@ -10,12 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-# TODO(lead): make this a plain import once focusnet/engine/export.py has landed.
-export = pytest.importorskip("focusnet.engine.export", reason="focusnet.engine.export is not written yet")
-
-from focusnet.cli import main  # noqa: E402
-from focusnet.data.synthetic import make_sample  # noqa: E402
-from focusnet.models import create_model, list_presets  # noqa: E402
+from focusnet.cli import main
+from focusnet.data.synthetic import make_sample
+from focusnet.engine import export
+from focusnet.models import create_model, list_presets
 
 PROB_TOL = 1e-4  # max abs difference of sigmoid probabilities, ONNX Runtime vs PyTorch
 

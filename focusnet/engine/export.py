@@ -1,0 +1,412 @@
+"""Inference export: eval-mode BatchNorm folding, ONNX and TorchScript files, and an ONNX Runtime predictor.
+
+The ONNX file is written by PyTorch's TorchScript-based exporter (``dynamo=False``) at opset 17,
+with dynamic batch, height and width axes and every weight inside the one ``.onnx`` file. After
+writing, the file is run in ONNX Runtime and compared with the PyTorch model (sigmoid
+probabilities within :data:`PROB_TOL`); a TorchScript file is reloaded and compared the same way.
+An existing output file is never replaced unless ``overwrite=True``, and a file that fails its
+check is never left behind.
+
+Example:
+    >>> from focusnet.models import create_model
+    >>> model = create_model("focusnetpp", preset="lite")
+    >>> path = export_model(model, "lite.onnx", format="onnx", example_size=64)  # doctest: +SKIP
+    >>> OnnxPredictor(path)(np.zeros((1, 3, 96, 128), np.float32)).shape  # doctest: +SKIP
+    (1, 1, 96, 128)
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from focusnet.errors import FocusNetError
+
+__all__ = [
+    "FORMATS",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "PROB_TOL",
+    "ExportCheckError",
+    "ExportResult",
+    "OnnxPredictor",
+    "export",
+    "export_model",
+    "fold_batchnorm",
+]
+
+log = logging.getLogger(__name__)
+
+FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+INPUT_NAME = "image"
+OUTPUT_NAME = "logits"
+PROB_TOL = 1e-4
+"""Largest accepted absolute difference of sigmoid probabilities, exported file vs PyTorch."""
+
+ExportFormat = Literal["onnx", "torchscript"]
+
+
+class ExportCheckError(RuntimeError):
+    """The exported file does not reproduce the PyTorch model (a bug, not a user error)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export` wrote and how closely it matches PyTorch.
+
+    Attributes:
+        path: the written file.
+        format: ``"onnx"`` or ``"torchscript"``.
+        max_prob_diff: largest absolute difference of sigmoid probabilities between the file and
+            the (unfolded) PyTorch model over the check inputs.
+        check_shapes: the ``(N, C, H, W)`` input shapes that were checked.
+        folded_batchnorms: how many BatchNorm2d layers were folded into their convolutions.
+    """
+
+    path: Path
+    format: str
+    max_prob_diff: float
+    check_shapes: tuple[tuple[int, int, int, int], ...]
+    folded_batchnorms: int
+
+
+# ------------------------------------------------------------------------------ BatchNorm folding
+def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A copy of ``conv`` that computes ``bn(conv(x))`` with ``bn`` in eval mode (float64 maths)."""
+    weight = conv.weight.detach()
+    dtype = weight.dtype
+    w = weight.double()
+    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
+    scale = torch.rsqrt(bn.running_var.detach().double() + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight.detach().double()
+    shift = -bn.running_mean.detach().double() * scale
+    if bn.affine:
+        shift = shift + bn.bias.detach().double()
+    fused = copy.deepcopy(conv)
+    fused.weight = nn.Parameter((w * scale.reshape(-1, *([1] * (w.dim() - 1)))).to(dtype), requires_grad=conv.weight.requires_grad)
+    fused.bias = nn.Parameter((b * scale + shift).to(dtype), requires_grad=conv.weight.requires_grad)
+    return fused
+
+
+def _foldable(conv: nn.Module, bn: nn.Module, shared: set[int]) -> bool:
+    return (
+        type(conv) is nn.Conv2d
+        and type(bn) is nn.BatchNorm2d
+        and id(conv) not in shared
+        and id(bn) not in shared
+        and not bn.training
+        and bn.track_running_stats
+        and bn.running_mean is not None
+        and bn.running_var is not None
+        and bn.num_features == conv.out_channels
+        and not hasattr(conv, "parametrizations")
+        and not conv._forward_hooks
+        and not conv._forward_pre_hooks
+        and not bn._forward_hooks
+        and not bn._forward_pre_hooks
+    )
+
+
+def _fold_in_place(model: nn.Module) -> int:
+    counts: dict[int, int] = {}
+    for _, m in model.named_modules(remove_duplicate=False):
+        counts[id(m)] = counts.get(id(m), 0) + 1
+    shared = {key for key, n in counts.items() if n > 1}
+    folded = 0
+    for seq in list(model.modules()):
+        # Only a plain Sequential forward guarantees that module i's output feeds module i + 1 alone.
+        if not isinstance(seq, nn.Sequential) or type(seq).forward is not nn.Sequential.forward:
+            continue
+        keys = list(seq._modules)
+        for a, b in zip(keys, keys[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if conv is not None and bn is not None and _foldable(conv, bn, shared):
+                seq._modules[a] = _fuse_conv_bn(conv, bn)
+                seq._modules[b] = nn.Identity()
+                folded += 1
+    return folded
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode with each Conv2d -> BatchNorm2d pair folded into one Conv2d.
+
+    A pair is folded where the two are consecutive children of a plain :class:`torch.nn.Sequential`
+    (so the convolution's output feeds the BatchNorm only); the BatchNorm becomes
+    :class:`torch.nn.Identity`. Pairs wired in a custom ``forward`` (e.g. ResGANet's
+    ``conv_out``/``bn_out``), modules registered twice, hooked modules and BatchNorms without
+    running statistics are left as they are. The fused weights are computed in float64, so the
+    copy matches the original in eval mode to about 1e-6. The argument is not modified.
+
+    Args:
+        model: any module; its BatchNorms are folded with their running statistics (eval mode).
+
+    Returns:
+        A new model in eval mode, on the same device and dtype as ``model``.
+
+    Example:
+        >>> seq = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()).eval()
+        >>> fold_batchnorm(seq)
+        Sequential(
+          (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))
+          (1): Identity()
+          (2): ReLU()
+        )
+    """
+    folded = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        _fold_in_place(folded)
+    return folded
+
+
+def _n_batchnorm(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+# ----------------------------------------------------------------------------------------- export
+def _in_channels(model: nn.Module) -> int:
+    cfg = getattr(model, "focusnet_config", None)
+    if cfg is not None and hasattr(cfg, "in_channels"):
+        return int(cfg.in_channels)
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    return 3
+
+
+def _check_inputs(channels: int, height: int, width: int, seed: int = 0) -> list[torch.Tensor]:
+    """The example input (batch 1) plus a batch of 2 at twice the height, to exercise dynamic axes."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.rand(1, channels, height, width, generator=g), torch.rand(2, channels, 2 * height, width, generator=g)]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+def _max_prob_diff(reference: nn.Module, run, inputs: Sequence[torch.Tensor]) -> float:
+    worst = 0.0
+    for x in inputs:
+        with torch.no_grad():
+            expected = torch.sigmoid(reference(x).double()).numpy()
+        got = np.asarray(run(x))
+        if got.shape != expected.shape:
+            raise ExportCheckError(f"exported model gave shape {got.shape} for input {tuple(x.shape)}, PyTorch {expected.shape}")
+        worst = max(worst, float(np.abs(_sigmoid(got) - expected).max()))
+    return worst
+
+
+def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing reports shape-to-Python conversions; the check at a second input shape is what counts.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=False,
+            export_params=True,
+            opset_version=opset,
+            do_constant_folding=True,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+        )
+
+
+def _write_torchscript(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example, check_trace=False)
+    traced.save(str(path))
+
+
+def export(
+    model: nn.Module,
+    path: str | Path,
+    format: ExportFormat = "onnx",
+    *,
+    example_size: int | tuple[int, int] = 256,
+    in_channels: int | None = None,
+    opset: int = 17,
+    fold_bn: bool = True,
+    overwrite: bool = False,
+    check: bool = True,
+    tolerance: float = PROB_TOL,
+) -> ExportResult:
+    """Write ``model`` as an ONNX or TorchScript file and check it against PyTorch.
+
+    Same as :func:`export_model`, but returns an :class:`ExportResult` with the measured
+    difference.
+
+    Example:
+        >>> from focusnet.models import create_model
+        >>> result = export(create_model("focusnetpp", preset="lite"), "lite.onnx", example_size=64)  # doctest: +SKIP
+        >>> result.max_prob_diff < PROB_TOL  # doctest: +SKIP
+        True
+    """
+    if format not in FORMATS:
+        raise FocusNetError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    path = Path(path)
+    if path.is_dir():
+        raise FocusNetError(f"{path}: is a folder; give an output file name such as {path / ('model.onnx' if format == 'onnx' else 'model.pt')}")
+    if path.exists() and not overwrite:
+        raise FocusNetError(f"{path}: already exists; pass --overwrite (overwrite=True) or choose another --out")
+    if not path.parent.is_dir():
+        raise FocusNetError(f"{path.parent}: output folder does not exist; create it or choose another --out")
+    height, width = (example_size, example_size) if isinstance(example_size, int) else (int(example_size[0]), int(example_size[1]))
+    channels = int(in_channels) if in_channels is not None else _in_channels(model)
+
+    # Export a float32 CPU copy; the caller's model (device, mode, weights) is left untouched.
+    reference = copy.deepcopy(model).float().cpu().eval()
+    exported = fold_batchnorm(reference) if fold_bn else reference
+    n_folded = _n_batchnorm(reference) - _n_batchnorm(exported)
+    example = _check_inputs(channels, height, width)[0]
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if format == "onnx":
+            _write_onnx(exported, example, tmp, opset)
+        else:
+            _write_torchscript(exported, example, tmp)
+        diff = float("nan")
+        inputs = _check_inputs(channels, height, width, seed=1)
+        if check:
+            if format == "onnx":
+                predictor = OnnxPredictor(tmp)
+                diff = _max_prob_diff(reference, lambda x: predictor(x.numpy()), inputs)
+            else:
+                loaded = torch.jit.load(str(tmp))
+                diff = _max_prob_diff(reference, lambda x: loaded(x).detach().numpy(), inputs)
+            if not diff <= tolerance:
+                raise ExportCheckError(
+                    f"{path}: the exported {format} model differs from PyTorch by {diff:.3g} in probability "
+                    f"(tolerance {tolerance:g}); nothing was written"
+                )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    shapes = tuple(tuple(int(s) for s in x.shape) for x in inputs) if check else ()
+    log.info("exported %s to %s (max probability difference %.3g, %d BatchNorms folded)", format, path, diff, n_folded)
+    return ExportResult(path=path, format=format, max_prob_diff=diff, check_shapes=shapes, folded_batchnorms=n_folded)  # type: ignore[arg-type]
+
+
+def export_model(
+    model: nn.Module,
+    path: str | Path,
+    format: ExportFormat = "onnx",
+    *,
+    example_size: int | tuple[int, int] = 256,
+    in_channels: int | None = None,
+    opset: int = 17,
+    fold_bn: bool = True,
+    overwrite: bool = False,
+    check: bool = True,
+    tolerance: float = PROB_TOL,
+) -> Path:
+    """Write ``model`` as an ONNX or TorchScript file for inference and check it against PyTorch.
+
+    The model is exported from a float32 CPU copy in eval mode, with its BatchNorms folded
+    (:func:`fold_batchnorm`) unless ``fold_bn=False``. ONNX uses the TorchScript-based exporter
+    (``dynamo=False``), input ``image`` and output ``logits`` with dynamic batch, height and width,
+    and keeps every weight inside the file. TorchScript is traced with ``torch.jit.trace``. With
+    ``check`` (the default) the written file is run on a batch of 1 at ``example_size`` and a
+    batch of 2 at twice its height, and its sigmoid probabilities must match the unfolded PyTorch
+    model within ``tolerance``; otherwise :class:`ExportCheckError` is raised and nothing is
+    written. The file is written atomically.
+
+    Args:
+        model: the network (any device or mode; it is not modified).
+        path: output file, e.g. ``model.onnx`` or ``model.pt``.
+        format: ``"onnx"`` or ``"torchscript"``.
+        example_size: side (or ``(height, width)``) of the example input used for tracing.
+        in_channels: input channels (default: the model's saved config, else its first Conv2d).
+        opset: ONNX opset version (default 17).
+        fold_bn: fold Conv2d -> BatchNorm2d pairs before exporting.
+        overwrite: replace an existing ``path``; otherwise an existing file is an error.
+        check: compare the written file with PyTorch.
+        tolerance: largest accepted absolute difference of probabilities.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        FocusNetError: ``path`` exists (without ``overwrite``), is a folder, or its folder is missing,
+            or ``format`` is unknown.
+        ExportCheckError: the exported file does not reproduce the model.
+
+    Example:
+        >>> from focusnet.models import create_model
+        >>> model = create_model("focusnetpp", preset="lite")
+        >>> export_model(model, "lite.onnx", format="onnx", example_size=64)  # doctest: +SKIP
+        PosixPath('lite.onnx')
+        >>> export_model(model, "lite.pt", format="torchscript", example_size=64)  # doctest: +SKIP
+        PosixPath('lite.pt')
+    """
+    return export(
+        model,
+        path,
+        format,
+        example_size=example_size,
+        in_channels=in_channels,
+        opset=opset,
+        fold_bn=fold_bn,
+        overwrite=overwrite,
+        check=check,
+        tolerance=tolerance,
+    ).path
+
+
+# ------------------------------------------------------------------------------------ ONNX Runtime
+class OnnxPredictor:
+    """Run an exported ``.onnx`` model in ONNX Runtime on the CPU.
+
+    Uses the CPU execution provider with as many intra-op threads as
+    :func:`torch.get_num_threads` (so ``torch.set_num_threads`` governs both backends).
+
+    Args:
+        path: a file written by :func:`export_model` (input ``image``, output ``logits``).
+
+    Raises:
+        FocusNetError: the file is missing or onnxruntime is not installed.
+
+    Example:
+        >>> predictor = OnnxPredictor("lite.onnx")  # doctest: +SKIP
+        >>> logits = predictor(np.zeros((2, 3, 64, 48), np.float32))  # doctest: +SKIP
+        >>> logits.shape  # doctest: +SKIP
+        (2, 1, 64, 48)
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise FocusNetError("onnxruntime is not installed; pip install 'focusnet[onnx]'") from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FocusNetError(f"{self.path}: ONNX file not found; export one with `focusnet export` or fix the path")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, torch.get_num_threads())
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Logits (``N x classes x H x W``, float32) of a float ``N x C x H x W`` batch."""
+        batch = np.ascontiguousarray(x, dtype=np.float32)
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def __repr__(self) -> str:
+        return f"OnnxPredictor({str(self.path)!r})"
