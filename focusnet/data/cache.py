@@ -55,6 +55,7 @@ from focusnet.data.splits import (
     unassigned_ids,
     validate_split,
 )
+from focusnet.diskspace import MARGIN_BYTES, ensure_free_space
 from focusnet.errors import FocusNetError
 
 CACHE_VERSION = 1
@@ -257,6 +258,9 @@ def prepare(
     if not check_only:
         if out_dir.exists() and not out_dir.is_dir():
             raise FocusNetError(f"{out}: exists and is not a folder; choose another --out")
+        n = len(listing.items)  # uint8 images (N, S, S, C) + masks (N, S, S) + a margin
+        needed = n * size * size * (channels + 1)
+        ensure_free_space(out_dir, needed + max(MARGIN_BYTES, needed // 10), f"the prepared cache ({n} images at {size} x {size})")
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             tmp = out_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"

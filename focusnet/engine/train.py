@@ -328,7 +328,7 @@ def _quiet_lightning(log_file: Path | None):
     """Silence Lightning messages that are noise here; copy the run's messages to ``logs/train.log``."""
     loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "focusnet")]
     rz = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    drop = _DropMessages("litlogger")
+    drop = _DropMessages("litlogger", "Detected KeyboardInterrupt")  # Ctrl-C gets one line of ours
     rz.addFilter(drop)
     handler = None
     if log_file is not None:
@@ -434,6 +434,19 @@ def _wait_for(path: Path, timeout: float = 3600.0) -> None:
         time.sleep(0.5)
 
 
+def checkpoint_bytes(model: nn.Module) -> int:
+    """Estimated disk space of a run's checkpoints: best, last and the temporary file each is written
+    to before renaming, each holding the parameters and buffers (4 bytes a value) and Adam's two moments."""
+    values = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+    return 3 * values * 4 * 3
+
+
+def _ensure_space_for_run(model: nn.Module, run_dir: Path) -> None:
+    from focusnet.diskspace import MARGIN_BYTES, ensure_free_space
+
+    ensure_free_space(run_dir, checkpoint_bytes(model) + MARGIN_BYTES, "the run's checkpoints and logs")
+
+
 def train(config: TrainConfig) -> Path:
     """Train ``config.model`` on ``config.data`` and evaluate the best checkpoint on the test split.
 
@@ -497,6 +510,7 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
             keep = [k for k in (_top_entry_inside(Path(config.data.source), run_dir),
                                 _top_entry_inside(Path(config.data.cache_dir), run_dir)) if k is not None]
             check_run_dir(run_dir, keep)
+            _ensure_space_for_run(model, run_dir)
             split = make_split(config)  # prepares the cache (bad data fails here)
             run_dir = prepare_run_dir(run_dir, keep=keep)
             config = config.replace(out_dir=str(run_dir.resolve()))
@@ -516,6 +530,7 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
         model = build_model(config)
         split = read_split(run_dir)
         if rank0:
+            _ensure_space_for_run(model, run_dir)
             _write_json(run_dir / CONFIG_JSON, config.to_dict())
             (run_dir / CONFIG_YAML).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
             _record_environment(run_dir, _environment(config, run_dir, resumed=True))
@@ -531,15 +546,22 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
     with _quiet_lightning(run_dir / TRAIN_LOG if rank0 else None), _restore_determinism():
         trainer = _trainer(config, run_dir, distributed)
         log.info("training %s (%s) in %s%s", config.model, config.preset, run_dir, f", resuming {ckpt_path}" if ckpt_path else "")
-        trainer.fit(
-            module,
-            _loader(data["train"], config, train=True, distributed=distributed),
-            _loader(data["val"], config, train=False, distributed=distributed),
-            ckpt_path=ckpt_path,
-            weights_only=True,
-        )
+        sigint = _sigint_handler()
+        try:
+            trainer.fit(
+                module,
+                _loader(data["train"], config, train=True, distributed=distributed),
+                _loader(data["val"], config, train=False, distributed=distributed),
+                ckpt_path=ckpt_path,
+                weights_only=True,
+            )
+        except SystemExit:  # Lightning's answer to Ctrl-C: sys.exit(1) after its teardown
+            if not trainer.interrupted:
+                raise
+        finally:
+            _sigint_handler(sigint)  # Lightning ignores SIGINT from the first Ctrl-C on
         if trainer.interrupted:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(_interrupted_message(run_dir))
         if not (run_dir / BEST_CKPT).is_file():
             raise FocusNetError(f"{run_dir}: training produced no {BEST_CKPT} (was val_loss NaN?)")
         del data
@@ -567,6 +589,26 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
             _plot(config, run_dir)
             log.info("test Dice %.4f (per-image mean, %d images)", summary["mean"]["dice"], summary["count"])
     return run_dir
+
+
+def _sigint_handler(handler=None):  # noqa: ANN001, ANN202 - a signal handler
+    """The current SIGINT handler; with ``handler``, also restore it (main thread only)."""
+    import signal
+
+    old = signal.getsignal(signal.SIGINT)
+    if handler is not None:
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGINT, handler)
+    return old
+
+
+def _interrupted_message(run_dir: Path) -> str:
+    """The one line shown after Ctrl-C: how to resume, or that no epoch was saved."""
+    import shlex
+
+    if (run_dir / LAST_CKPT).is_file():
+        return f"interrupted; {LAST_CKPT} holds the last completed epoch; resume with: focusnet train --resume {shlex.quote(str(run_dir))}"
+    return f"interrupted before the first epoch ended; no {LAST_CKPT} in {run_dir} to resume from, start a new run"
 
 
 def _read_rows(path: Path) -> list[dict]:
