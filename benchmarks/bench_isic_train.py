@@ -23,8 +23,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
-import dataclasses
 import json
 import platform
 import sys
@@ -44,6 +42,9 @@ from focusnet.engine.config import TrainConfig  # noqa: E402
 from focusnet.engine.evaluate import evaluate_run  # noqa: E402
 from focusnet.engine.train import train  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _train_common import budget_kwargs, epochs_run  # noqa: E402
+
 DATASET = "isic2018_task1_512crop"
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -58,42 +59,6 @@ def seeded_split(ids: list[str], counts: tuple[int, int, int], seed: int) -> dic
     picked = [ids[i] for i in order[:need]]
     a, b = counts[0], counts[0] + counts[1]
     return {"train": sorted(picked[:a]), "val": sorted(picked[a:b]), "test": sorted(picked[b:need])}
-
-
-def epochs_run(run: Path) -> int:
-    """Epochs that finished training (rows of logs/metrics.csv with a train_loss)."""
-    path = run / "logs" / "metrics.csv"
-    if not path.is_file():
-        return 0
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return len({r.get("epoch") for r in rows if r.get("train_loss")})
-
-
-def budget_kwargs(minutes: float | None) -> tuple[dict, str]:
-    """How ``--minutes`` is enforced: ``({"max_minutes": m}, note)`` when the engine's TrainConfig has
-    that key; otherwise Lightning's ``Timer`` (checked after each epoch, so the budget can be
-    overshot by at most one epoch) added to the engine's Trainer, or, failing that, no budget."""
-    if minutes is None:
-        return {}, "no time budget (--epochs only)"
-    if "max_minutes" in {f.name for f in dataclasses.fields(TrainConfig)}:
-        return {"max_minutes": float(minutes)}, f"max_minutes={minutes} (engine)"
-    import focusnet.engine.train as train_mod
-
-    factory = getattr(train_mod, "_trainer", None)
-    if factory is None:
-        return {}, f"--minutes {minutes} ignored: the engine has no max_minutes key (--epochs used)"
-    from datetime import timedelta
-
-    from lightning.pytorch.callbacks import Timer
-
-    def with_timer(*args, **kwargs):
-        trainer = factory(*args, **kwargs)
-        trainer.callbacks.append(Timer(duration=timedelta(minutes=minutes), interval="epoch"))
-        return trainer
-
-    train_mod._trainer = with_timer
-    return {}, f"{minutes} min wall time via lightning Timer (checked after each epoch; the engine has no max_minutes key)"
 
 
 def main(argv: list[str] | None = None) -> int:

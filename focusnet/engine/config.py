@@ -297,6 +297,8 @@ class TrainConfig:
         deterministic: ``true`` (deterministic algorithms), ``false`` or ``"warn"``.
         num_workers: DataLoader workers (0: the data is already in memory).
         num_threads: CPU threads for torch (None: torch's default).
+        max_minutes: wall-time budget for training (None: no budget); checked after each epoch, so a
+            run can overshoot it by at most one epoch. The best weights so far are kept.
         out_dir: the run folder; None means ``runs/<model>-<time>``.
         accelerator, devices, num_nodes, strategy: passed to ``lightning.Trainer``; ``devices > 1``
             or ``num_nodes > 1`` trains with DDP (``strategy: auto`` becomes ``ddp``).
@@ -332,6 +334,7 @@ class TrainConfig:
     deterministic: bool | str = "warn"
     num_workers: int = 0
     num_threads: int | None = None
+    max_minutes: float | None = None
     out_dir: str | None = None
     accelerator: str = "cpu"
     devices: int | str = 1
@@ -413,6 +416,8 @@ class TrainConfig:
         _int("num_workers", self.num_workers, 0)
         if self.num_threads is not None:
             _int("num_threads", self.num_threads, 1)
+        if self.max_minutes is not None:
+            _float("max_minutes", self.max_minutes, 0.0, 1e6, low_open=True)
         if self.out_dir is not None and (not isinstance(self.out_dir, str) or not self.out_dir):
             raise FocusNetError(f"out_dir: must be a folder path or null; got {self.out_dir!r}")
         _choice("accelerator", self.accelerator, ACCELERATORS)

@@ -677,6 +677,12 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
     callbacks = [NonFiniteLossGuard(), best, last, StepSeed(config.seed)]
     if config.progress_bar:
         callbacks.append(ProgressBar())
+    if config.max_minutes is not None:
+        from datetime import timedelta
+
+        from lightning.pytorch.callbacks import Timer
+
+        callbacks.append(Timer(duration=timedelta(minutes=config.max_minutes), interval="epoch"))
     loggers = [CSVLogger(save_dir=run_dir, name="", version=LOG_DIR)]
     if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
         loggers.append(TensorBoardLogger(save_dir=run_dir / LOG_DIR, name="", version="tensorboard", default_hp_metric=False))

@@ -461,3 +461,15 @@ def test_other_optimisers():
     for name, cls in (("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)):
         module = SegmentationModule.from_config(torch.nn.Conv2d(3, 1, 1), TrainConfig(optimizer=name, size=32))
         assert type(module.configure_optimizers()["optimizer"]) is cls
+
+
+def test_max_minutes_stops_training_after_the_epoch_that_exceeds_it(data_root, tmp_path):
+    from focusnet.engine.train import train
+
+    with pytest.raises(FocusNetError, match="max_minutes"):
+        tiny_config(data_root, tmp_path / "bad", max_minutes=0)
+    run = train(tiny_config(data_root, tmp_path / "budget", epochs=50, max_minutes=1e-4))
+    rows = (run / "logs" / "metrics.csv").read_text().splitlines()[1:]
+    epochs = {line.split(",")[0] for line in rows}
+    assert len(epochs) == 1  # a 6 ms budget ends the run after its first epoch, not after 50
+    assert (run / "weights" / "best.safetensors").is_file()
