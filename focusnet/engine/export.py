@@ -134,6 +134,15 @@ def _fold_in_place(model: nn.Module) -> int:
                 seq._modules[a] = _fuse_conv_bn(conv, bn)
                 seq._modules[b] = nn.Identity()
                 folded += 1
+    # Pairs wired in a custom forward, declared by the module itself as ``foldable_pairs``
+    # (attribute names of a conv whose output feeds only the named BatchNorm).
+    for module in list(model.modules()):
+        for a, b in getattr(module, "foldable_pairs", ()):
+            conv, bn = module._modules.get(a), module._modules.get(b)
+            if conv is not None and bn is not None and _foldable(conv, bn, shared):
+                module._modules[a] = _fuse_conv_bn(conv, bn)
+                module._modules[b] = nn.Identity()
+                folded += 1
     return folded
 
 
@@ -142,9 +151,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     A pair is folded where the two are consecutive children of a plain :class:`torch.nn.Sequential`
     (so the convolution's output feeds the BatchNorm only); the BatchNorm becomes
-    :class:`torch.nn.Identity`. Pairs wired in a custom ``forward`` (e.g. ResGANet's
-    ``conv_out``/``bn_out``), modules registered twice, hooked modules and BatchNorms without
-    running statistics are left as they are. The fused weights are computed in float64, so the
+    :class:`torch.nn.Identity`. Pairs wired in a custom ``forward`` are folded when their module
+    declares them in a ``foldable_pairs`` attribute (ResGANet's ``conv_out``/``bn_out``); modules
+    registered twice, hooked modules and BatchNorms without running statistics are left as they are. The fused weights are computed in float64, so the
     copy matches the original in eval mode to about 1e-6. The argument is not modified.
 
     Args:

@@ -139,6 +139,9 @@ class ResGANet(nn.Module):
             else nn.Identity()
         )
 
+    # conv_out feeds bn_out only: export.fold_batchnorm may fuse them for inference
+    foldable_pairs = (("conv_out", "bn_out"),)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         t = self.trunk(h)
