@@ -34,7 +34,7 @@ from torch import nn
 from focusnet.errors import FocusNetError
 from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
 
-__all__ = ["EvalData", "evaluate_checkpoint", "evaluate_run", "format_evaluation_markdown", "load_eval_data", "load_model"]
+__all__ = ["EvalData", "evaluate_checkpoint", "evaluate_run", "format_evaluation_markdown", "load_eval_data", "load_checkpoint"]
 
 _MODEL_PREFIX = "model."
 
@@ -45,7 +45,7 @@ def _device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def load_model(run_dir: str | Path, checkpoint: str = "best.ckpt") -> nn.Module:
+def load_checkpoint(run_dir: str | Path, checkpoint: str = "best.ckpt") -> nn.Module:
     """The run's model with the checkpoint's weights, in eval mode, on the CPU.
 
     Args:

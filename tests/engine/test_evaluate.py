@@ -107,7 +107,7 @@ def test_evaluate_writes_both_resolutions(run, tmp_path):
 
 def test_original_resolution_agrees_with_focusnet_score(run, tmp_path):
     """Write the original-size masks with the same resize rule, score them: identical numbers."""
-    from focusnet.engine.evaluate import evaluate_run, load_eval_data, load_model
+    from focusnet.engine.evaluate import evaluate_run, load_eval_data, load_checkpoint
     from focusnet.engine.predict import probabilities_to_size
     from focusnet.engine.scoring import score_folders
     from focusnet.engine.train import read_config
@@ -116,7 +116,7 @@ def test_original_resolution_agrees_with_focusnet_score(run, tmp_path):
     summary = evaluate_run(run, split="test", threshold=0.4)
     config = read_config(run)
     data = load_eval_data(run, "test")
-    model = load_model(run)
+    model = load_checkpoint(run)
     pred_dir, true_dir = tmp_path / "pred", tmp_path / "true"
     pred_dir.mkdir()
     true_dir.mkdir()

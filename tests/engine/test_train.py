@@ -356,7 +356,7 @@ def test_cli_trains_through_the_data_layer(data_root, tmp_path, capsys):
 
 
 def test_weights_for_use_match_the_best_checkpoint(trained):
-    from focusnet.engine.evaluate import load_model as load_ckpt
+    from focusnet.engine.evaluate import load_checkpoint as load_ckpt
     from focusnet.weights import load_model
 
     run = trained["run"]
@@ -375,7 +375,7 @@ def test_trained_weights_load_in_a_fresh_process(trained, tmp_path):
     import subprocess
     import sys
 
-    from focusnet.engine.evaluate import load_model as load_ckpt
+    from focusnet.engine.evaluate import load_checkpoint as load_ckpt
 
     run = trained["run"]
     torch.manual_seed(3)
