@@ -1,0 +1,550 @@
+"""Figures for ``focusnet compare``: qualitative grid, training curves, Dice distributions, thumbnails.
+
+Every figure is drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
+display, no global backend switch, nothing left open) and written as ``<out_stem>.png`` (150 dpi)
+and ``<out_stem>.pdf``. Each model keeps one colour in every figure (:func:`model_colors`, a
+colour-blind-friendly palette without green); the ground truth is always drawn in bluish green
+(:data:`TRUTH_COLOR`), dashed where matplotlib draws it.
+
+Inputs are the ``comparison`` dict and the in-memory ``cases`` list described in the compare
+interface: failed models and models without curves or per-image metrics are skipped.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "PALETTE",
+    "TRUTH_COLOR",
+    "case_thumbnail_png",
+    "dice_distributions",
+    "model_colors",
+    "qualitative_grid",
+    "select_cases",
+    "training_curves",
+]
+
+# Okabe-Ito and Paul Tol colours (colour-blind friendly), greens left out: green is the ground truth.
+PALETTE: tuple[str, ...] = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#882255",  # wine
+    "#F0E442",  # yellow
+    "#332288",  # indigo
+    "#999999",  # grey
+    "#AA4499",  # purple
+    "#DDCC77",  # sand
+    "#000000",  # black
+)
+TRUTH_COLOR = "#00C28A"  # a bright bluish green, told apart from red/orange by deuteranopes
+PREDICTION_FALLBACK_COLOR = "#E41A1C"  # red, when no model colour is given
+
+# Preferred palette slot of each registered model, so a model's colour does not depend on which
+# other models are compared.
+_KNOWN = {
+    "focusnetpp": 0,
+    "unet": 1,
+    "focusnet": 2,
+    "attention_unet": 3,
+    "unetpp": 4,
+    "bcdunet": 5,
+    "r2unet": 6,
+    "wide_unet": 7,
+    "fcn": 8,
+}
+_DPI = 150
+_METRIC_LABELS = {"dice": "Dice", "jaccard": "Jaccard", "precision": "precision", "recall": "recall"}
+
+
+# --------------------------------------------------------------------------------------------
+# colours and case selection
+# --------------------------------------------------------------------------------------------
+def model_colors(names: Iterable[str]) -> dict[str, str]:
+    """A fixed colour (hex string) per model name.
+
+    A registered model's exact name always gets its own slot (``focusnetpp`` is blue, ``unet``
+    vermillion, ...); other names ("model-preset", custom) start at a slot derived from a CRC of
+    the name and take the next free one. Pass the same list (e.g. every model of the comparison)
+    to every figure and the colours agree.
+
+    Example:
+        >>> model_colors(["focusnetpp", "unet"])
+        {'focusnetpp': '#0072B2', 'unet': '#D55E00'}
+    """
+    names = list(dict.fromkeys(str(n) for n in names))
+    out: dict[str, str] = {}
+    used: set[int] = set()
+    for name in names:
+        if name in _KNOWN:
+            out[name] = PALETTE[_KNOWN[name]]
+            used.add(_KNOWN[name])
+    for name in names:
+        if name in out:
+            continue
+        base = name.split("-", 1)[0]
+        start = _KNOWN.get(base, zlib.crc32(name.encode("utf-8")) % len(PALETTE))
+        slot = start
+        for step in range(len(PALETTE)):
+            candidate = (start + step) % len(PALETTE)
+            if candidate not in used:
+                slot = candidate
+                break
+        used.add(slot)
+        out[name] = PALETTE[slot]
+    return {name: out[name] for name in names}
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def select_cases(dice_by_id: Mapping[str, float], per_group: int = 2) -> list[tuple[str, str]]:
+    """Best, median and worst images by Dice, for the qualitative figure.
+
+    Images are ranked by Dice, highest first, ties by id (ascending); NaN/None Dice are left out.
+    The result lists ``per_group`` "best" ids (top of the ranking), then "median" ids (closest to
+    the middle of the ranking), then "worst" ids (bottom), each group in ranking order. An image
+    is never picked twice: with fewer than ``3 * per_group`` images the groups shrink (best
+    first, then worst, then median).
+
+    Example:
+        >>> select_cases({"a": 0.9, "b": 0.5, "c": 0.7, "d": float("nan"), "e": 0.1}, per_group=1)
+        [('best', 'a'), ('median', 'c'), ('worst', 'e')]
+    """
+    if per_group < 0:
+        raise ValueError(f"per_group must be >= 0; got {per_group}")
+    ranked = sorted(
+        ((float(v), str(k)) for k, v in dice_by_id.items() if _finite(v)),
+        key=lambda item: (-item[0], item[1]),
+    )
+    ids = [image_id for _, image_id in ranked]
+    n = len(ids)
+    n_best = min(per_group, n)
+    n_worst = min(per_group, n - n_best)
+    middle = range(n_best, n - n_worst)
+    centre = (n - 1) / 2.0
+    n_median = min(per_group, len(middle))
+    median_idx = sorted(sorted(middle, key=lambda i: (abs(i - centre), i))[:n_median])
+    picks = [("best", ids[i]) for i in range(n_best)]
+    picks += [("median", ids[i]) for i in median_idx]
+    picks += [("worst", ids[i]) for i in range(n - n_worst, n)]
+    return picks
+
+
+# --------------------------------------------------------------------------------------------
+# array helpers
+# --------------------------------------------------------------------------------------------
+def _rgb_uint8(image: Any) -> np.ndarray:
+    """(H, W, 3) uint8 from a grey/RGB/RGBA array, uint8 or float (0-1 or any range)."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] < 3:
+        raise ValueError(f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}")
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype == np.bool_:
+        return (a.astype(np.uint8) * 255)
+    f = a.astype(np.float64)
+    f = np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(f.min()), float(f.max())) if f.size else (0.0, 1.0)
+    if lo >= 0.0 and hi <= 1.0:
+        f = f * 255.0
+    elif hi > 255.0 or lo < 0.0:
+        f = (f - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(f)
+    return np.clip(np.rint(f), 0, 255).astype(np.uint8)
+
+
+def _mask(mask: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A bool (H, W) mask, resized (nearest) to ``shape`` (H, W) when given and different."""
+    m = np.asarray(mask)
+    if m.ndim == 3 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim == 3 and m.shape[2] == 1:
+        m = m[..., 0]
+    if m.ndim != 2:
+        raise ValueError(f"mask must have shape (H, W); got {m.shape}")
+    m = m.astype(bool) if m.dtype == np.bool_ else (m > (127 if m.dtype == np.uint8 and m.max() > 1 else 0.5))
+    if shape is not None and tuple(m.shape) != tuple(shape):
+        pil = Image.fromarray(m.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
+        m = np.asarray(pil) > 127
+    return m
+
+
+def _contour(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels: the mask XOR its 4-neighbour erosion (outside the image counts as background)."""
+    if not mask.any():
+        return mask
+    padded = np.pad(mask, 1, constant_values=False)
+    eroded = (
+        padded[1:-1, 1:-1]
+        & padded[:-2, 1:-1]
+        & padded[2:, 1:-1]
+        & padded[1:-1, :-2]
+        & padded[1:-1, 2:]
+    )
+    return mask & ~eroded
+
+
+def _hex_rgb(color: str) -> tuple[int, int, int]:
+    c = color.lstrip("#")
+    if len(c) != 6:
+        raise ValueError(f"colour must be '#RRGGBB'; got {color!r}")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+# --------------------------------------------------------------------------------------------
+# thumbnails (PIL + numpy only: the report draws hundreds of them)
+# --------------------------------------------------------------------------------------------
+def _thumb_size(shape: tuple[int, ...], size: int) -> tuple[int, int]:
+    h, w = int(shape[0]), int(shape[1])
+    scale = size / max(h, w, 1)
+    return max(1, round(w * scale)), max(1, round(h * scale))  # PIL's (width, height)
+
+
+def _thumb_base(image: Any, size: int) -> np.ndarray:
+    rgb = _rgb_uint8(image)
+    wh = _thumb_size(rgb.shape, size)
+    return np.asarray(Image.fromarray(rgb).resize(wh, Image.BILINEAR, reducing_gap=2.0)).copy()
+
+
+def _thumb_png(base: np.ndarray, truth: Any, prediction: Any | None, color: str) -> bytes:
+    out = base.copy()
+    shape = out.shape[:2]
+    if truth is not None:
+        out[_contour(_mask(truth, shape))] = _hex_rgb(TRUTH_COLOR)
+    if prediction is not None:
+        out[_contour(_mask(prediction, shape))] = _hex_rgb(color)
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def case_thumbnail_png(
+    image: Any,
+    truth: Any,
+    prediction: Any | None,
+    size: int = 96,
+    color: str | None = None,
+) -> bytes:
+    """A small PNG of one image with the true (green) and predicted (``color``) contours.
+
+    The image is resized so its long side is ``size`` pixels; masks (any resolution) are resized
+    to it with nearest neighbour, and a contour is the mask XOR its erosion, one pixel wide.
+
+    Args:
+        image: (H, W) or (H, W, 3) uint8 (or float) image.
+        truth: bool (H', W') ground-truth mask (None: not drawn).
+        prediction: bool (H'', W'') predicted mask (None: not drawn).
+        size: long side of the thumbnail in pixels.
+        color: "#RRGGBB" of the predicted contour (default red).
+
+    Returns:
+        The PNG file's bytes.
+
+    Example:
+        >>> img = np.zeros((40, 60, 3), np.uint8); m = np.zeros((40, 60), bool); m[10:30, 20:40] = True
+        >>> Image.open(io.BytesIO(case_thumbnail_png(img, m, m, size=30))).size
+        (30, 20)
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1; got {size}")
+    return _thumb_png(_thumb_base(image, size), truth, prediction, color or PREDICTION_FALLBACK_COLOR)
+
+
+# --------------------------------------------------------------------------------------------
+# matplotlib figures
+# --------------------------------------------------------------------------------------------
+def _new_figure(figsize: tuple[float, float]) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, out_stem: Path) -> list[Path]:
+    """``<out_stem>.png`` and ``<out_stem>.pdf``, each written atomically; the figure is cleared."""
+    out_stem = Path(out_stem)
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        for ext in ("png", "pdf"):
+            final = out_stem.parent / f"{out_stem.name}.{ext}"
+            fd, tmp = tempfile.mkstemp(prefix=f".{out_stem.name}.", suffix=f".{ext}", dir=out_stem.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fig.savefig(fh, format=ext, dpi=_DPI)
+                os.replace(tmp, final)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            written.append(final)
+    finally:
+        fig.clf()
+    return written
+
+
+def _note(fig: Any, text: str) -> None:
+    ax = fig.add_subplot(1, 1, 1)
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, color="0.3", transform=ax.transAxes)
+
+
+def _done_models(comparison: Mapping[str, Any]) -> list[dict]:
+    return [m for m in comparison.get("models", []) or [] if m.get("status") == "done"]
+
+
+def _all_colors(comparison: Mapping[str, Any]) -> dict[str, str]:
+    return model_colors(str(m.get("name")) for m in comparison.get("models", []) or [])
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    return f"{float(x):.{digits}f}" if _finite(x) else "n/a"
+
+
+def _draw_contour(ax: Any, mask: np.ndarray, color: str, linestyle: str = "-", linewidth: float = 1.2) -> None:
+    # matplotlib warns on constant data: draw only masks with both classes.
+    if mask.any() and not mask.all():
+        ax.contour(mask.astype(np.float32), levels=[0.5], colors=[color], linewidths=linewidth, linestyles=linestyle)
+
+
+def qualitative_grid(
+    cases: Sequence[Mapping[str, Any]],
+    picks: Sequence[tuple[str, str]],
+    model_names: Sequence[str],
+    out_stem: Path,
+    colors: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """The paper's Figs 3-4: one row per picked case; image, ground truth, then one panel per model.
+
+    Model panels show the image with the predicted mask (translucent fill and solid contour in
+    the model's colour) and the ground-truth contour (dashed green), with that model's Dice in the
+    title. Predictions at another resolution than the image are resized (nearest) to it. Picks
+    whose id is not in ``cases`` are skipped; a model without a prediction gets an empty panel.
+
+    Args:
+        cases: the runner's case dicts (id, image, truth, predictions, dice).
+        picks: (group, id) pairs, as from :func:`select_cases`.
+        model_names: models to show, in column order.
+        out_stem: output path without extension.
+        colors: model colours (default :func:`model_colors` of ``model_names``).
+
+    Returns:
+        ``[<out_stem>.png, <out_stem>.pdf]``.
+
+    Example:
+        >>> picks = select_cases(dice_by_id)  # doctest: +SKIP
+        >>> qualitative_grid(cases, picks, ["focusnetpp", "unet"], Path("out/qualitative"))  # doctest: +SKIP
+        [PosixPath('out/qualitative.png'), PosixPath('out/qualitative.pdf')]
+    """
+    from matplotlib.colors import ListedColormap
+
+    names = [str(n) for n in model_names]
+    colors = dict(colors) if colors else model_colors(names)
+    by_id = {str(c["id"]): c for c in cases}
+    rows = [(group, str(i), by_id[str(i)]) for group, i in picks if str(i) in by_id]
+    ncols = 2 + len(names)
+    panel = 2.0
+    if not rows:
+        fig = _new_figure((6, 2))
+        _note(fig, "no cases to show")
+        return _save(fig, out_stem)
+
+    fig = _new_figure((panel * ncols, panel * len(rows) + 0.3))
+    axes = np.atleast_2d(fig.subplots(len(rows), ncols, squeeze=False))
+    for r, (group, image_id, case) in enumerate(rows):
+        image = _rgb_uint8(case["image"])
+        shape = image.shape[:2]
+        truth = _mask(case["truth"], shape)
+        predictions = case.get("predictions") or {}
+        dice = case.get("dice") or {}
+
+        ax = axes[r, 0]
+        ax.imshow(image, interpolation="antialiased")
+        ax.set_ylabel(f"{group}\n{image_id}", fontsize=8)
+        ax = axes[r, 1]
+        ax.imshow(truth, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        if r == 0:
+            axes[r, 0].set_title("image", fontsize=9)
+            ax.set_title("ground truth", fontsize=9)
+
+        for c, name in enumerate(names, start=2):
+            ax = axes[r, c]
+            color = colors.get(name, PREDICTION_FALLBACK_COLOR)
+            ax.imshow(image, interpolation="antialiased")
+            pred = predictions.get(name)
+            if pred is not None:
+                pm = _mask(pred, shape)
+                fill = np.ma.masked_where(~pm, pm.astype(np.float32))
+                ax.imshow(fill, cmap=ListedColormap([color]), alpha=0.30, vmin=0, vmax=1, interpolation="nearest")
+                _draw_contour(ax, pm, color, "-", 1.3)
+                title = f"{name}\nDice {_fmt(dice.get(name))}"
+            else:
+                title = f"{name}\nno prediction"
+            _draw_contour(ax, truth, TRUTH_COLOR, "--", 1.1)
+            ax.set_title(title, fontsize=8, color="black")
+            for side in ax.spines.values():
+                side.set_edgecolor(color)
+                side.set_linewidth(1.5)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("prediction (model colour, filled) vs ground truth (green, dashed)", fontsize=9)
+    return _save(fig, out_stem)
+
+
+def _curve(series: Any) -> tuple[list[int], list[float]]:
+    """Sorted (epochs, values) from ``{epoch (str or int): value}``; non-finite values skipped."""
+    if not isinstance(series, Mapping):
+        return [], []
+    points = []
+    for k, v in series.items():
+        try:
+            epoch = int(float(k))
+        except (TypeError, ValueError):
+            continue
+        if _finite(v):
+            points.append((epoch, float(v)))
+    points.sort()
+    return [e for e, _ in points], [v for _, v in points]
+
+
+def training_curves(comparison: Mapping[str, Any], out_stem: Path) -> list[Path]:
+    """Train loss, val loss and val Dice per epoch of every done model, in one three-panel figure.
+
+    Curves come from ``comparison["models"][i]["curves"]`` (``{"train_loss": {epoch: value},
+    ...}``, epochs as str or int). Failed models and models without curves are skipped (and named
+    in a footnote); the best epoch (``best_epoch``) is starred on the val Dice panel.
+
+    Returns:
+        ``[<out_stem>.png, <out_stem>.pdf]``.
+
+    Example:
+        >>> training_curves(comparison, Path("out/training_curves"))  # doctest: +SKIP
+        [PosixPath('out/training_curves.png'), PosixPath('out/training_curves.pdf')]
+    """
+    colors = _all_colors(comparison)
+    fig = _new_figure((13, 4))
+    axes = fig.subplots(1, 3)
+    panels = (("train_loss", "train loss"), ("val_loss", "validation loss"), ("val_dice", "validation Dice"))
+    plotted, missing = [], []
+    for model in _done_models(comparison):
+        name = str(model.get("name"))
+        curves = model.get("curves") or {}
+        any_curve = False
+        for ax, (key, _) in zip(axes, panels):
+            epochs, values = _curve(curves.get(key))
+            if not epochs:
+                continue
+            any_curve = True
+            ax.plot(epochs, values, marker="o", markersize=2.5, linewidth=1.4, color=colors[name], label=name)
+            if key == "val_dice" and model.get("best_epoch") is not None:
+                try:
+                    best = int(model["best_epoch"])
+                except (TypeError, ValueError):
+                    best = None
+                if best in epochs:
+                    ax.plot([best], [values[epochs.index(best)]], marker="*", markersize=10,
+                            color=colors[name], markeredgecolor="black", markeredgewidth=0.5, linestyle="none")
+        (plotted if any_curve else missing).append(name)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax, (key, title) in zip(axes, panels):
+        ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if key == "val_dice":
+            ax.set_ylabel("Dice (per-image mean)")
+            ax.set_ylim(0.0, 1.0)
+        else:
+            ax.set_ylabel("loss")
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no curves recorded", ha="center", va="center", color="0.4", transform=ax.transAxes)
+    if plotted:
+        handles, labels = [], []
+        for ax in axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                if lab not in labels:
+                    handles.append(h)
+                    labels.append(lab)
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
+    note = "star: best epoch"
+    if missing:
+        note += "; no curves: " + ", ".join(missing)
+    fig.suptitle(f"training curves ({note})", fontsize=10)
+    return _save(fig, out_stem)
+
+
+def dice_distributions(comparison: Mapping[str, Any], out_stem: Path, metric: str = "dice") -> list[Path]:
+    """Per-image ``metric`` of each done model: box plot, jittered points on top, mean as a diamond.
+
+    Values come from ``model["summary"]["per_image"][*][metric]`` (None/NaN left out). Failed
+    models and models without per-image values are skipped.
+
+    Returns:
+        ``[<out_stem>.png, <out_stem>.pdf]``.
+
+    Example:
+        >>> dice_distributions(comparison, Path("out/dice_distribution"))  # doctest: +SKIP
+        [PosixPath('out/dice_distribution.png'), PosixPath('out/dice_distribution.pdf')]
+    """
+    colors = _all_colors(comparison)
+    data: list[tuple[str, np.ndarray]] = []
+    for model in _done_models(comparison):
+        rows = ((model.get("summary") or {}).get("per_image")) or []
+        values = np.array([float(r[metric]) for r in rows if isinstance(r, Mapping) and _finite(r.get(metric))])
+        if values.size:
+            data.append((str(model.get("name")), values))
+    width = max(5.0, 1.1 * len(data) + 2.0)
+    fig = _new_figure((width, 4.2))
+    if not data:
+        _note(fig, f"no per-image {metric} values")
+        return _save(fig, out_stem)
+    ax = fig.add_subplot(1, 1, 1)
+    positions = np.arange(1, len(data) + 1)
+    box = ax.boxplot([v for _, v in data], positions=positions, widths=0.55, showfliers=False,
+                     patch_artist=True, medianprops={"color": "black", "linewidth": 1.2})
+    rng = np.random.default_rng(0)
+    for pos, (name, values), patch in zip(positions, data, box["boxes"]):
+        color = colors[name]
+        patch.set_facecolor(color)
+        patch.set_alpha(0.25)
+        patch.set_edgecolor(color)
+        jitter = rng.uniform(-0.18, 0.18, size=values.size)
+        ax.scatter(pos + jitter, values, s=9, color=color, alpha=0.75, edgecolors="none", zorder=3)
+        mean = float(values.mean())
+        ax.scatter([pos], [mean], marker="D", s=38, color="white", edgecolors="black", linewidths=1.0, zorder=4)
+        ax.annotate(f"mean\n{mean:.3f}", (pos + 0.3, mean), textcoords="offset points", xytext=(2, 0),
+                    fontsize=7, va="center", ha="left")
+    ax.set_xticks(positions)
+    ax.set_xticklabels([f"{name}\nn = {v.size}" for name, v in data], rotation=30 if len(data) > 4 else 0,
+                       ha="right" if len(data) > 4 else "center", fontsize=8)
+    ax.set_xlim(0.4, len(data) + 0.75)
+    label = _METRIC_LABELS.get(metric, metric)
+    ax.set_ylabel(f"per-image {label}")
+    lo = min(float(v.min()) for _, v in data)
+    ax.set_ylim(min(0.0, lo - 0.02), 1.02)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"per-image {label}\nbox: quartiles, whiskers: 1.5 IQR, diamond: mean", fontsize=9)
+    return _save(fig, out_stem)
