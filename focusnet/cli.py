@@ -173,8 +173,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="global seed (weights, batch order, dropout, augmentation)")
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only")
     p.set_defaults(func=_cmd_train)
+    _allow_late_overrides(p)
 
-    # KEY=VALUE overrides may also follow the flags (argparse alone takes positionals only before them).
+
+def _allow_late_overrides(p: argparse.ArgumentParser) -> None:
+    """KEY=VALUE overrides may also follow the flags (argparse alone takes positionals only before them)."""
     parse_known = p.parse_known_args
 
     def parse_known_args(args=None, namespace=None):  # noqa: ANN001, ANN202 - argparse's signature
@@ -551,6 +554,41 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- compare
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="train and evaluate several models under one protocol; tables, statistics, figures, report.html",
+        description="Trains (or reuses) each model on the same prepared data, split, loss, schedule and seed "
+        "as CONFIG (its model is replaced by each of --models), evaluates each on the same test split, and "
+        "writes tables (Markdown, CSV, LaTeX; the paper's numbers in a separate block), statistics (bootstrap "
+        "95% CIs, paired Wilcoxon tests against FocusNet++ with Holm correction), figures and a "
+        "self-contained report.html into --out. Resumable: run the same command again and finished models "
+        "are reused, an interrupted one resumes from its last epoch, a failed one is tried again.",
+    )
+    p.add_argument("config", type=Path, metavar="CONFIG", help="training config (e.g. configs/isic2018_focusnetpp.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides after the profile's, e.g. data.source=/data/isic")
+    p.add_argument("--models", default=None, metavar="LIST",
+                   help="comma-separated NAME[:PRESET][[KEY=VALUE;...]] (default focusnetpp,unet,attention_unet)")
+    p.add_argument("--profile", choices=["quick", "paper"], default="quick",
+                   help="quick: 128x128, 8 epochs, Adam 1e-3 cosine, flips (CPU, minutes per model); "
+                   "paper: the config as written (the paper's protocol; a GPU)")
+    p.add_argument("--out", type=Path, default=None, help="comparison folder (default runs/compare-<config>-<profile>)")
+    p.add_argument("--gallery-limit", type=int, default=300, help="at most this many images in the report's gallery")
+    p.set_defaults(func=_cmd_compare)
+    _allow_late_overrides(p)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from focusnet.compare.runner import DEFAULT_MODELS, run_compare
+
+    if args.gallery_limit < 0:
+        raise FocusNetError(f"--gallery-limit must be >= 0; got {args.gallery_limit}")
+    comparison = run_compare(args.config, args.models or DEFAULT_MODELS, out=args.out, profile=args.profile,
+                             overrides=args.overrides, gallery_limit=args.gallery_limit)
+    return 1 if any(m["status"] != "done" for m in comparison["models"]) else 0
+
+
 # ----------------------------------------------------------------------------------------- export
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -620,6 +658,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     _add_prepare,
     _add_predict,
     _add_evaluate,
+    _add_compare,
     _add_export,
 )
 
