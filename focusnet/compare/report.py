@@ -74,6 +74,8 @@ th[data-sort]::after { content: " \\2195"; color: #9aa3ad; font-size: 0.8em; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; color: var(--fg); }
 th[aria-sort="descending"]::after { content: " \\25BC"; color: var(--fg); }
 .scroll { overflow-x: auto; }
+.md-table td { white-space: nowrap; }
+blockquote { margin: 0.4rem 0; padding: 0.2rem 0.8rem; border-left: 3px solid var(--line); }
 .paper { border: 2px dashed #b0b7bf; background: #fbfbf7; padding: 0.3rem 1rem 0.6rem; margin-top: 0.6rem; }
 .paper .label { font-weight: 600; color: #6b5b00; }
 .note { color: var(--muted); font-size: 0.88rem; }
@@ -300,6 +302,14 @@ def markdown_to_html(text: str) -> str:
             out.append(_md_table(block))
             continue
         heading = re.match(r"^(#{1,6})\s+(.*)$", stripped)
+        if stripped.startswith(">"):
+            flush()
+            quote = []
+            while i < len(lines) and lines[i].strip().startswith(">"):
+                quote.append(lines[i].strip()[1:].strip())
+                i += 1
+            out.append("<blockquote><p>" + " ".join(_inline(q) for q in quote if q) + "</p></blockquote>")
+            continue
         if heading:
             flush()
             level = min(6, len(heading.group(1)) + 2)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from focusnet.data.preprocess import NORMALIZATIONS
-from focusnet.errors import FocusNetError
+from focusnet.errors import DOCS_CONFIG, FocusNetError
 
 __all__ = [
     "ACCELERATORS",
@@ -96,7 +96,7 @@ def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
     if schedule == "cosine":
         progress = min(max(epoch, 0), epochs) / max(epochs, 1)
         return float(0.5 * (1.0 + math.cos(math.pi * progress)))
-    raise FocusNetError(f"lr_schedule: unknown schedule {schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
+    raise _config_error(f"lr_schedule: unknown schedule {schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
 
 
 class LRFactor:
@@ -115,15 +115,20 @@ class LRFactor:
 
 
 # ------------------------------------------------------------------------------------ checks
+def _config_error(message: str) -> FocusNetError:
+    """A config error; the message ends with a pointer to the config reference page."""
+    return FocusNetError(message, see=DOCS_CONFIG)
+
+
 def _choice(key: str, value: Any, allowed: tuple) -> None:
     ok = not isinstance(value, bool) and any(value == a and type(value) is type(a) for a in allowed)
     if not ok:
-        raise FocusNetError(f"{key}: invalid value {value!r}; choose one of: {', '.join(map(str, allowed))}")
+        raise _config_error(f"{key}: invalid value {value!r}; choose one of: {', '.join(map(str, allowed))}")
 
 
 def _int(key: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise FocusNetError(f"{key}: must be an integer >= {minimum}; got {value!r}")
+        raise _config_error(f"{key}: must be an integer >= {minimum}; got {value!r}")
 
 
 def _float(key: str, value: Any, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> None:
@@ -133,17 +138,17 @@ def _float(key: str, value: Any, low: float, high: float, *, low_open: bool = Fa
     if not ok:
         lo = f"{'(' if low_open else '['}{low:g}"
         hi = f"{high:g}{')' if high_open else ']'}"
-        raise FocusNetError(f"{key}: must be a number in {lo}, {hi}; got {value!r}")
+        raise _config_error(f"{key}: must be a number in {lo}, {hi}; got {value!r}")
 
 
 def _bool(key: str, value: Any) -> None:
     if not isinstance(value, bool):
-        raise FocusNetError(f"{key}: must be true or false; got {value!r}")
+        raise _config_error(f"{key}: must be true or false; got {value!r}")
 
 
 def _str_or_none(key: str, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value):
-        raise FocusNetError(f"{key}: must be a non-empty string or null; got {value!r}")
+        raise _config_error(f"{key}: must be a non-empty string or null; got {value!r}")
 
 
 def _section(cls: type, key: str, value: Any) -> Any:
@@ -153,11 +158,11 @@ def _section(cls: type, key: str, value: Any) -> Any:
     if value is None:
         return cls()
     if not isinstance(value, dict):
-        raise FocusNetError(f"{key}: must be a mapping of settings; got {value!r}")
+        raise _config_error(f"{key}: must be a mapping of settings; got {value!r}")
     known = [f.name for f in dataclasses.fields(cls)]
     for k in value:
         if k not in known:
-            raise FocusNetError(f"unknown config key '{key}.{k}'; known keys in {key}: {', '.join(known)}")
+            raise _config_error(f"unknown config key '{key}.{k}'; known keys in {key}: {', '.join(known)}")
     return cls(**value)
 
 
@@ -212,19 +217,19 @@ class DataConfig:
         _choice("data.format", self.format, FORMATS)
         _str_or_none("data.source", self.source)
         if self.mask_suffix is not None and not isinstance(self.mask_suffix, str):
-            raise FocusNetError(f"data.mask_suffix: must be a string or null; got {self.mask_suffix!r}")
+            raise _config_error(f"data.mask_suffix: must be a string or null; got {self.mask_suffix!r}")
         if self.mask_suffix is not None and self.format != "folder":
-            raise FocusNetError(f"data.mask_suffix: applies to data.format folder only (not {self.format})")
+            raise _config_error(f"data.mask_suffix: applies to data.format folder only (not {self.format})")
         _choice("data.mask_rule", self.mask_rule, MASK_RULES)
         if not isinstance(self.split, str) or not self.split:
-            raise FocusNetError(
+            raise _config_error(
                 "data.split: choose one of: default, bcdu, paper, paper-test, random, "
                 f"random:TRAIN,VAL,TEST, or a JSON split file; got {self.split!r}"
             )
         _int("data.split_seed", self.split_seed, 0)
         _int("data.fold", self.fold, 0)
         if not isinstance(self.cache_dir, str) or not self.cache_dir:
-            raise FocusNetError(f"data.cache_dir: must be a folder path; got {self.cache_dir!r}")
+            raise _config_error(f"data.cache_dir: must be a folder path; got {self.cache_dir!r}")
         _bool("data.skip_bad", self.skip_bad)
         return self
 
@@ -283,11 +288,17 @@ class TrainConfig:
         size: images and masks are resized to ``size x size`` (the model input).
         channels: 3 (RGB) or 1 (grey).
         normalization: ``"minmax"`` (per-image min-max to [0, 1], the paper's) or ``"unit"`` (/255).
-        batch_size, epochs: the paper's 8 and 50 (per process under DDP: the global batch is
-            ``batch_size x devices x num_nodes``).
+        batch_size: images per training step, the paper's 8 (per process under DDP: the global batch
+            is ``batch_size x devices x num_nodes``).
+        epochs: training epochs, the paper's 50.
         optimizer: ``adam`` (the paper, Keras eps 1e-7), ``adamw`` or ``sgd`` (with ``momentum``,
             ``nesterov``).
-        lr, betas, eps, weight_decay, momentum, nesterov: optimiser settings.
+        lr: base learning rate (the paper's 1e-4); ``lr_schedule`` scales it per epoch.
+        betas: Adam/AdamW betas (Keras' 0.9, 0.999).
+        eps: Adam/AdamW epsilon (Keras' 1e-7; PyTorch's default would be 1e-8).
+        weight_decay: weight decay of every optimiser (0: none; decoupled for ``adamw``).
+        momentum: SGD momentum (``optimizer: sgd`` only).
+        nesterov: SGD with Nesterov momentum (``optimizer: sgd`` only).
         lr_schedule: ``"paper_step"`` (multiples 1, 0.1, 0.01, 0.001 of ``lr`` at epochs 16, 26,
             41), ``"constant"`` or ``"cosine"`` (per epoch).
         loss: keyword arguments of :class:`focusnet.losses.ALLHybridLoss` (``reduction`` etc.).
@@ -300,8 +311,10 @@ class TrainConfig:
         max_minutes: wall-time budget for training (None: no budget); checked after each epoch, so a
             run can overshoot it by at most one epoch. The best weights so far are kept.
         out_dir: the run folder; None means ``runs/<model>-<time>``.
-        accelerator, devices, num_nodes, strategy: passed to ``lightning.Trainer``; ``devices > 1``
-            or ``num_nodes > 1`` trains with DDP (``strategy: auto`` becomes ``ddp``).
+        accelerator: ``cpu``, ``gpu`` (``cuda``), ``mps`` or ``auto``; passed to ``lightning.Trainer``.
+        devices: devices per node (an integer or ``auto``); ``devices > 1`` trains with DDP.
+        num_nodes: machines; ``num_nodes > 1`` trains with DDP.
+        strategy: Lightning strategy; ``auto`` becomes ``ddp`` when training on several devices.
         precision: ``32-true``, ``bf16-mixed`` or ``16-mixed`` (mixed precision is for GPUs; the
             loss is always summed in float32).
         channels_last: ``channels_last`` memory format for the model and its inputs.
@@ -361,7 +374,7 @@ class TrainConfig:
             if "preset" in self.model_kwargs:  # `model_kwargs.preset=lite` means the preset
                 preset = self.model_kwargs.pop("preset")
                 if self.preset is not None and preset != self.preset:
-                    raise FocusNetError(f"model_kwargs.preset: {preset!r} contradicts preset {self.preset!r}; give one")
+                    raise _config_error(f"model_kwargs.preset: {preset!r} contradicts preset {self.preset!r}; give one")
                 self.preset = preset
         if self.loss is None:
             self.loss = {"reduction": "batch"}
@@ -373,16 +386,16 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Check every field; raise :class:`FocusNetError` naming the first bad key. Returns self."""
         if not isinstance(self.model, str) or not self.model:
-            raise FocusNetError(f"model: must be a registered model name; got {self.model!r}")
+            raise _config_error(f"model: must be a registered model name; got {self.model!r}")
         if self.preset is not None and (not isinstance(self.preset, str) or not self.preset):
-            raise FocusNetError(f"preset: must be a preset name or null; got {self.preset!r}")
+            raise _config_error(f"preset: must be a preset name or null; got {self.preset!r}")
         if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
-            raise FocusNetError(f"model_kwargs: must be a mapping of keyword arguments; got {self.model_kwargs!r}")
+            raise _config_error(f"model_kwargs: must be a mapping of keyword arguments; got {self.model_kwargs!r}")
         for key in ("in_channels",):
             if key in self.model_kwargs:
-                raise FocusNetError(f"model_kwargs.{key}: set by 'channels'; remove it from model_kwargs")
+                raise _config_error(f"model_kwargs.{key}: set by 'channels'; remove it from model_kwargs")
         if not isinstance(self.data, DataConfig):
-            raise FocusNetError(f"data: must be a mapping of settings; got {self.data!r}")
+            raise _config_error(f"data: must be a mapping of settings; got {self.data!r}")
         self.data.validate()
         _int("size", self.size, 8)
         _choice("channels", self.channels, (1, 3))
@@ -397,7 +410,7 @@ class TrainConfig:
             and len(b) == 2
             and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and 0.0 <= x < 1.0 for x in b)
         ):
-            raise FocusNetError(f"betas: must be two numbers in [0, 1); got {b!r}")
+            raise _config_error(f"betas: must be two numbers in [0, 1); got {b!r}")
         _float("eps", self.eps, 0.0, 1.0, low_open=True)
         _float("weight_decay", self.weight_decay, 0.0, 1.0)
         _float("momentum", self.momentum, 0.0, 1.0, high_open=True)
@@ -405,27 +418,27 @@ class TrainConfig:
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         self._validate_loss()
         if not isinstance(self.augment, AugmentConfig):
-            raise FocusNetError(f"augment: must be a mapping of settings; got {self.augment!r}")
+            raise _config_error(f"augment: must be a mapping of settings; got {self.augment!r}")
         self.augment.validate()
         _float("threshold", self.threshold, 0.0, 1.0, low_open=True, high_open=True)
         _int("seed", self.seed, 0)
         if self.deterministic not in DETERMINISTIC or (
             isinstance(self.deterministic, int) and not isinstance(self.deterministic, bool)
         ):
-            raise FocusNetError(f"deterministic: invalid value {self.deterministic!r}; choose one of: true, false, warn")
+            raise _config_error(f"deterministic: invalid value {self.deterministic!r}; choose one of: true, false, warn")
         _int("num_workers", self.num_workers, 0)
         if self.num_threads is not None:
             _int("num_threads", self.num_threads, 1)
         if self.max_minutes is not None:
             _float("max_minutes", self.max_minutes, 0.0, 1e6, low_open=True)
         if self.out_dir is not None and (not isinstance(self.out_dir, str) or not self.out_dir):
-            raise FocusNetError(f"out_dir: must be a folder path or null; got {self.out_dir!r}")
+            raise _config_error(f"out_dir: must be a folder path or null; got {self.out_dir!r}")
         _choice("accelerator", self.accelerator, ACCELERATORS)
         if not (
             (isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 1)
             or self.devices == "auto"
         ):
-            raise FocusNetError(f"devices: must be an integer >= 1 or 'auto'; got {self.devices!r}")
+            raise _config_error(f"devices: must be an integer >= 1 or 'auto'; got {self.devices!r}")
         _int("num_nodes", self.num_nodes, 1)
         _choice("strategy", self.strategy, STRATEGIES)
         _choice("precision", self.precision, PRECISIONS)
@@ -437,13 +450,13 @@ class TrainConfig:
 
     def _validate_loss(self) -> None:
         if not isinstance(self.loss, dict) or not all(isinstance(k, str) for k in self.loss):
-            raise FocusNetError(f"loss: must be a mapping of ALLHybridLoss keyword arguments; got {self.loss!r}")
+            raise _config_error(f"loss: must be a mapping of ALLHybridLoss keyword arguments; got {self.loss!r}")
         from focusnet.losses import ALLHybridLoss
 
         try:
             ALLHybridLoss(**self.loss)
         except (TypeError, ValueError) as exc:
-            raise FocusNetError(f"loss: {exc}") from None
+            raise _config_error(f"loss: {exc}") from None
 
     # ------------------------------------------------------------------------------- helpers
     @property
@@ -493,12 +506,12 @@ class TrainConfig:
             focusnet.errors.FocusNetError: unknown config key 'lr_schedul'; known keys: ...
         """
         if not isinstance(data, dict):
-            raise FocusNetError(f"config: expected a mapping of keys to values; got {type(data).__name__}")
+            raise _config_error(f"config: expected a mapping of keys to values; got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         for key in data:
             if key not in known:
                 hint = " (now data.source)" if key == "data_root" else ""
-                raise FocusNetError(f"unknown config key {key!r}{hint}; known keys: {', '.join(sorted(known))}")
+                raise _config_error(f"unknown config key {key!r}{hint}; known keys: {', '.join(sorted(known))}")
         return cls(**data)
 
     @classmethod
@@ -509,13 +522,13 @@ class TrainConfig:
         try:
             return cls.from_dict(_override_dict(data, overrides))
         except FocusNetError as exc:
-            raise FocusNetError(f"{path}: {exc}") from None
+            raise FocusNetError(f"{path}: {exc}") from None  # exc already names the config page
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A validated copy with some fields changed."""
         bad = [k for k in changes if k not in {f.name for f in dataclasses.fields(self)}]
         if bad:
-            raise FocusNetError(f"unknown config key {bad[0]!r}")
+            raise _config_error(f"unknown config key {bad[0]!r}")
         return dataclasses.replace(self, **changes)
 
 
@@ -524,7 +537,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML or JSON config file (FocusNetError naming the file when unreadable)."""
     path = Path(path)
     if not path.is_file():
-        raise FocusNetError(f"{path}: config file not found")
+        raise _config_error(f"{path}: config file not found")
     text = path.read_text()
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
@@ -536,10 +549,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
             data = json.loads(text)
     except Exception as exc:  # noqa: BLE001 - any parse error is the file's fault
-        raise FocusNetError(f"{path}: cannot parse the config ({str(exc).splitlines()[0]})") from None
+        raise _config_error(f"{path}: cannot parse the config ({str(exc).splitlines()[0]})") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
-        raise FocusNetError(f"{path}: expected a mapping of keys to values; got {type(data).__name__}")
+        raise _config_error(f"{path}: expected a mapping of keys to values; got {type(data).__name__}")
     return data
 
 
@@ -548,11 +561,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     import yaml
 
     if "=" not in item:
-        raise FocusNetError(f"override {item!r}: expected KEY=VALUE, e.g. epochs=10 or data.source=/path")
+        raise _config_error(f"override {item!r}: expected KEY=VALUE, e.g. epochs=10 or data.source=/path")
     key, raw = item.split("=", 1)
     parts = key.strip().split(".")
     if not all(p.strip() for p in parts):
-        raise FocusNetError(f"override {item!r}: empty key")
+        raise _config_error(f"override {item!r}: empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -571,13 +584,13 @@ def _override_dict(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         if parts == ["model_kwargs", "preset"]:  # the preset is a key of its own
             parts = ["preset"]
         if parts[0] not in known:
-            raise FocusNetError(f"unknown config key {parts[0]!r} (in override {item!r}); known keys: {', '.join(sorted(known))}")
+            raise _config_error(f"unknown config key {parts[0]!r} (in override {item!r}); known keys: {', '.join(sorted(known))}")
         if len(parts) > 1 and parts[0] in nested:
             allowed = [f.name for f in dataclasses.fields(nested[parts[0]])]
             if len(parts) != 2 or parts[1] not in allowed:
-                raise FocusNetError(f"unknown config key {'.'.join(parts)!r}; known keys in {parts[0]}: {', '.join(allowed)}")
+                raise _config_error(f"unknown config key {'.'.join(parts)!r}; known keys in {parts[0]}: {', '.join(allowed)}")
         elif len(parts) > 1 and parts[0] not in ("model_kwargs", "loss"):
-            raise FocusNetError(f"{parts[0]}: not a section; write {parts[0]}=VALUE")
+            raise _config_error(f"{parts[0]}: not a section; write {parts[0]}=VALUE")
         target = data
         for p in parts[:-1]:
             if not isinstance(target.get(p), dict):

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from focusnet.data.io import read_image, read_mask
-from focusnet.errors import FocusNetError
+from focusnet.errors import DOCS_FORMAT, DOCS_OWN_DATA, FocusNetError
 
 FORMATS = ("isic2018", "dsb2018", "folder", "nnunet")
 MASK_RULES = ("binary", "nonzero", "half")
@@ -162,7 +162,7 @@ def get_reader(fmt: str) -> Reader:
         'random'
     """
     if fmt not in FORMATS:
-        raise FocusNetError(f"unknown data format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+        raise FocusNetError(f"unknown data format {fmt!r}; choose one of: {', '.join(FORMATS)}", see=DOCS_OWN_DATA)
     module = importlib.import_module(f"{__name__}.{fmt}")
     return Reader(fmt, module.list_items, module.DEFAULT_SPLIT, module.LAYOUT)
 
@@ -171,18 +171,18 @@ def get_reader(fmt: str) -> Reader:
 def check_options(channels: int, mask_rule: str) -> None:
     """Refuse a channel count other than 1/3 or an unknown mask rule."""
     if channels not in (1, 3):
-        raise FocusNetError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+        raise FocusNetError(f"channels must be 1 (grey) or 3 (RGB), got {channels}", see=DOCS_OWN_DATA)
     if mask_rule not in MASK_RULES:
-        raise FocusNetError(f"unknown mask rule {mask_rule!r}; choose one of: {', '.join(MASK_RULES)}")
+        raise FocusNetError(f"unknown mask rule {mask_rule!r}; choose one of: {', '.join(MASK_RULES)}", see=DOCS_OWN_DATA)
 
 
 def check_source(source: str | Path, fmt: str, layout: str) -> Path:
     """The dataset folder as a Path; refuses a missing path or a file."""
     root = Path(source).expanduser()
     if not root.exists():
-        raise FocusNetError(f"{root}: dataset folder not found; pass the {fmt} folder ({layout})")
+        raise FocusNetError(f"{root}: dataset folder not found; pass the {fmt} folder ({layout})", see=DOCS_FORMAT.get(fmt))
     if not root.is_dir():
-        raise FocusNetError(f"{root}: is not a folder; pass the {fmt} folder ({layout})")
+        raise FocusNetError(f"{root}: is not a folder; pass the {fmt} folder ({layout})", see=DOCS_FORMAT.get(fmt))
     return root
 
 
@@ -191,7 +191,8 @@ def check_same_size(path: Path, shape: tuple[int, ...], image: Path, hw: tuple[i
     if tuple(shape[:2]) != tuple(hw[:2]):
         raise FocusNetError(
             f"{path}: {what} is {shape[0]}x{shape[1]} but image {image} is {hw[0]}x{hw[1]}; "
-            f"a {what} must have its image's size (re-export it at {hw[0]}x{hw[1]})"
+            f"a {what} must have its image's size (re-export it at {hw[0]}x{hw[1]})",
+            see=DOCS_OWN_DATA,
         )
 
 

@@ -24,11 +24,16 @@ from pathlib import Path
 
 from focusnet.data.io import IMAGE_EXTENSIONS
 from focusnet.data.readers import Item, Listing, check_options, check_source
-from focusnet.errors import FocusNetError
+from focusnet.errors import DOCS_FORMAT, FocusNetError
 
 DEFAULT_SPLIT = "paper"
 LAYOUT = "stage1_train/<id>/images/<id>.png + stage1_train/<id>/masks/*.png"
 STAGES = ("stage1_train", "stage1_test")
+
+
+def _error(message: str) -> FocusNetError:
+    """An error in a dsb2018 folder; the message ends with a pointer to the page on that format."""
+    return FocusNetError(message, see=DOCS_FORMAT["dsb2018"])
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -46,22 +51,22 @@ def _case(case: Path, require_masks: bool, channels: int, mask_rule: str) -> Ite
     image_dir = case / "images"
     images = _image_files(image_dir)
     if not images:
-        raise FocusNetError(
+        raise _error(
             f"{case}: case has no image (expected {image_dir}/{cid}.png); add it or remove the case folder"
         )
     if len(images) > 1:
-        raise FocusNetError(
+        raise _error(
             f"{images[1]}: case '{cid}' has {len(images)} images ({images[0].name}, {images[1].name}); "
             "keep one image per case in images/"
         )
     if images[0].stem != cid:
-        raise FocusNetError(
+        raise _error(
             f"{images[0]}: image name does not match its case folder '{cid}'; rename it to images/{cid}.png"
         )
     masks = _image_files(case / "masks")
     if not masks:
         if require_masks:
-            raise FocusNetError(
+            raise _error(
                 f"{case}: case '{cid}' has no masks (expected {case}/masks/*.png); add the nucleus masks or remove the case"
             )
         return None
@@ -87,7 +92,7 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
         if any((c / "images").is_dir() for c in _cases(root)):
             stages = [root]  # the stage folder itself
         else:
-            raise FocusNetError(
+            raise _error(
                 f"{root}: no stage1_train/ (or stage1_test/) folder and no <id>/images/ case folders, so this is "
                 f"not a DSB 2018 folder; pass the folder that holds stage1_train/ ({LAYOUT})"
             )
@@ -102,7 +107,7 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
                 skipped.append(case.name)
                 continue
             if item.id in items:
-                raise FocusNetError(
+                raise _error(
                     f"{case}: duplicate id '{item.id}' (also {items[item.id].images[0].parent.parent}); "
                     "keep each case in one stage folder"
                 )

@@ -17,11 +17,16 @@ from pathlib import Path
 
 from focusnet.data.folder import list_pairs
 from focusnet.data.readers import Item, Listing, check_options, check_source
-from focusnet.errors import FocusNetError
+from focusnet.errors import DOCS_FORMAT, FocusNetError
 
 DEFAULT_SPLIT = "bcdu"
 LAYOUT = "ISIC2018_Task1-2_Training_Input/ISIC_<id>.jpg + ISIC2018_Task1_Training_GroundTruth/ISIC_<id>_segmentation.png"
 MASK_SUFFIX = "_segmentation"
+
+
+def _error(message: str) -> FocusNetError:
+    """An error in an isic2018 folder; the message ends with a pointer to the page on that format."""
+    return FocusNetError(message, see=DOCS_FORMAT["isic2018"])
 
 
 def folders(subset: str = "Training") -> tuple[str, str]:
@@ -46,7 +51,7 @@ def list_items(
     root = check_source(source, "isic2018", LAYOUT)
     image_dir, mask_dir = folders(subset)
     if not (root / image_dir).is_dir():
-        raise FocusNetError(
+        raise _error(
             f"{root}: no {image_dir}/ folder, so this is not an ISIC 2018 Task 1 folder; pass the folder "
             f"that holds {image_dir}/ and {mask_dir}/ (or use --format folder for images/ + masks/)"
         )

@@ -42,11 +42,16 @@ from focusnet.data.readers import (
     image_mode,
     read_image_noted,
 )
-from focusnet.errors import FocusNetError
+from focusnet.errors import DOCS_FORMAT, FocusNetError
 
 DEFAULT_SPLIT = "random"
 LAYOUT = "dataset.json + imagesTr/<case>_0000.png + labelsTr/<case>.png"
 _CHANNEL_FILE = re.compile(r"^(?P<case>.+)_(?P<ch>\d{4})$")
+
+
+def _error(message: str) -> FocusNetError:
+    """An error in an nnunet folder; the message ends with a pointer to the page on that format."""
+    return FocusNetError(message, see=DOCS_FORMAT["nnunet"])
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,7 @@ class NnunetItem(Item):
             planes = []
             for path in self.images:
                 if image_mode(path) in ("RGB", "RGBA", "P", "CMYK"):
-                    raise FocusNetError(
+                    raise _error(
                         f"{path}: channel file is a colour image; nnU-Net channel files hold one channel each "
                         "(save R, G, B as separate greyscale _0000/_0001/_0002 files, or one RGB _0000 file)"
                     )
@@ -87,7 +92,7 @@ class NnunetItem(Item):
         img = _open(path)
         arr = np.asarray(img)
         if arr.ndim != 2:
-            raise FocusNetError(
+            raise _error(
                 f"{path}: label map has {arr.shape[2]} channels; nnU-Net labels are single-channel integer images "
                 "(save it as a greyscale PNG with values 0, 1, ...)"
             )
@@ -96,7 +101,7 @@ class NnunetItem(Item):
         bad = [int(v) for v in values if int(v) not in self.label_values]
         if bad:
             shown = ", ".join(str(v) for v in bad[:6]) + (", ..." if len(bad) > 6 else "")
-            raise FocusNetError(
+            raise _error(
                 f"{path}: label values {shown} are not declared in dataset.json (labels: "
                 f"{', '.join(str(v) for v in self.label_values)}); save labels as 0 (background), 1, ... "
                 "or declare them in dataset.json"
@@ -106,15 +111,15 @@ class NnunetItem(Item):
 
 def _load_json(path: Path) -> dict:
     if not path.is_file():
-        raise FocusNetError(
+        raise _error(
             f"{path}: not found, so this is not an nnU-Net raw dataset; pass the DatasetXXX_Name folder ({LAYOUT})"
         )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FocusNetError(f"{path}: not valid JSON ({exc}); fix or regenerate dataset.json") from None
+        raise _error(f"{path}: not valid JSON ({exc}); fix or regenerate dataset.json") from None
     if not isinstance(data, dict):
-        raise FocusNetError(f"{path}: expected a JSON object with channel_names, labels and file_ending")
+        raise _error(f"{path}: expected a JSON object with channel_names, labels and file_ending")
     return data
 
 
@@ -122,14 +127,14 @@ def _labels(path: Path, data: dict) -> tuple[tuple[int, ...], tuple[int, ...], l
     """(declared values, foreground values, warning lines) from ``dataset.json``'s ``labels``."""
     labels = data.get("labels")
     if not isinstance(labels, dict) or not labels:
-        raise FocusNetError(f'{path}: no "labels" object; add e.g. "labels": {{"background": 0, "lesion": 1}}')
+        raise _error(f'{path}: no "labels" object; add e.g. "labels": {{"background": 0, "lesion": 1}}')
     declared, foreground, names = set(), set(), []
     for name, value in labels.items():
         vals = value if isinstance(value, (list, tuple)) else [value]
         try:
             vals = [int(v) for v in vals]
         except (TypeError, ValueError):
-            raise FocusNetError(f'{path}: label "{name}" has value {value!r}; label values must be integers') from None
+            raise _error(f'{path}: label "{name}" has value {value!r}; label values must be integers') from None
         declared.update(vals)
         if name not in ("background", "ignore"):
             foreground.update(v for v in vals if v != 0)
@@ -137,7 +142,7 @@ def _labels(path: Path, data: dict) -> tuple[tuple[int, ...], tuple[int, ...], l
     if "ignore" in labels:
         declared.add(int(labels["ignore"]))
     if not foreground:
-        raise FocusNetError(f'{path}: "labels" declares no foreground label; add e.g. "lesion": 1')
+        raise _error(f'{path}: "labels" declares no foreground label; add e.g. "lesion": 1')
     warnings = []
     if len(names) > 1:
         warnings.append(f"dataset.json declares {len(names)} foreground labels ({', '.join(names)}); merged into one foreground")
@@ -158,20 +163,20 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
     meta = _load_json(meta_path)
     ending = str(meta.get("file_ending", ".png"))
     if ending.lower() not in IMAGE_EXTENSIONS:
-        raise FocusNetError(
+        raise _error(
             f"{meta_path}: file_ending {ending!r} is not a 2D image type; focusnet reads "
             f"{', '.join(IMAGE_EXTENSIONS)} (convert the images or use nnU-Net itself for 3D data)"
         )
     declared = meta.get("channel_names", meta.get("modality"))
     if not isinstance(declared, dict) or not declared:
-        raise FocusNetError(f'{meta_path}: no "channel_names" object; add e.g. "channel_names": {{"0": "R", "1": "G", "2": "B"}}')
+        raise _error(f'{meta_path}: no "channel_names" object; add e.g. "channel_names": {{"0": "R", "1": "G", "2": "B"}}')
     n_declared = len(declared)
     values, foreground, warnings = _labels(meta_path, meta)
 
     images_dir, labels_dir = root / "imagesTr", root / "labelsTr"
     for folder in (images_dir, labels_dir):
         if not folder.is_dir():
-            raise FocusNetError(f"{folder}: folder not found; an nnU-Net raw dataset needs imagesTr/ and labelsTr/ ({LAYOUT})")
+            raise _error(f"{folder}: folder not found; an nnU-Net raw dataset needs imagesTr/ and labelsTr/ ({LAYOUT})")
 
     cases: dict[str, dict[int, Path]] = {}
     for path in sorted(images_dir.iterdir()):
@@ -179,19 +184,19 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
             continue
         if not path.name.endswith(ending):
             if path.suffix.lower() in IMAGE_EXTENSIONS or path.name.endswith((".nii.gz", ".nii")):
-                raise FocusNetError(
+                raise _error(
                     f"{path}: file ending differs from dataset.json's file_ending {ending!r}; "
                     f"convert it to {ending} or remove it"
                 )
             continue
         match = _CHANNEL_FILE.match(path.name[: -len(ending)])
         if not match:
-            raise FocusNetError(
+            raise _error(
                 f"{path}: image name must be <case>_XXXX{ending} (channel index with 4 digits, e.g. _0000); rename it"
             )
         cases.setdefault(match["case"], {})[int(match["ch"])] = path
     if not cases:
-        raise FocusNetError(f"{images_dir}: no images <case>_0000{ending} found; add the training images")
+        raise _error(f"{images_dir}: no images <case>_0000{ending} found; add the training images")
 
     labels: dict[str, Path] = {}
     for path in sorted(labels_dir.iterdir()):
@@ -200,7 +205,7 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
         labels[path.name[: -len(ending)]] = path
     for case in sorted(labels):
         if case not in cases:
-            raise FocusNetError(
+            raise _error(
                 f"{labels[case]}: label map has no image {images_dir}/{case}_0000{ending}; add the image or remove the label"
             )
 
@@ -210,22 +215,22 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
         present = sorted(files)
         if present != list(range(len(present))):
             missing = min(set(range(max(present) + 1)) - set(present))
-            raise FocusNetError(
+            raise _error(
                 f"{images_dir}/{case}_{missing:04d}{ending}: channel file missing for case '{case}' "
                 f"(found {', '.join(f'_{c:04d}' for c in present)}); add it or remove the case's files"
             )
         k = len(present)
         if k != n_declared and not (k == 1 and n_declared == 3):
-            raise FocusNetError(
+            raise _error(
                 f"{files[present[0]]}: case '{case}' has {k} channel file(s) but dataset.json declares "
                 f"{n_declared} channel(s); add the missing channel files or fix channel_names"
             )
         if k not in (1, 3):
-            raise FocusNetError(
+            raise _error(
                 f"{files[0]}: case '{case}' has {k} channels; focusnet takes grey (1) or RGB (3) images"
             )
         if case not in labels:
-            raise FocusNetError(
+            raise _error(
                 f"{files[0]}: no label map for case '{case}' (expected {labels_dir}/{case}{ending}); "
                 "add it or remove the case's images"
             )
