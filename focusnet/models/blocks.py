@@ -14,10 +14,32 @@ The only difference between them is the *order* of the channels produced by the 
 convolution: the reference keeps the paper's ``[A0, F1, A2, F3]`` order (attention groups gate the
 group to their right), the fast block stores ``[A0, A2, F1, F3]`` so that both attention groups
 and both feature groups are contiguous. That is a relabelling of weights, not a change of maths.
+
+**Fast path** (issue 7; on by default; :func:`set_fast_path`, the :func:`fast_path` context
+manager or the environment variable ``FOCUSNET_FAST_PATH=0`` turn it off). On
+CPU and CUDA tensors, outside tracing, scripting and ONNX export, :class:`ResGANet` (and
+:class:`~focusnet.models.focusnetpp.FocusNetPP`) run an *execution strategy* of the same maths,
+from the same parameters and buffers (state_dict unchanged):
+
+* activations are kept in ``channels_last`` (the model converts its input once), where oneDNN's
+  grouped 3x3 convolution, BatchNorm and max-pooling are much faster than in NCHW;
+* every 1x1 convolution is one matrix product ``(N*H*W, C_in) @ W^T + b`` on the NHWC view
+  (:func:`conv1x1_cl`). PyTorch otherwise sends a single-threaded, batch < 16 1x1 convolution to
+  its slow im2col path. Grouped 1x1 convolutions use a block-diagonal weight built on the fly from
+  the same parameter; the attention gate reads the whole trunk output with zero columns for the
+  feature groups, so no channel slice is ever copied;
+* in eval mode without autograd (inference) a BatchNorm that directly follows a convolution is
+  folded into that convolution's weights on the fly, and LeakyReLU / sigmoid run in place where the
+  value they overwrite is not needed by autograd (in any mode), saving full-resolution allocations.
+
+Outputs and gradients equal the plain path to float32 rounding (~1e-6; tests: 1e-5). FLOP counting
+on the ``meta`` device, ``torch.jit.trace``, scripting and ONNX export always take the plain path.
 """
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
+import os
+from typing import Iterator, Literal
 
 import torch
 import torch.nn as nn
@@ -37,6 +59,156 @@ def batch_norm(channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = 
         0.001
     """
     return nn.BatchNorm2d(channels, momentum=momentum, eps=eps)
+
+
+# ------------------------------------------------------------------------------------- fast path
+#: Default of the fast path; the environment variable ``FOCUSNET_FAST_PATH=0`` turns it off at import.
+_FAST_PATH = os.environ.get("FOCUSNET_FAST_PATH", "1").strip().lower() not in ("0", "false", "no", "off")
+_FAST_DEVICES = ("cpu", "cuda")
+
+
+def set_fast_path(enabled: bool) -> bool:
+    """Turn the fast execution path of ResGANet / FocusNet++ on or off; returns the old setting.
+
+    Example:
+        >>> old = set_fast_path(False); _ = set_fast_path(old)
+    """
+    global _FAST_PATH
+    old, _FAST_PATH = _FAST_PATH, bool(enabled)
+    return old
+
+
+def fast_path_enabled() -> bool:
+    """Whether the fast execution path is switched on (it still only runs where :func:`use_fast_path`)."""
+    return _FAST_PATH
+
+
+@contextlib.contextmanager
+def fast_path(enabled: bool = True) -> Iterator[None]:
+    """Context manager: run ResGANet / FocusNet++ with the fast path on (or off) inside the block.
+
+    Example:
+        >>> with fast_path(False):
+        ...     fast_path_enabled()
+        False
+    """
+    old = set_fast_path(enabled)
+    try:
+        yield
+    finally:
+        set_fast_path(old)
+
+
+def use_fast_path(x: torch.Tensor) -> bool:
+    """True when the fast path applies to input ``x``: switched on, a CPU or CUDA tensor, and not
+    under ``torch.jit`` tracing or scripting or ONNX export (those record the plain graph)."""
+    if torch.jit.is_scripting():
+        return False
+    return (
+        _FAST_PATH
+        and x.device.type in _FAST_DEVICES
+        and not torch.jit.is_tracing()
+        and not torch.onnx.is_in_onnx_export()
+    )
+
+
+def _dense_1x1(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """``(C_out, C_in / groups, 1, 1)`` conv weight -> dense ``(C_out, C_in)`` (block-diagonal)."""
+    w = weight.flatten(1)
+    if groups == 1:
+        return w
+    return torch.block_diag(*w.chunk(groups, dim=0))
+
+
+def conv1x1_cl(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, sigmoid: bool = False
+) -> torch.Tensor:
+    """A 1x1 convolution with a dense ``(C_out, C_in)`` weight as one matrix product on the NHWC view.
+
+    Returns an NCHW-shaped tensor in ``channels_last`` memory (a view of the ``(N, H, W, C_out)``
+    product). Exact up to float rounding. ``sigmoid=True`` applies the sigmoid in place to the
+    product itself (not to a view of it, which autograd would have to copy back).
+
+    Example:
+        >>> x = torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last)
+        >>> conv = nn.Conv2d(8, 4, 1)
+        >>> bool(torch.allclose(conv1x1_cl(x, conv.weight.flatten(1), conv.bias), conv(x), atol=1e-6))
+        True
+    """
+    n, c, h, w = x.shape
+    x2 = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+    y = torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
+    if sigmoid:
+        y = torch.sigmoid_(y)
+    return y.view(n, h, w, weight.shape[0]).permute(0, 3, 1, 2)
+
+
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``y = x * scale + shift``."""
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return scale, shift
+
+
+def _foldable_bn(bn: nn.Module) -> bool:
+    # folded only without autograd (inference): with gradients the BN parameters' gradients through
+    # the folded weights would be summed in another, cancellation-prone order
+    return (
+        not torch.is_grad_enabled()
+        and type(bn) is nn.BatchNorm2d
+        and not bn.training
+        and bn.track_running_stats
+        and bn.running_mean is not None
+        and not bn._forward_hooks
+        and not bn._forward_pre_hooks
+    )
+
+
+def _fold(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.Module):
+    """``(weight, bias, bn_left)`` of a conv followed by ``bn``: folded when ``bn`` is an eval-mode
+    BatchNorm, absorbed when it is an Identity (already folded by export), else returned to apply."""
+    if isinstance(bn, nn.Identity):
+        return weight, bias, None
+    if not _foldable_bn(bn):
+        return weight, bias, bn
+    scale, shift = _bn_affine(bn)
+    w = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
+    b = shift if bias is None else bias * scale + shift
+    return w, b, None
+
+
+def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.Module, dense: torch.Tensor | None = None) -> torch.Tensor:
+    """``bn(conv(x))`` with folding where possible; ``dense`` replaces the 1x1 weight (grouped -> dense)."""
+    if dense is not None:
+        w, b, rest = _fold(dense, conv.bias, bn)
+        y = conv1x1_cl(x, w, b)
+    else:
+        w, b, rest = _fold(conv.weight, conv.bias, bn)
+        y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return y if rest is None else rest(y)
+
+
+def modules_fast_ok(module: nn.Module) -> bool:
+    """True when every submodule is a stock layer the fast path understands and none is hooked
+    (the fast path reads parameters directly, so hooks and custom layers would be bypassed)."""
+    for m in module.modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            return False
+        if isinstance(m, nn.Conv2d) and (type(m) is not nn.Conv2d or m.padding_mode != "zeros"):
+            return False
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) is not nn.BatchNorm2d:
+            return False
+    return True
+
+
+def _bn_lrelu(x: torch.Tensor, bn: nn.Module, slope: float) -> torch.Tensor:
+    """LeakyReLU(BN(x)), the activation in place on BN's fresh output (autograd does not need it)."""
+    y = bn(x)
+    return F.leaky_relu(y, slope, inplace=y is not x)
 
 
 class SqueezeExcite(nn.Module):
@@ -143,6 +315,82 @@ class ResGANet(nn.Module):
     foldable_pairs = (("conv_out", "bn_out"),)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_fast_path(x) and self._fast_ok():
+            return self.forward_fast(x)
+        return self.forward_plain(x)
+
+    def _fast_ok(self) -> bool:
+        """The fast path reads the parameters directly: only for the stock layers, unhooked."""
+        return modules_fast_ok(self)
+
+    def forward_fast(self, x: torch.Tensor, upsample: bool = False) -> torch.Tensor:
+        """Same maths as :meth:`forward_plain` (see the module docstring): channels_last, 1x1
+        convolutions as matrix products, eval-mode BatchNorm folded, in-place activations.
+
+        With ``upsample=True`` the block computes ``forward_plain(interpolate(x, 2, "nearest"))``:
+        its input 1x1 convolutions (``conv_in``, the shortcut conv) are per-pixel, so they run at
+        the low resolution and their outputs are upsampled (4x fewer multiply-adds, same values);
+        every BatchNorm still sees the upsampled tensor, so batch statistics are unchanged.
+        """
+        grad = torch.is_grad_enabled()
+        d = self.group
+        x = x.contiguous(memory_format=torch.channels_last)
+
+        def up(t: torch.Tensor) -> torch.Tensor:
+            if not upsample:
+                return t
+            return F.interpolate(t, scale_factor=2.0, mode="nearest").contiguous(memory_format=torch.channels_last)
+
+        tr = self.trunk
+        w_in, b_in = self.conv_in.weight.flatten(1), self.conv_in.bias
+        h = up(conv1x1_cl(x, w_in, b_in))
+        a = _bn_lrelu(h, tr[0], tr[1].negative_slope)
+        a = _conv_bn(a, tr[2], tr[3])
+        a = F.leaky_relu(a, tr[4].negative_slope, inplace=True)
+        t_att, t_feat = tr[5](a).split(2 * d, dim=1)  # split: one cat in backward, no zero-filling
+        # attention: 1x1 gate (groups=2, block-diagonal) on the attention half of t, read in place
+        gate = self.gate
+        attention = conv1x1_cl(t_att, _dense_1x1(gate.weight, gate.groups), gate.bias, sigmoid=True)
+        # feature half of h = conv_in(x): when autograd runs, recomputed from the feature rows of
+        # conv_in (a small product) rather than sliced out of h, whose slice gradient would cost a
+        # zero-filled full-width tensor and a copy
+        if grad:
+            h_feat = up(conv1x1_cl(x, w_in[2 * d :], None if b_in is None else b_in[2 * d :]))
+        else:
+            h_feat = h[:, 2 * d :]
+        fs = self.feature_shortcut
+        if isinstance(fs, nn.Identity):
+            shortcut_f = h_feat
+        else:
+            conv = fs[0]
+            shortcut_f = _conv_bn(h_feat, conv, fs[1], dense=_dense_1x1(conv.weight, conv.groups))
+            shortcut_f = F.leaky_relu(shortcut_f, fs[2].negative_slope, inplace=True)
+        features = t_feat + shortcut_f
+        gated = features * attention if grad else features.mul_(attention)
+        ex = self.expand
+        e = _conv_bn(gated, ex[0], ex[1], dense=_dense_1x1(ex[0].weight, ex[0].groups))
+        e = F.leaky_relu(e, ex[2].negative_slope, inplace=True)
+        y = _conv_bn(e, self.conv_out, self.bn_out, dense=self.conv_out.weight.flatten(1))
+        se = self.se
+        if isinstance(se, SqueezeExcite):
+            s = y.mean(dim=(2, 3))
+            s = torch.sigmoid(se.expand(F.relu(se.reduce(s))))[:, :, None, None]
+            y = y * s if grad else y.mul_(s)
+        elif not isinstance(se, nn.Identity):
+            y = se(y)
+        sc = self.shortcut
+        if isinstance(sc, nn.Identity):
+            skip = up(x)
+        else:  # Conv1x1 + BN: folded (eval) before upsampling, else BN on the upsampled output
+            w, b, rest = _fold(sc[0].weight.flatten(1), sc[0].bias, sc[1])
+            skip = up(conv1x1_cl(x, w, b))
+            if rest is not None:
+                skip = rest(skip)
+        out = y + skip if grad else y.add_(skip)
+        return F.leaky_relu(out, self.slope, inplace=True)
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The grouped-convolution forward, layer by layer (also what is traced and exported)."""
         h = self.conv_in(x)
         t = self.trunk(h)
         half = 2 * self.group

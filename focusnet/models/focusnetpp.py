@@ -42,7 +42,11 @@ from focusnet.models.blocks import (
     KERAS_LEAKY_SLOPE,
     ResGANet,
     SqueezeExcite,
+    _conv_bn,
     batch_norm,
+    conv1x1_cl,
+    modules_fast_ok,
+    use_fast_path,
 )
 from focusnet.models.registry import register_model
 
@@ -109,6 +113,15 @@ class _Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.body(x))
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with 1x1 matrix products, eval BatchNorm folded, in-place activations."""
+        body = self.body
+        if isinstance(body, nn.Sequential):
+            y = _conv_bn(x, body[0], body[1], dense=body[0].weight.flatten(1))
+            y = F.leaky_relu(y, body[2].negative_slope, inplace=True)
+            return conv1x1_cl(y, body[3].weight.flatten(1), body[3].bias, sigmoid=True)
+        return conv1x1_cl(x, body.weight.flatten(1), body.bias, sigmoid=True)
 
 
 def _plain_convs(channels: list[int]) -> nn.Sequential:
@@ -209,13 +222,59 @@ class FocusNetPP(nn.Module):
                 f"focusnetpp: input height and width must be divisible by 16, got {h}x{w}; "
                 "resize or pad the image"
             )
-        x = self.stem(x)
+        if use_fast_path(x) and self._fast_ok():
+            return self.forward_fast(x)
+        return self.forward_plain(x)
+
+    def _fast_ok(self) -> bool:
+        return modules_fast_ok(self) and all(isinstance(stage[0], ResGANet) for stage in self.decoder)
+
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's output at every level (max-pool between levels), shallowest first."""
         skips = []
         for level, stage in enumerate(self.encoder):
             if level > 0:
                 x = F.max_pool2d(x, 2)
             x = stage(x)
             skips.append(x)
+        return skips
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """The same network as :meth:`forward_plain`, run by the fast path of ``blocks.py``:
+        activations in ``channels_last``, ResGANet fast blocks (the first block of each decoder
+        stage takes the low-resolution input and upsamples after its input 1x1 convolutions),
+        1x1 heads and fusion as matrix products, in-place additions where autograd allows."""
+        grad = torch.is_grad_enabled()
+        h = x.shape[-2]
+        skips = self._encode(self.stem(x.contiguous(memory_format=torch.channels_last)))
+        # dropout on the NCHW copy of the (small) bottleneck: the same random mask as forward_plain
+        x = self.dropout(skips.pop().contiguous()).contiguous(memory_format=torch.channels_last)
+        outputs = []
+        native = self.config.head_position == "native"
+        for stage, extra, head, skip in zip(self.decoder, self.extra, self.heads, reversed(skips)):
+            x = stage[0].forward_fast(x, upsample=True)
+            for block in stage[1:]:
+                x = block(x)
+            x = x + skip if grad else x.add_(skip)
+            x = extra(x)
+            factor = h // x.shape[-2]
+            if native:
+                y = head.forward_fast(x)
+                outputs.append(F.interpolate(y, scale_factor=float(factor), mode="nearest") if factor > 1 else y)
+            else:
+                up = F.interpolate(x, scale_factor=float(factor), mode="nearest") if factor > 1 else x
+                outputs.append(head.forward_fast(up.contiguous(memory_format=torch.channels_last)))
+        n, _, hh, ww = outputs[-1].shape
+        z = torch.stack([o.reshape(n, hh, ww) for o in outputs], dim=-1).permute(0, 3, 1, 2)  # NHWC memory
+        f = self.fusion
+        z = _conv_bn(z, f[0], f[1], dense=f[0].weight.flatten(1))
+        z = F.leaky_relu(z, f[2].negative_slope, inplace=True)
+        return conv1x1_cl(z, f[3].weight.flatten(1), f[3].bias).contiguous()
+
+    def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
+        """The network layer by layer, as written (what is traced, exported and FLOP-counted)."""
+        h, w = x.shape[-2], x.shape[-1]
+        skips = self._encode(self.stem(x))
         x = self.dropout(skips.pop())
         outputs = []
         native = self.config.head_position == "native"

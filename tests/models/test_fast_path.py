@@ -1,0 +1,248 @@
+"""The fast execution path of ResGANet / FocusNet++ (issue 7) computes the same maths as the plain
+layer-by-layer path and the branch-by-branch reference: outputs, gradients and BatchNorm statistics,
+in train and eval mode, from the same state_dict."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from focusnet.models import create_model
+from focusnet.models.blocks import (
+    ResGANet,
+    ResGANetReference,
+    fast_path,
+    fast_path_enabled,
+    resganet_from_reference,
+    set_fast_path,
+    use_fast_path,
+)
+from focusnet.models.focusnetpp import PRESETS
+
+TOL = 1e-5  # outputs and input gradients (per element)
+# parameter gradients (reductions over batch x pixels, e.g. channels_last BatchNorm backward sums in
+# another order than NCHW): relative to the gradient's scale, on top of the plain path's own error
+PARAM_GRAD_TOL = 1e-4
+
+
+def _randomise_bn(module: torch.nn.Module, seed: int = 0) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+
+
+def _run(module: torch.nn.Module, x: torch.Tensor, fast: bool, **kwargs):
+    """Output, input gradient and parameter gradients (by name) of ``sum(out * weights)``."""
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    with fast_path(fast):
+        out = module(x, **kwargs) if not kwargs else module.forward_fast(x, **kwargs)
+    weights = torch.linspace(-1.0, 1.0, out.numel()).reshape(out.shape)
+    (out * weights).sum().backward()
+    grads = {n: p.grad.detach().clone() for n, p in module.named_parameters() if p.grad is not None}
+    return out.detach(), x.grad.detach(), grads
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float = TOL) -> bool:
+    """Max abs difference <= tol, scaled by the magnitude of ``b`` where that exceeds 1 (a float32
+    sum of thousands of terms of size ~40 cannot be closer than ~1e-5 relative)."""
+    return bool((a - b).abs().max() <= tol * max(1.0, float(b.abs().max())))
+
+
+def _assert_grads_close(a: dict, b: dict, tol: float) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert _close(a[name], b[name], tol), (name, (a[name] - b[name]).abs().max(), b[name].abs().max())
+
+
+def _assert_param_grads_as_accurate(fast: dict, plain: dict, exact: dict) -> None:
+    """Parameter gradients are sums over the batch and every pixel (in train mode partly cancelling
+    through BatchNorm), so two float32 summation orders legitimately differ by more than 1e-5.
+    Check instead against a float64 copy: the fast path's error is within a small factor of the
+    plain path's own float32 error (or under PARAM_GRAD_TOL of the gradient's scale)."""
+    assert fast.keys() == plain.keys() == exact.keys()
+    overall = max(g.abs().max().item() for g in exact.values())
+    for name, g64 in exact.items():
+        err_f = (fast[name].double() - g64).abs().max().item()
+        err_p = (plain[name].double() - g64).abs().max().item()
+        size = g64.abs().max().item()
+        # a conv bias followed by a train-mode BatchNorm has an exactly zero gradient: its float32
+        # value is pure cancellation noise, measured against the gradients of the whole module
+        scale = max(1.0, overall if size < 1e-6 * overall else size)
+        assert err_f <= 4 * err_p + PARAM_GRAD_TOL * scale, (name, err_f, err_p, scale)
+
+
+def test_fast_path_is_on_by_default_and_switchable() -> None:
+    assert fast_path_enabled()
+    x = torch.zeros(1)
+    assert use_fast_path(x)
+    with fast_path(False):
+        assert not fast_path_enabled() and not use_fast_path(x)
+    old = set_fast_path(False)
+    assert old is True and not fast_path_enabled()
+    set_fast_path(True)
+    assert not use_fast_path(torch.zeros(1, device="meta"))  # FLOP counting takes the plain path
+
+
+@pytest.mark.parametrize("shortcut", ["identity", "conv"])
+@pytest.mark.parametrize("se", [True, False])
+@pytest.mark.parametrize("cin, cout, width", [(32, 32, 32), (16, 48, 48), (48, 24, 48)])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fast_block_matches_reference_and_plain(shortcut: str, se: bool, cin: int, cout: int, width: int, mode: str) -> None:
+    torch.manual_seed(0)
+    ref = ResGANetReference(cin, cout, width=width, se=se, feature_shortcut=shortcut)
+    _randomise_bn(ref)
+    fast = resganet_from_reference(ref)
+    plain = copy.deepcopy(fast)
+    for m in (ref, fast, plain):
+        m.train(mode == "train")
+    x = torch.randn(4, cin, 12, 10, generator=torch.Generator().manual_seed(1))
+    exact = copy.deepcopy(plain).double()
+    out_f, gx_f, g_f = _run(fast, x, True)
+    out_p, gx_p, g_p = _run(plain, x, False)
+    out_r, gx_r, _ = _run(ref, x, False)
+    _, _, g_64 = _run(exact, x.double(), False)
+    assert torch.allclose(out_f, out_r, atol=TOL), (out_f - out_r).abs().max()
+    assert torch.allclose(out_f, out_p, atol=TOL), (out_f - out_p).abs().max()
+    assert _close(gx_f, gx_r), (gx_f - gx_r).abs().max()
+    assert _close(gx_f, gx_p), (gx_f - gx_p).abs().max()
+    _assert_param_grads_as_accurate(g_f, g_p, g_64)
+    # every buffer (BN running statistics, batch counters) is updated identically
+    for (name, b_f), b_p in zip(fast.named_buffers(), plain.buffers()):
+        assert torch.allclose(b_f.float(), b_p.float(), atol=1e-6), name
+
+
+@pytest.mark.parametrize("project", [True, None])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fast_block_upsample_equals_interpolate_first(project: bool | None, mode: str) -> None:
+    """``forward_fast(x, upsample=True)`` == ``block(interpolate(x, 2))`` (1x1 convs before upsampling)."""
+    torch.manual_seed(0)
+    cin = 24
+    cout = 16 if project else 24
+    block = ResGANet(cin, cout, width=16, project=project)
+    _randomise_bn(block)
+    plain = copy.deepcopy(block)
+    block.train(mode == "train")
+    plain.train(mode == "train")
+    x = torch.randn(3, cin, 6, 8)
+    out_f, gx_f, g_f = _run(block, x, True, upsample=True)
+
+    class Up(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return self.inner(F.interpolate(t, scale_factor=2.0, mode="nearest"))
+
+    out_p, gx_p, g_p = _run(Up(plain), x, False)
+    _, _, g_64 = _run(Up(copy.deepcopy(plain)).double(), x.double(), False)
+    assert out_f.shape == (3, cout, 12, 16)
+    assert torch.allclose(out_f, out_p, atol=TOL), (out_f - out_p).abs().max()
+    assert _close(gx_f, gx_p)
+    strip = lambda g: {k.removeprefix("inner."): v for k, v in g.items()}  # noqa: E731
+    _assert_param_grads_as_accurate(g_f, strip(g_p), strip(g_64))
+    for b_f, b_p in zip(block.buffers(), plain.buffers()):
+        assert torch.allclose(b_f.float(), b_p.float(), atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_fast_model_eval_matches_plain(preset: str) -> None:
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset=preset)
+    _randomise_bn(model)
+    model.eval()
+    x = torch.randn(2, 3, 32, 48)
+    out_f, gx_f, g_f = _run(model, x, True)
+    out_p, gx_p, g_p = _run(model, x, False)
+    _, _, g_64 = _run(copy.deepcopy(model).double(), x.double(), False)
+    assert out_f.is_contiguous() and out_f.shape == (2, 1, 32, 48)
+    assert torch.allclose(out_f, out_p, atol=TOL), (out_f - out_p).abs().max()
+    assert _close(gx_f, gx_p)
+    _assert_param_grads_as_accurate(g_f, g_p, g_64)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), out_p, atol=TOL)
+        assert torch.allclose(model(x.contiguous(memory_format=torch.channels_last)), out_p, atol=TOL)
+
+
+@pytest.mark.parametrize("preset", ["paper", "official"])
+def test_fast_model_train_as_accurate_as_plain(preset: str) -> None:
+    """Train mode (batch statistics, dropout): compare both paths with a float64 copy. Tiny batches
+    make train-mode BatchNorm ill-conditioned, so fp32 rounding of *either* path is amplified; the
+    fast path must be as accurate as the plain one, and draw the same dropout mask."""
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset=preset)
+    model.train()
+    x = torch.randn(4, 3, 32, 32)
+    torch.manual_seed(7)
+    out64, gx64, g64 = _run(copy.deepcopy(model).double(), x.double(), False)
+    errors = {}
+    for fast in (False, True):
+        torch.manual_seed(7)
+        out, gx, g = _run(copy.deepcopy(model), x, fast)
+        errors[fast] = (
+            (out.double() - out64).abs().max().item(),
+            max((g[n].double() - g64[n]).abs().max().item() for n in g64),
+        )
+    (out_p, grad_p), (out_f, grad_f) = errors[False], errors[True]
+    assert out_f <= 3 * out_p + 1e-5, errors
+    assert grad_f <= 3 * grad_p + 1e-5, errors
+
+
+def test_fast_model_with_folded_batchnorm() -> None:
+    from focusnet.engine.export import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset="lite")
+    _randomise_bn(model)
+    model.eval()
+    folded = fold_batchnorm(model)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(), fast_path(False):
+        expected = model(x)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), expected, atol=TOL)
+
+
+def test_state_dict_unchanged_and_interchangeable() -> None:
+    torch.manual_seed(0)
+    a = create_model("focusnetpp")
+    keys = {k: tuple(v.shape) for k, v in a.state_dict().items()}
+    a.eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        out = a(x)
+    b = create_model("focusnetpp")
+    assert {k: tuple(v.shape) for k, v in b.state_dict().items()} == keys
+    b.load_state_dict(a.state_dict())
+    b.eval()
+    with torch.no_grad(), fast_path(False):
+        assert torch.allclose(b(x), out, atol=TOL)
+
+
+def test_trace_records_the_plain_graph() -> None:
+    model = create_model("focusnetpp", preset="lite").eval()
+    x = torch.randn(1, 3, 32, 32)
+    traced = torch.jit.trace(model, x)
+    graph = str(traced.inlined_graph)
+    assert "aten::addmm" not in graph and "aten::_convolution" in graph
+    with torch.no_grad():
+        assert torch.allclose(traced(x), model(x), atol=TOL)
+
+
+def test_hooks_are_honoured() -> None:
+    """A hooked layer sends the model down the plain path, so the hook still fires."""
+    model = create_model("focusnetpp", preset="lite").eval()
+    seen = []
+    handle = model.encoder[0][0].conv_in.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    with torch.no_grad():
+        model(torch.randn(1, 3, 32, 32))
+    handle.remove()
+    assert seen == [torch.Size([1, 16, 32, 32])]
