@@ -32,8 +32,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +41,7 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+from focusnet.atomic import atomic_write
 from focusnet.errors import FocusNetError
 
 __all__ = [
@@ -273,22 +272,6 @@ def _pretty_json(value: Any, indent: int = 0) -> str:
     return json.dumps(value, allow_nan=False)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share storage (views in a state dict)
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
@@ -425,8 +408,8 @@ def save_weights(
     blob = st_save(tensors, metadata={_META_FORMAT: FORMAT, _META_CONFIG: json.dumps(config_dict)})
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = dict(config_dict, weights=weights_path.name)
-    _atomic_write(weights_path, blob)
-    _atomic_write(config_path, (_pretty_json(sidecar) + "\n").encode())
+    atomic_write(weights_path, blob)
+    atomic_write(config_path, (_pretty_json(sidecar) + "\n").encode())
     return weights_path
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
+
+from focusnet.atomic import atomic_write
 
 __all__ = [
     "PALETTE",
@@ -290,14 +290,9 @@ def _save(fig: Any, out_stem: Path) -> list[Path]:
     try:
         for ext in ("png", "pdf"):
             final = out_stem.parent / f"{out_stem.name}.{ext}"
-            fd, tmp = tempfile.mkstemp(prefix=f".{out_stem.name}.", suffix=f".{ext}", dir=out_stem.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fig.savefig(fh, format=ext, dpi=_DPI)
-                os.replace(tmp, final)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=ext, dpi=_DPI)
+            atomic_write(final, buffer.getvalue())
             written.append(final)
     finally:
         fig.clf()

@@ -30,6 +30,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from focusnet.atomic import atomic_write
 from focusnet.compare.figures import (
     TRUTH_COLOR,
     _thumb_base,
@@ -706,16 +707,7 @@ def write_report(
         f"<script>{_JS}</script>\n</body></html>\n"
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_path
+    return atomic_write(out_path, page)
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from focusnet.atomic import atomic_write
 from focusnet.errors import FocusNetError
 
 __all__ = ["ModelSpec", "parse_model_specs", "run_compare", "DEFAULT_MODELS", "STATE_JSON", "COMPARISON_JSON"]
@@ -189,6 +190,11 @@ def _absolute_data(config: Any) -> Any:
     return config.replace(data=d)
 
 
+def _changed_keys(now: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    """Keys whose (plain JSON) values differ between two protocols."""
+    return sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+
+
 # ------------------------------------------------------------------------------------ state file
 def _read_state(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
@@ -203,9 +209,7 @@ def _read_state(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -256,8 +260,11 @@ def run_compare(
     Raises:
         FocusNetError: bad config, model, override or output folder (before anything is trained).
     """
+    import torch
+
     from focusnet.compare.profiles import PROFILE_NOTES, profile_overrides
     from focusnet.engine.config import load_config
+    from focusnet.engine.train import build_model
 
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     specs = parse_model_specs(models) if isinstance(models, str) else list(models)
@@ -271,11 +278,8 @@ def run_compare(
 
     # Everything that can fail on bad input fails here, before anything is written or trained.
     configs = {s.name: _model_config(base, s, runs_dir / s.name) for s in specs}
-    for spec in specs:
-        config = configs[spec.name][0]
-        from focusnet.engine.train import build_model
-
-        with _meta_device():
+    with torch.device("meta"):
+        for config, _ in configs.values():
             build_model(config)  # unknown keyword arguments -> FocusNetError now
     if out_dir.exists() and not out_dir.is_dir():
         raise FocusNetError(f"--out: {out_dir} exists and is not a folder")
@@ -287,10 +291,7 @@ def run_compare(
             raise FocusNetError(f"--out: {out_dir} is not empty and holds no {STATE_JSON}; give a new or empty folder")
         state = {"kind": "focusnet-compare", "version": 1, "config_file": str(config_path), "profile": profile,
                  "overrides": list(overrides), "protocol": protocol, "models": {}}
-    elif _clean(json.loads(json.dumps(protocol, default=_json_default))) != _clean(state.get("protocol")):
-        changed = sorted(k for k in set(protocol) | set(state.get("protocol") or {})
-                         if json.dumps(protocol.get(k), default=_json_default, sort_keys=True)
-                         != json.dumps((state.get("protocol") or {}).get(k), sort_keys=True))
+    elif changed := _changed_keys(protocol, state.get("protocol") or {}):
         raise FocusNetError(
             f"--out: {out_dir} holds a comparison made with other settings ({', '.join(changed)} differ); "
             "run it with the same config, profile and overrides, or give another --out"
@@ -330,19 +331,6 @@ def run_compare(
     comparison = _collect(specs, configs, state, base, config_path, profile, out_dir)
     _write_outputs(comparison, specs, configs, out_dir, say, gallery_limit)
     return comparison
-
-
-class _meta_device:
-    """``with torch.device("meta")``: build models without allocating their weights."""
-
-    def __enter__(self) -> None:
-        import torch
-
-        self._ctx = torch.device("meta")
-        self._ctx.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._ctx.__exit__(*exc)
 
 
 def _train_and_evaluate(config: Any, run_dir: Path, entry: dict, state: dict, state_path: Path,

@@ -16,10 +16,10 @@ import io
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from focusnet.atomic import atomic_write
 from focusnet.compare.paper_reference import PAPER_CITATION, PaperTable, paper_tables
 
 __all__ = [
@@ -644,23 +644,6 @@ def paper_reference_latex(dataset: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------- files
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to a temporary file in ``path``'s folder, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_tables(comparison: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> list[Path]:
     """Write ``results.md``, ``results.csv``, ``results.tex`` and, where the paper has numbers for
     the dataset, ``paper_reference.md`` and ``paper_reference.tex`` into ``out_dir``.
@@ -691,6 +674,6 @@ def write_tables(comparison: Mapping[str, Any], out_dir: str | os.PathLike[str])
     written = []
     for name, text in files.items():
         path = out / name
-        _write_atomic(path, text)
+        atomic_write(path, text)
         written.append(path)
     return written

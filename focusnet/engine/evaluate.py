@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from focusnet.atomic import atomic_write
 from focusnet.errors import FocusNetError
 from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
 
@@ -326,12 +326,6 @@ def _check_outputs(out_dir: Path, overwrite: bool) -> None:
         )
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _csv_text(result: dict, sizes: list[tuple[int, int]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -531,11 +525,11 @@ def evaluate_run(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_outputs(out_dir, overwrite)  # again: another evaluation may have finished meanwhile
-    _atomic_text(out_dir / MODEL_RES_CSV, _csv_text(model_res, sizes))
+    atomic_write(out_dir / MODEL_RES_CSV, _csv_text(model_res, sizes))
     if orig_res is not None:
-        _atomic_text(out_dir / ORIGINAL_RES_CSV, _csv_text(orig_res, sizes))
+        atomic_write(out_dir / ORIGINAL_RES_CSV, _csv_text(orig_res, sizes))
     elif (out_dir / ORIGINAL_RES_CSV).exists():  # stale, from an earlier evaluation
         (out_dir / ORIGINAL_RES_CSV).unlink()
-    _atomic_text(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
-    _atomic_text(out_dir / SUMMARY_MD, format_evaluation_markdown(summary) + "\n")
+    atomic_write(out_dir / SUMMARY_JSON, json.dumps(summary, indent=2) + "\n")
+    atomic_write(out_dir / SUMMARY_MD, format_evaluation_markdown(summary) + "\n")
     return summary

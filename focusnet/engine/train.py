@@ -49,6 +49,7 @@ from torch import nn
 
 from focusnet.data.splits import SPLIT_NAMES
 from focusnet.engine.config import TrainConfig, expand_path
+from focusnet.atomic import atomic_write
 from focusnet.errors import FocusNetError
 
 __all__ = [
@@ -166,9 +167,7 @@ def _top_entry_inside(path: Path, folder: Path) -> Path | None:
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
