@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from focusnet.errors import FocusNetError
+from focusnet.models.blocks import bn_affine
 
 __all__ = [
     "FORMATS",
@@ -86,12 +87,8 @@ def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     dtype = weight.dtype
     w = weight.double()
     b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
-    scale = torch.rsqrt(bn.running_var.detach().double() + bn.eps)
-    if bn.affine:
-        scale = scale * bn.weight.detach().double()
-    shift = -bn.running_mean.detach().double() * scale
-    if bn.affine:
-        shift = shift + bn.bias.detach().double()
+    with torch.no_grad():
+        scale, shift = bn_affine(bn, torch.float64)
     fused = copy.deepcopy(conv)
     fused.weight = nn.Parameter((w * scale.reshape(-1, *([1] * (w.dim() - 1)))).to(dtype), requires_grad=conv.weight.requires_grad)
     fused.bias = nn.Parameter((b * scale + shift).to(dtype), requires_grad=conv.weight.requires_grad)

@@ -143,14 +143,17 @@ def conv1x1_cl(
     return y.view(n, h, w, weight.shape[0]).permute(0, 3, 1, 2)
 
 
-def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode BatchNorm as ``y = x * scale + shift``."""
-    scale = torch.rsqrt(bn.running_var + bn.eps)
+def bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as ``y = x * scale + shift`` (computed in ``dtype``, default the buffers')."""
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t if dtype is None else t.to(dtype)
+
+    scale = torch.rsqrt(cast(bn.running_var) + bn.eps)
     if bn.weight is not None:
-        scale = scale * bn.weight
-    shift = -bn.running_mean * scale
+        scale = scale * cast(bn.weight)
+    shift = -cast(bn.running_mean) * scale
     if bn.bias is not None:
-        shift = shift + bn.bias
+        shift = shift + cast(bn.bias)
     return scale, shift
 
 
@@ -175,7 +178,7 @@ def _fold(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.Module):
         return weight, bias, None
     if not _foldable_bn(bn):
         return weight, bias, bn
-    scale, shift = _bn_affine(bn)
+    scale, shift = bn_affine(bn)
     w = weight * scale.reshape(-1, *([1] * (weight.dim() - 1)))
     b = shift if bias is None else bias * scale + shift
     return w, b, None
