@@ -288,6 +288,12 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile every model")
     p.add_argument("--include-monai", action="store_true", help="add MONAI's BasicUNet if monai is installed")
+    p.add_argument(
+        "--no-allocator-tuning",
+        action="store_true",
+        help="let glibc mmap/unmap large tensors every step in every process, as plain PyTorch does "
+        "(default: focusnet.runtime.tune_cpu_allocator; also FOCUSNET_ALLOCATOR_TUNING=0)",
+    )
     p.add_argument("--json-out", type=Path, default=None, help="write the full result as JSON")
     p.add_argument("--markdown-out", type=Path, default=None, help="write the Markdown table")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -324,6 +330,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         min_repeat_time=args.min_repeat_time,
         threads=args.threads,
         conv_shape=conv_shape,
+        allocator_tuning=False if args.no_allocator_tuning else None,
         progress=None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True)),
     )
     text = format_markdown(result)
@@ -676,10 +683,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that train or run models: they keep freed CPU memory for reuse (focusnet.runtime).
+_RUNS_MODELS = {_cmd_train, _cmd_demo, _cmd_benchmark, _cmd_predict, _cmd_evaluate, _cmd_compare}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.func in _RUNS_MODELS:
+        from focusnet.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()  # FOCUSNET_ALLOCATOR_TUNING=0 turns it off
     try:
         return int(args.func(args) or 0)
     except FocusNetError as exc:

@@ -349,6 +349,7 @@ def run_benchmark(
     conv_shape: Sequence[int] = DEFAULT_CONV_SHAPE,
     threads: int | None = None,
     seed: int = 0,
+    allocator_tuning: bool | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark ``models`` against ``baseline`` in one run; returns a JSON-ready dict.
@@ -377,6 +378,8 @@ def run_benchmark(
         conv_shape: ``(batch, channels, height, width)`` of the 3x3 conv-peak probe.
         threads: ``torch.set_num_threads`` in every worker (default: torch's default).
         seed: seed of weights, inputs and targets.
+        allocator_tuning: apply :func:`focusnet.runtime.tune_cpu_allocator` in every worker
+            (baseline included); ``None``: unless ``FOCUSNET_ALLOCATOR_TUNING=0``.
         progress: called with one line per finished round (e.g. ``print``).
 
     Returns:
@@ -423,6 +426,7 @@ def run_benchmark(
         "conv_shape": list(conv_shape),
         "threads": threads,
         "seed": seed,
+        "allocator_tuning": allocator_tuning,
         "train_step": "zero_grad + forward + ALLHybridLoss + backward + Adam(lr=1e-4) step, train mode",
         "inference_step": "eval mode, torch.inference_mode(), forward only",
         "autocast": "torch.autocast(dtype=torch.bfloat16), weights fp32" if precision == "bf16" else None,
@@ -447,6 +451,7 @@ def run_benchmark(
         "compile": compile,
         "threads": threads,
         "seed": seed,
+        "allocator_tuning": allocator_tuning,
     }
     jobs = [{"label": "conv_peak", "kind": "conv", "conv_shape": list(conv_shape), **common}]
     jobs += [
@@ -465,6 +470,8 @@ def run_benchmark(
                 w.setup = reply
             else:
                 w.error = reply.get("error", "setup failed")
+        tuned = {w.setup.get("allocator_tuned") for w in workers if w.setup}
+        settings["allocator_tuned"] = tuned.pop() if len(tuned) == 1 else None
         conv, model_workers = workers[0], workers[1:]
         timings: dict[str, dict[str, list[float | None]]] = {w.label: {p: [] for p in phases} for w in workers}
         iters: dict[str, dict[str, int]] = {w.label: {} for w in workers}
@@ -630,6 +637,8 @@ def format_markdown(result: dict[str, Any]) -> str:
         + (f" ({', '.join(mc['bf16'].get('cpu_flags') or [])})" if mc["bf16"].get("cpu_flags") else ""),
         f"- Load average (1, 5, 15 min): {_loadlist(mc.get('load_average'))} at start, "
         f"{_loadlist(mc.get('load_average_end'))} at end",
+        "- CPU allocator tuning (focusnet.runtime, every process): "
+        + {True: "on", False: "off"}.get(st.get("allocator_tuned"), "mixed or unknown"),
     ]
     b, c, h, w = cp["shape"]
     if cp.get("flops_per_s"):
@@ -700,6 +709,9 @@ class _Bench:
         import torch
 
         self.job = job
+        from focusnet.runtime import tune_cpu_allocator
+
+        self.allocator_tuned = tune_cpu_allocator(job.get("allocator_tuning"))
         if job.get("threads"):
             torch.set_num_threads(int(job["threads"]))
         torch.manual_seed(job["seed"])
@@ -713,6 +725,7 @@ class _Bench:
             self._setup_conv(job)
         else:
             self._setup_model(job)
+        self.info["allocator_tuned"] = self.allocator_tuned
         self._sync()
         self.base = self._memory_now()
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from focusnet.models import create_model
+from focusnet.models import blocks, create_model
 from focusnet.models.blocks import (
     ResGANet,
     ResGANetReference,
@@ -18,6 +18,7 @@ from focusnet.models.blocks import (
     resganet_from_reference,
     set_fast_path,
     use_fast_path,
+    use_fused_inference,
 )
 from focusnet.models.focusnetpp import PRESETS
 
@@ -246,3 +247,59 @@ def test_hooks_are_honoured() -> None:
         model(torch.randn(1, 3, 32, 32))
     handle.remove()
     assert seen == [torch.Size([1, 16, 32, 32])]
+
+
+# ------------------------------------------------------------ fused fp32 CPU inference (oneDNN)
+needs_fused = pytest.mark.skipif(
+    not blocks._FUSED_CPU_OPS, reason="this PyTorch build has no oneDNN fused pointwise operators"
+)
+
+
+@needs_fused
+def test_fused_inference_applies_only_to_fp32_cpu_inference() -> None:
+    x = torch.zeros(1)
+    assert not use_fused_inference(x)  # autograd on
+    with torch.no_grad():
+        assert use_fused_inference(x)
+        assert not use_fused_inference(x.double())
+        with fast_path(False):
+            assert not use_fused_inference(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not use_fused_inference(x)
+
+
+@needs_fused
+@pytest.mark.parametrize("shortcut", ["identity", "conv"])
+@pytest.mark.parametrize("se", [True, False])
+@pytest.mark.parametrize("cin, cout, width", [(32, 32, 32), (16, 48, 48), (48, 24, 48)])
+@pytest.mark.parametrize("upsample", [False, True])
+def test_fused_inference_block_matches_plain(
+    shortcut: str, se: bool, cin: int, cout: int, width: int, upsample: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eval block under no_grad: the fused path (BN0 folded into conv_in, gate composed into the
+    second trunk convolution, split attention / feature trunks) equals the plain layers."""
+    torch.manual_seed(0)
+    block = ResGANet(cin, cout, width=width, se=se, feature_shortcut=shortcut)
+    _randomise_bn(block)
+    block.eval()
+    calls = []
+    original = ResGANet._forward_fused
+    monkeypatch.setattr(ResGANet, "_forward_fused", lambda self, *a: calls.append(1) or original(self, *a))
+    x = torch.randn(3, cin, 6, 10, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        fused = block.forward_fast(x, upsample=upsample)
+        with fast_path(False):
+            plain = block(F.interpolate(x, scale_factor=2.0, mode="nearest") if upsample else x)
+    assert calls == [1]
+    assert fused.shape == plain.shape
+    assert _close(fused, plain), (fused - plain).abs().max()
+
+
+@needs_fused
+def test_fused_inference_is_skipped_for_train_mode_batchnorm(monkeypatch: pytest.MonkeyPatch) -> None:
+    block = ResGANet(16, 16, width=16)
+    calls = []
+    monkeypatch.setattr(ResGANet, "_forward_fused", lambda self, *a: calls.append(1))
+    with torch.no_grad():
+        block.train()(torch.randn(2, 16, 4, 4))
+    assert calls == []
