@@ -41,9 +41,10 @@ from focusnet.data.readers import get_reader  # noqa: E402
 from focusnet.engine.config import TrainConfig  # noqa: E402
 from focusnet.engine.evaluate import evaluate_run  # noqa: E402
 from focusnet.engine.train import train  # noqa: E402
+from focusnet.runtime import tune_cpu_allocator  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _train_common import budget_kwargs, epochs_run  # noqa: E402
+from _train_common import add_isic_protocol_args, budget_kwargs, epochs_run  # noqa: E402
 
 DATASET = "isic2018_task1_512crop"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -63,31 +64,25 @@ def seeded_split(ids: list[str], counts: tuple[int, int, int], seed: int) -> dic
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--source", type=Path, default=None, help=f"ISIC folder (default $FOCUSNET_DATA/{DATASET})")
-    p.add_argument("--size", type=int, default=128)
-    p.add_argument("--train", type=int, default=300)
-    p.add_argument("--val", type=int, default=50)
-    p.add_argument("--test", type=int, default=50)
-    p.add_argument("--seed", type=int, default=0, help="seed of the image selection and of training")
-    p.add_argument("--minutes", type=float, default=30.0, help="training wall-time budget (default 30)")
-    p.add_argument("--epochs", type=int, default=1000, help="epoch cap (default 1000: the budget decides)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    add_isic_protocol_args(p, DATASET, minutes=30.0, threads=None)
     p.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine", "paper_step"])
     p.add_argument("--bn-momentum", type=float, default=0.1,
                    help="BatchNorm momentum (PyTorch convention). 0.1 for short budgets: the Keras 0.01 of the paper's 50-epoch\n"
                    "                   protocol leaves the running statistics far behind the weights for hundreds of steps")
     p.add_argument("--flips", action="store_true", help="random horizontal and vertical flips")
+    p.add_argument("--monitor", default="val_loss", choices=["val_loss", "val_dice"],
+                   help="what picks the best weights (default val_loss, the paper's)")
+    p.add_argument("--loss", action="append", default=[], metavar="KEY=VALUE",
+                   help="ALL-HL keyword (repeatable), e.g. --loss fp_weight=0.5 --loss fn_weight=0.5")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory format (default on: same maths, faster on CPU)")
     p.add_argument("--preset", default="paper")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--precision", default="32-true")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--work", type=Path, default=None, help="folder for the cache and run (default benchmarks/results/work)")
     p.add_argument("--out", type=Path, default=None, help="result JSON (default benchmarks/results/isic-train-<date>.json)")
     p.add_argument("--smoke", action="store_true", help="tiny check: 8/4/4 images, 32x32, 1 epoch, no budget")
     args = p.parse_args(argv)
+    tune_cpu_allocator()  # as the focusnet command does (FOCUSNET_ALLOCATOR_TUNING=0: off)
     if args.smoke:
         args.train, args.val, args.test, args.size, args.epochs, args.minutes = 8, 4, 4, 32, 1, None
 
@@ -104,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ISIC 2018 {source}: {len(ids)} pairs; split {args.train}/{args.val}/{args.test} -> {split_file}")
     print(f"budget: {budget_note}")
 
+    loss: dict[str, float | str] = {"reduction": "batch"}
+    for item in args.loss:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--loss expects KEY=VALUE, got {item!r}")
+        loss[key.strip()] = value.strip() if key.strip() == "reduction" else float(value)
     config = TrainConfig(
         model="focusnetpp",
         preset=args.preset,
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr,
         lr_schedule=args.lr_schedule,
         augment={"enabled": bool(args.flips), "hflip": 0.5, "vflip": 0.5, "rot90": 0.0},
+        loss=loss,
+        monitor=args.monitor,
         seed=args.seed,
         num_threads=args.threads,
         out_dir=str(work / f"isic-{args.preset}-{args.size}-{stamp}"),
@@ -147,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "lr_schedule": args.lr_schedule,
         "flips": bool(args.flips),
+        "loss": loss,
+        "monitor": args.monitor,
+        "precision": args.precision,
+        "threads": args.threads,
         "budget": budget_note,
         "epochs": epochs,
         "train_wall_s": round(train_s, 1),

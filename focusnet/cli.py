@@ -157,8 +157,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Trains from a config file (configs/*.yaml) with KEY=VALUE overrides (dotted keys for "
         "nested values: data.source=PATH, model_kwargs.widths=[8,8,8,8,8], augment.enabled=true; values "
         "are read as YAML). The data set is prepared into a cache first (a no-op when up to date). Writes "
-        "a run folder: config, environment, split, full-state checkpoints every epoch (best by val_loss, "
-        "last), weights/{best,last}.safetensors, logs, curves and the test-split summary. "
+        "a run folder: config, environment, split, full-state checkpoints every epoch (best by val_loss or "
+        "monitor=val_dice, last), weights/{best,last}.safetensors, logs, curves and the test-split summary. "
         "--resume RUN_DIR continues a run from its last checkpoint, exactly. --devices N / --num-nodes N "
         "train with DDP (Lightning launches the processes, or run under torchrun / SLURM).",
     )

@@ -67,6 +67,8 @@ API_MODULES = (
     "focusnet.weights",
     "focusnet.complexity",
     "focusnet.errors",
+    "focusnet.runtime",
+    "focusnet.kernels",
     "focusnet.data.synthetic",
     "focusnet.data.readers",
     "focusnet.data.cache",

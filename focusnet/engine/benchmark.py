@@ -470,8 +470,9 @@ def run_benchmark(
                 w.setup = reply
             else:
                 w.error = reply.get("error", "setup failed")
-        tuned = {w.setup.get("allocator_tuned") for w in workers if w.setup}
-        settings["allocator_tuned"] = tuned.pop() if len(tuned) == 1 else None
+        for key in ("allocator_tuned", "native_kernels"):
+            values = {w.setup.get(key) for w in workers if w.setup}
+            settings[key] = values.pop() if len(values) == 1 else None
         conv, model_workers = workers[0], workers[1:]
         timings: dict[str, dict[str, list[float | None]]] = {w.label: {p: [] for p in phases} for w in workers}
         iters: dict[str, dict[str, int]] = {w.label: {} for w in workers}
@@ -638,7 +639,9 @@ def format_markdown(result: dict[str, Any]) -> str:
         f"- Load average (1, 5, 15 min): {_loadlist(mc.get('load_average'))} at start, "
         f"{_loadlist(mc.get('load_average_end'))} at end",
         "- CPU allocator tuning (focusnet.runtime, every process): "
-        + {True: "on", False: "off"}.get(st.get("allocator_tuned"), "mixed or unknown"),
+        + {True: "on", False: "off"}.get(st.get("allocator_tuned"), "mixed or unknown")
+        + "; native BatchNorm+LeakyReLU kernel (focusnet.kernels): "
+        + {True: "available", False: "unavailable"}.get(st.get("native_kernels"), "unknown"),
     ]
     b, c, h, w = cp["shape"]
     if cp.get("flops_per_s"):
@@ -726,6 +729,9 @@ class _Bench:
         else:
             self._setup_model(job)
         self.info["allocator_tuned"] = self.allocator_tuned
+        from focusnet.kernels import bn_leaky_relu_available
+
+        self.info["native_kernels"] = bn_leaky_relu_available()
         self._sync()
         self.base = self._memory_now()
 

@@ -44,6 +44,7 @@ __all__ = [
     "DataConfig",
     "FORMATS",
     "LR_SCHEDULES",
+    "MONITORS",
     "MASK_RULES",
     "NORMALIZATIONS",
     "OPTIMIZERS",
@@ -60,6 +61,7 @@ __all__ = [
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("paper_step", "constant", "cosine")
+MONITORS = ("val_loss", "val_dice")  # what picks best.ckpt
 MASK_RULES = ("binary", "nonzero", "half")
 FORMATS = ("folder", "isic2018", "dsb2018", "nnunet")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -304,6 +306,8 @@ class TrainConfig:
         loss: keyword arguments of :class:`focusnet.losses.ALLHybridLoss` (``reduction`` etc.).
         augment: the :class:`AugmentConfig` section (off by default).
         threshold: probability threshold of the predicted masks for the metrics.
+        monitor: what picks ``best.ckpt``: ``"val_loss"`` (lowest, the paper's) or ``"val_dice"``
+            (highest per-image mean validation Dice at ``threshold``).
         seed: global seed of weights, batch order, dropout and augmentation.
         deterministic: ``true`` (deterministic algorithms), ``false`` or ``"warn"``.
         num_workers: DataLoader workers (0: the data is already in memory).
@@ -343,6 +347,7 @@ class TrainConfig:
     loss: dict[str, Any] = field(default_factory=lambda: {"reduction": "batch"})
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     threshold: float = 0.5
+    monitor: str = "val_loss"
     seed: int = 0
     deterministic: bool | str = "warn"
     num_workers: int = 0
@@ -416,6 +421,7 @@ class TrainConfig:
         _float("momentum", self.momentum, 0.0, 1.0, high_open=True)
         _bool("nesterov", self.nesterov)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _choice("monitor", self.monitor, MONITORS)
         self._validate_loss()
         if not isinstance(self.augment, AugmentConfig):
             raise _config_error(f"augment: must be a mapping of settings; got {self.augment!r}")

@@ -128,9 +128,16 @@ def evaluate_checkpoint(
         "preset": config.preset,
         "run": str(run_dir),
         "checkpoint": checkpoint + (f" (epoch {epoch})" if epoch is not None else ""),
-        "selection": "lowest val_loss on the val split",
+        "selection": _selection(config),
     }
     return summarize(torch.cat(counts), data.ids, empty_score=1.0, protocol=protocol)
+
+
+def _selection(config: Any) -> str:
+    """How ``best.ckpt`` was picked, for the protocol of every metric file."""
+    if getattr(config, "monitor", "val_loss") == "val_dice":
+        return "highest per-image mean val_dice on the val split"
+    return "lowest val_loss on the val split"
 
 
 # =========================================================================== evaluate_run (CLI)
@@ -479,7 +486,7 @@ def evaluate_run(
         "run": str(run_dir),
         "weights": weights,
         "data": data.source,
-        "selection": "best weights by val_loss on the val split",
+        "selection": "best weights: " + _selection(config),
     }
     s = config.size
     model_res = summarize(

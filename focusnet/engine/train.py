@@ -652,13 +652,13 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
     from focusnet.engine.callbacks import AtomicCheckpointIO, StepSeed, ProgressBar, RunCheckpoint
     from focusnet.engine.guards import NonFiniteLossGuard
 
-    # best.ckpt: lowest val_loss so far; last.ckpt: every epoch (Lightning's save_last only
-    # writes when another checkpoint is written, so it is a checkpoint callback of its own).
+    # best.ckpt: lowest val_loss (or highest val_dice) so far; last.ckpt: every epoch (Lightning's
+    # save_last only writes when another checkpoint is written, so it is a callback of its own).
     best = ModelCheckpoint(
         dirpath=run_dir,
         filename=Path(BEST_CKPT).stem,
-        monitor="val_loss",
-        mode="min",
+        monitor=config.monitor,
+        mode="max" if config.monitor == "val_dice" else "min",
         save_top_k=1,
         save_last=False,
         enable_version_counter=False,

@@ -45,6 +45,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from focusnet.kernels import bn_leaky_relu
+
 # Keras defaults used by the authors' code (spec §2.2 rows 16-17).
 KERAS_BN_MOMENTUM = 0.01  # PyTorch momentum = 1 - Keras momentum (0.99)
 KERAS_BN_EPS = 1e-3
@@ -189,6 +191,46 @@ def _dense_1x1(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
     return torch.block_diag(*w.chunk(groups, dim=0))
 
 
+_MATMUL_FN = True
+
+
+def _weight_grad(grad: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+    """``grad^T @ x2``, ``(C_out, C_in)``, a product over M = N*H*W pixels with a tiny output.
+
+    BLAS parallelises over the output only, so with several threads the pixels are split into
+    chunks (one batched product, then a sum); the narrow side goes first (``x2^T @ grad`` when
+    ``C_in < C_out``), which is ~10x faster for C_in = 4 than the other orientation."""
+    m = x2.shape[0]
+    chunks = 4 if torch.get_num_threads() > 1 and m % 4 == 0 and m >= 65536 else 1
+    if chunks > 1:
+        g = grad.reshape(chunks, m // chunks, grad.shape[1])
+        x = x2.reshape(chunks, m // chunks, x2.shape[1])
+        return torch.bmm(g.transpose(1, 2), x).sum(0)
+    if x2.shape[1] < grad.shape[1]:
+        return x2.t().mm(grad).t()
+    return grad.t().mm(x2)
+
+
+class _MatmulBias(torch.autograd.Function):
+    """``x2 @ weight^T + bias`` with the backward of :func:`_weight_grad` (once differentiable)."""
+
+    @staticmethod
+    def forward(ctx, x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x2, weight)
+        ctx.has_bias = bias is not None
+        return torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x2, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        grad_x = grad.mm(weight) if need_x else None
+        grad_w = _weight_grad(grad, x2) if need_w else None
+        grad_b = grad.sum(0) if need_b and ctx.has_bias else None
+        return grad_x, grad_w, grad_b
+
+
 def conv1x1_cl(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -216,6 +258,13 @@ def conv1x1_cl(
     if use_fused_inference(x):
         attr, scalars = _act_attr(act, slope)
         y = torch.ops.mkldnn._linear_pointwise(x2, weight, bias, attr, scalars, "")
+    elif (
+        _MATMUL_FN
+        and torch.is_grad_enabled()
+        and (weight.requires_grad or (bias is not None and bias.requires_grad))
+        and not torch.is_autocast_enabled(x.device.type)
+    ):
+        y = _apply_act(_MatmulBias.apply(x2, weight, bias), act, slope)
     else:
         y = torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
         y = _apply_act(y, act, slope)
@@ -288,9 +337,25 @@ def modules_fast_ok(module: nn.Module) -> bool:
 
 
 def _bn_lrelu(x: torch.Tensor, bn: nn.Module, slope: float) -> torch.Tensor:
-    """LeakyReLU(BN(x)), the activation in place on BN's fresh output (autograd does not need it)."""
-    y = bn(x)
-    return F.leaky_relu(y, slope, inplace=y is not x)
+    """LeakyReLU(BN(x)): one native kernel for a training-mode BatchNorm on channels_last fp32 CPU
+    (:mod:`focusnet.kernels`), else the activation in place on BN's fresh output."""
+    return bn_leaky_relu(x, bn, slope)
+
+
+def _conv_bn_lrelu(
+    x: torch.Tensor, conv: nn.Conv2d, bn: nn.Module, slope: float, dense: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``leaky_relu(bn(conv(x)))``: BN folded and the activation fused in inference, the fused
+    BN + LeakyReLU kernel in CPU training; ``dense`` replaces a 1x1 weight (grouped -> dense)."""
+    w, b, rest = _fold(dense if dense is not None else conv.weight, conv.bias, bn)
+    if dense is not None:
+        if rest is None:
+            return conv1x1_cl(x, w, b, leaky_slope=slope)
+        return _bn_lrelu(conv1x1_cl(x, w, b), rest, slope)
+    if rest is None and conv.stride == (1, 1) and conv.dilation == (1, 1) and len(set(conv.padding)) == 1:
+        return conv_act(x, w, b, conv.padding[0], conv.groups, "leaky_relu", slope)
+    y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return _bn_lrelu(y, rest, slope) if rest is not None else F.leaky_relu(y, slope, inplace=True)
 
 
 class SqueezeExcite(nn.Module):
@@ -429,8 +494,7 @@ class ResGANet(nn.Module):
         w_in, b_in = self.conv_in.weight.flatten(1), self.conv_in.bias
         h = up(conv1x1_cl(x, w_in, b_in))
         a = _bn_lrelu(h, tr[0], tr[1].negative_slope)
-        a = _conv_bn(a, tr[2], tr[3])
-        a = F.leaky_relu(a, tr[4].negative_slope, inplace=True)
+        a = _conv_bn_lrelu(a, tr[2], tr[3], tr[4].negative_slope)
         t_att, t_feat = tr[5](a).split(2 * d, dim=1)  # split: one cat in backward, no zero-filling
         # attention: 1x1 gate (groups=2, block-diagonal) on the attention half of t, read in place
         gate = self.gate
@@ -447,17 +511,17 @@ class ResGANet(nn.Module):
             shortcut_f = h_feat
         else:
             conv = fs[0]
-            shortcut_f = _conv_bn(h_feat, conv, fs[1], dense=_dense_1x1(conv.weight, conv.groups))
-            shortcut_f = F.leaky_relu(shortcut_f, fs[2].negative_slope, inplace=True)
+            shortcut_f = _conv_bn_lrelu(h_feat, conv, fs[1], fs[2].negative_slope, _dense_1x1(conv.weight, conv.groups))
         features = t_feat + shortcut_f
         gated = features * attention if grad else features.mul_(attention)
         ex = self.expand
-        e = _conv_bn(gated, ex[0], ex[1], dense=_dense_1x1(ex[0].weight, ex[0].groups))
-        e = F.leaky_relu(e, ex[2].negative_slope, inplace=True)
+        e = _conv_bn_lrelu(gated, ex[0], ex[1], ex[2].negative_slope, _dense_1x1(ex[0].weight, ex[0].groups))
         y = _conv_bn(e, self.conv_out, self.bn_out, dense=self.conv_out.weight.flatten(1))
         se = self.se
         if isinstance(se, SqueezeExcite):
-            s = y.mean(dim=(2, 3))
+            # sum, then divide the (N, C) result: mean's backward would materialise a full-size
+            # tensor divided by H*W, sum's is a broadcast view
+            s = y.sum(dim=(2, 3)) / (y.shape[2] * y.shape[3])
             s = torch.sigmoid(se.expand(F.relu(se.reduce(s))))[:, :, None, None]
             y = y * s if grad else y.mul_(s)
         elif not isinstance(se, nn.Identity):

@@ -42,7 +42,7 @@ from focusnet.models.blocks import (
     KERAS_LEAKY_SLOPE,
     ResGANet,
     SqueezeExcite,
-    _conv_bn,
+    _conv_bn_lrelu,
     batch_norm,
     conv1x1_cl,
     modules_fast_ok,
@@ -118,8 +118,7 @@ class _Head(nn.Module):
         """:meth:`forward` with 1x1 matrix products, eval BatchNorm folded, in-place activations."""
         body = self.body
         if isinstance(body, nn.Sequential):
-            y = _conv_bn(x, body[0], body[1], dense=body[0].weight.flatten(1))
-            y = F.leaky_relu(y, body[2].negative_slope, inplace=True)
+            y = _conv_bn_lrelu(x, body[0], body[1], body[2].negative_slope, body[0].weight.flatten(1))
             return conv1x1_cl(y, body[3].weight.flatten(1), body[3].bias, sigmoid=True)
         return conv1x1_cl(x, body.weight.flatten(1), body.bias, sigmoid=True)
 
@@ -267,8 +266,7 @@ class FocusNetPP(nn.Module):
         n, _, hh, ww = outputs[-1].shape
         z = torch.stack([o.reshape(n, hh, ww) for o in outputs], dim=-1).permute(0, 3, 1, 2)  # NHWC memory
         f = self.fusion
-        z = _conv_bn(z, f[0], f[1], dense=f[0].weight.flatten(1))
-        z = F.leaky_relu(z, f[2].negative_slope, inplace=True)
+        z = _conv_bn_lrelu(z, f[0], f[1], f[2].negative_slope, f[0].weight.flatten(1))
         return conv1x1_cl(z, f[3].weight.flatten(1), f[3].bias).contiguous()
 
     def forward_plain(self, x: torch.Tensor) -> torch.Tensor:

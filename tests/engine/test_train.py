@@ -224,6 +224,7 @@ def test_preset_is_resolved_and_checked_against_the_model():
         ("loss", {"gama": 0.1}, "gama"),
         ("accelerator", "tpu-ish", "cpu"),
         ("deterministic", "maybe", "warn"),
+        ("monitor", "val_jaccard", "val_loss, val_dice"),
     ],
 )
 def test_config_errors_name_the_key_and_the_allowed_values(key, value, allowed):
@@ -473,3 +474,19 @@ def test_max_minutes_stops_training_after_the_epoch_that_exceeds_it(data_root, t
     epochs = {line.split(",")[0] for line in rows}
     assert len(epochs) == 1  # a 6 ms budget ends the run after its first epoch, not after 50
     assert (run / "weights" / "best.safetensors").is_file()
+
+
+def test_monitor_val_dice_keeps_the_epoch_with_the_highest_val_dice(data_root, tmp_path):
+    from focusnet.engine.train import train
+
+    run = train(tiny_config(data_root, tmp_path / "dice", epochs=4, monitor="val_dice", lr=3e-3))
+    val = {}
+    with open(run / "logs" / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get("val_dice"):
+                val[int(row["epoch"])] = float(row["val_dice"])
+    assert len(val) == 4
+    best_epoch = torch.load(run / "best.ckpt", map_location="cpu", weights_only=False)["epoch"]
+    assert val[best_epoch] == max(val.values())
+    summary = json.loads((run / "summary.json").read_text())
+    assert "val_dice" in json.dumps(summary["protocol"])

@@ -1,0 +1,105 @@
+"""The native fused BatchNorm + LeakyReLU training kernel (focusnet.kernels) against PyTorch."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import focusnet.kernels as kernels
+from focusnet.kernels import bn_leaky_relu, bn_leaky_relu_available
+
+needs_kernel = pytest.mark.skipif(
+    not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels._ERROR}"
+)
+SLOPE = 0.3
+
+
+def _bn(channels: int, seed: int = 0) -> torch.nn.BatchNorm2d:
+    bn = torch.nn.BatchNorm2d(channels, momentum=0.1, eps=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(channels, generator=gen) + 0.5)
+        bn.bias.copy_(torch.randn(channels, generator=gen) * 0.3)
+        bn.running_mean.copy_(torch.randn(channels, generator=gen))
+        bn.running_var.copy_(torch.rand(channels, generator=gen) + 0.5)
+    return bn
+
+
+def _run(bn: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor, fused: bool):
+    x = x.detach().clone().requires_grad_(True)
+    bn.zero_grad(set_to_none=True)
+    y = bn_leaky_relu(x, bn, SLOPE) if fused else F.leaky_relu(bn(x), SLOPE)
+    y.backward(grad.to(y.dtype))
+    return y.detach().double(), x.grad.double(), bn.weight.grad.double(), bn.bias.grad.double()
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(2, 1, 3, 5), (3, 5, 7, 9), (4, 32, 16, 16), (2, 256, 8, 8), (1, 7, 64, 64)])
+@pytest.mark.parametrize("offset", [0.0, 40.0])  # a large mean must not cancel the variance
+def test_matches_pytorch_and_float64(shape: tuple[int, ...], offset: float) -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.randn(*shape, generator=gen) * 2 + offset).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    bn_native, bn_fused, bn_64 = _bn(shape[1]), _bn(shape[1]), _bn(shape[1]).double()
+    native = _run(bn_native, x, grad, fused=False)
+    fused = _run(bn_fused, x, grad, fused=True)
+    exact = _run(bn_64, x.double(), grad, fused=False)
+    for name, f, n, e in zip(("y", "grad x", "grad weight", "grad bias"), fused, native, exact):
+        scale = max(1.0, float(e.abs().max()))
+        err_fused, err_native = float((f - e).abs().max()), float((n - e).abs().max())
+        # as accurate as PyTorch's own float32 kernels (double sums: usually more accurate)
+        assert err_fused <= 2 * err_native + 1e-5 * scale, (name, err_fused, err_native)
+    # running statistics (unbiased variance) and the batch counter, as nn.BatchNorm2d
+    assert torch.allclose(bn_fused.running_mean, bn_native.running_mean, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(bn_fused.running_var, bn_native.running_var, atol=1e-4, rtol=1e-5)
+    assert int(bn_fused.num_batches_tracked) == int(bn_native.num_batches_tracked) == 1
+    assert fused[0].shape == shape
+
+
+@needs_kernel
+def test_threads_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(8, 16, 32, 32).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(x)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(torch, "get_num_threads", lambda t=threads: t)
+        results.append(_run(_bn(16), x, grad, fused=True))
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+@needs_kernel
+def test_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = kernels._BNLeakyReLU.apply
+    monkeypatch.setattr(kernels._BNLeakyReLU, "apply", lambda *a: calls.append(1) or real(*a))
+    cl = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    bn = _bn(4)
+    bn_leaky_relu(cl, bn, SLOPE)
+    assert calls == [1]
+    bn_leaky_relu(cl.contiguous(), bn, SLOPE)  # NCHW
+    bn_leaky_relu(cl.double(), _bn(4).double(), SLOPE)  # float64
+    bn_leaky_relu(cl, bn.eval(), SLOPE)  # running statistics
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bn_leaky_relu(cl, bn.train(), SLOPE)
+    assert calls == [1]
+
+
+def test_disabled_by_environment_falls_back_to_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(kernels.ENV_VAR, "0")
+    assert kernels.native_library() is None and not bn_leaky_relu_available()
+    x = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    a, b = _bn(4), _bn(4)
+    assert torch.allclose(bn_leaky_relu(x, a, SLOPE), F.leaky_relu(b(x), SLOPE))
+
+
+def test_no_compiler_means_no_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr(kernels, "_TRIED", False)
+    monkeypatch.setattr(kernels, "_LIB", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert kernels.native_library() is None
+    assert "could not build" in (kernels._ERROR or "")
+    assert not any(tmp_path.rglob("*.so"))  # nothing half-written left behind
