@@ -7,8 +7,8 @@ passes are memory-bound, so one fused pass each way is faster. The maths is PyTo
 statistics with the biased variance for normalising, the unbiased one for the running variance),
 in float32 with double-precision sums; the tests compare it with ``nn.BatchNorm2d`` + LeakyReLU.
 
-The C source is plain C (pthreads, no Python or torch headers) and compiles in about a second with
-``cc -O3 -march=native``; the shared library is cached under ``$XDG_CACHE_HOME/focusnet/kernels``
+The C source is plain C (OpenMP, sharing torch's libgomp; no Python or torch headers) and compiles
+in about a second with ``cc -O3 -march=native -fopenmp``; the shared library is cached under ``$XDG_CACHE_HOME/focusnet/kernels``
 (``~/.cache/...``) keyed by the source hash, the machine and the compiler. Without a C compiler,
 or with ``FOCUSNET_NATIVE_KERNELS=0``, :func:`bn_leaky_relu_available` is ``False`` and the models
 use PyTorch's own operators (same maths).
@@ -41,7 +41,7 @@ __all__ = ["ENV_VAR", "bn_leaky_relu", "bn_leaky_relu_available", "native_librar
 
 ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
 _SOURCE = Path(__file__).with_name("bn_leaky_relu.c")
-_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-pthread", "-std=c99"]
+_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-std=c99"]
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
 _ERROR: str | None = None
@@ -61,10 +61,12 @@ def _compile(source: Path, target: Path, compiler: str) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        subprocess.run(
-            [compiler, *_FLAGS, str(source), "-o", tmp, "-lm"],
-            check=True, capture_output=True, text=True, timeout=120,
-        )
+        command = [compiler, *_FLAGS, str(source), "-o", tmp, "-lm"]
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+        except subprocess.CalledProcessError:  # no OpenMP here: the same kernel, single-threaded
+            command.remove("-fopenmp")
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
         os.replace(tmp, target)  # atomic: concurrent processes never load a half-written file
     finally:
         if os.path.exists(tmp):
