@@ -26,7 +26,7 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["ENV_VAR", "allocator_tuned", "tune_cpu_allocator"]
+__all__ = ["ENV_VAR", "allocator_tuned", "env_flag", "tune_cpu_allocator"]
 
 ENV_VAR = "FOCUSNET_ALLOCATOR_TUNING"
 
@@ -37,6 +37,19 @@ _M_MMAP_MAX = -4
 _TOP_PAD_BYTES = 256 * 1024 * 1024
 
 _applied = False
+
+
+def env_flag(name: str, default: bool = True) -> bool:
+    """A boolean switch from the environment: ``0``, ``false``, ``no`` or ``off`` mean False.
+
+    Example:
+        >>> env_flag("FOCUSNET_SOME_UNSET_SWITCH")
+        True
+    """
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in {"0", "false", "no", "off"}
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -70,7 +83,7 @@ def tune_cpu_allocator(enable: bool | None = None) -> bool:
     """
     global _applied
     if enable is None:
-        enable = os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
+        enable = env_flag(ENV_VAR)
     if not enable or _applied:
         return _applied
     libc = _libc()

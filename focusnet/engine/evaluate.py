@@ -135,7 +135,7 @@ def evaluate_checkpoint(
 
 def _selection(config: Any) -> str:
     """How ``best.ckpt`` was picked, for the protocol of every metric file."""
-    if getattr(config, "monitor", "val_loss") == "val_dice":
+    if config.monitor == "val_dice":
         return "highest per-image mean val_dice on the val split"
     return "lowest val_loss on the val split"
 

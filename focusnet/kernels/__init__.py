@@ -37,6 +37,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from focusnet.runtime import env_flag
+
 __all__ = ["ENV_VAR", "bn_leaky_relu", "bn_leaky_relu_available", "native_library"]
 
 ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
@@ -45,10 +47,6 @@ _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-std=c99"]
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
 _ERROR: str | None = None
-
-
-def _enabled() -> bool:
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 def _cache_dir() -> Path:
@@ -82,8 +80,10 @@ def native_library() -> ctypes.CDLL | None:
         True
     """
     global _LIB, _TRIED, _ERROR
-    if _TRIED or not _enabled():
-        return _LIB if _enabled() else None
+    if not env_flag(ENV_VAR):
+        return None
+    if _TRIED:
+        return _LIB
     _TRIED = True
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None or not _SOURCE.is_file():

@@ -38,7 +38,6 @@ on the ``meta`` device, ``torch.jit.trace``, scripting and ONNX export always ta
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterator, Literal
 
 import torch
@@ -46,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from focusnet.kernels import bn_leaky_relu
+from focusnet.runtime import env_flag
 
 # Keras defaults used by the authors' code (spec §2.2 rows 16-17).
 KERAS_BN_MOMENTUM = 0.01  # PyTorch momentum = 1 - Keras momentum (0.99)
@@ -65,7 +65,7 @@ def batch_norm(channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = 
 
 # ------------------------------------------------------------------------------------- fast path
 #: Default of the fast path; the environment variable ``FOCUSNET_FAST_PATH=0`` turns it off at import.
-_FAST_PATH = os.environ.get("FOCUSNET_FAST_PATH", "1").strip().lower() not in ("0", "false", "no", "off")
+_FAST_PATH = env_flag("FOCUSNET_FAST_PATH")
 _FAST_DEVICES = ("cpu", "cuda")
 
 
@@ -191,9 +191,6 @@ def _dense_1x1(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
     return torch.block_diag(*w.chunk(groups, dim=0))
 
 
-_MATMUL_FN = True
-
-
 def _weight_grad(grad: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
     """``grad^T @ x2``, ``(C_out, C_in)``, a product over M = N*H*W pixels with a tiny output.
 
@@ -259,8 +256,7 @@ def conv1x1_cl(
         attr, scalars = _act_attr(act, slope)
         y = torch.ops.mkldnn._linear_pointwise(x2, weight, bias, attr, scalars, "")
     elif (
-        _MATMUL_FN
-        and torch.is_grad_enabled()
+        torch.is_grad_enabled()
         and (weight.requires_grad or (bias is not None and bias.requires_grad))
         and not torch.is_autocast_enabled(x.device.type)
     ):
@@ -323,6 +319,16 @@ def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.Module, dense: torch.Tenso
     return y if rest is None else rest(y)
 
 
+def _upsample2x_cl(t: torch.Tensor) -> torch.Tensor:
+    """Nearest 2x upsampling, kept in ``channels_last``."""
+    return F.interpolate(t, scale_factor=2.0, mode="nearest").contiguous(memory_format=torch.channels_last)
+
+
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The convolution's bias, or zeros where it has none (for folding and composing)."""
+    return conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.weight.shape[0])
+
+
 def modules_fast_ok(module: nn.Module) -> bool:
     """True when every submodule is a stock layer the fast path understands and none is hooked
     (the fast path reads parameters directly, so hooks and custom layers would be bypassed)."""
@@ -336,12 +342,6 @@ def modules_fast_ok(module: nn.Module) -> bool:
     return True
 
 
-def _bn_lrelu(x: torch.Tensor, bn: nn.Module, slope: float) -> torch.Tensor:
-    """LeakyReLU(BN(x)): one native kernel for a training-mode BatchNorm on channels_last fp32 CPU
-    (:mod:`focusnet.kernels`), else the activation in place on BN's fresh output."""
-    return bn_leaky_relu(x, bn, slope)
-
-
 def _conv_bn_lrelu(
     x: torch.Tensor, conv: nn.Conv2d, bn: nn.Module, slope: float, dense: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -351,11 +351,11 @@ def _conv_bn_lrelu(
     if dense is not None:
         if rest is None:
             return conv1x1_cl(x, w, b, leaky_slope=slope)
-        return _bn_lrelu(conv1x1_cl(x, w, b), rest, slope)
+        return bn_leaky_relu(conv1x1_cl(x, w, b), rest, slope)
     if rest is None and conv.stride == (1, 1) and conv.dilation == (1, 1) and len(set(conv.padding)) == 1:
         return conv_act(x, w, b, conv.padding[0], conv.groups, "leaky_relu", slope)
     y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return _bn_lrelu(y, rest, slope) if rest is not None else F.leaky_relu(y, slope, inplace=True)
+    return bn_leaky_relu(y, rest, slope) if rest is not None else F.leaky_relu(y, slope, inplace=True)
 
 
 class SqueezeExcite(nn.Module):
@@ -486,14 +486,12 @@ class ResGANet(nn.Module):
             return self._forward_fused(x, upsample)
 
         def up(t: torch.Tensor) -> torch.Tensor:
-            if not upsample:
-                return t
-            return F.interpolate(t, scale_factor=2.0, mode="nearest").contiguous(memory_format=torch.channels_last)
+            return _upsample2x_cl(t) if upsample else t
 
         tr = self.trunk
         w_in, b_in = self.conv_in.weight.flatten(1), self.conv_in.bias
         h = up(conv1x1_cl(x, w_in, b_in))
-        a = _bn_lrelu(h, tr[0], tr[1].negative_slope)
+        a = bn_leaky_relu(h, tr[0], tr[1].negative_slope)
         a = _conv_bn_lrelu(a, tr[2], tr[3], tr[4].negative_slope)
         t_att, t_feat = tr[5](a).split(2 * d, dim=1)  # split: one cat in backward, no zero-filling
         # attention: 1x1 gate (groups=2, block-diagonal) on the attention half of t, read in place
@@ -538,10 +536,8 @@ class ResGANet(nn.Module):
         return F.leaky_relu(out, self.slope, inplace=True)
 
     def _fused_ok(self) -> bool:
-        return all(
-            _foldable_bn(m) or isinstance(m, nn.Identity)
-            for m in (self.trunk[0], self.trunk[3], self.expand[1], self.bn_out)
-        ) and all(_foldable_bn(m) for m in self.modules() if isinstance(m, nn.BatchNorm2d))
+        """Every BatchNorm can be folded (eval mode, no autograd); export's Identity ones can too."""
+        return all(_foldable_bn(m) for m in self.modules() if isinstance(m, nn.BatchNorm2d))
 
     def _forward_fused(self, x: torch.Tensor, upsample: bool) -> torch.Tensor:
         """fp32 CPU inference with oneDNN's fused kernels; the same maths, regrouped linearly:
@@ -561,13 +557,11 @@ class ResGANet(nn.Module):
         tr = self.trunk
 
         def up(t: torch.Tensor) -> torch.Tensor:
-            if not upsample:
-                return t
-            return F.interpolate(t, scale_factor=2.0, mode="nearest").contiguous(memory_format=torch.channels_last)
+            return _upsample2x_cl(t) if upsample else t
 
         half = 2 * d
         w_in = self.conv_in.weight.flatten(1)
-        b_in = self.conv_in.bias if self.conv_in.bias is not None else w_in.new_zeros(w_in.shape[0])
+        b_in = _bias(self.conv_in)
         scale0, shift0 = bn_affine(tr[0])
         w_a, b_a = w_in * scale0[:, None], b_in * scale0 + shift0
         slope0 = tr[1].negative_slope
@@ -578,8 +572,7 @@ class ResGANet(nn.Module):
             shortcut_f = up(conv1x1_cl(x, w_in[half:], b_in[half:]))
         else:  # lrelu(bn(conv_fs(conv_in_feat(x)))): the two 1x1 maps composed
             w_fs = _dense_1x1(fs[0].weight, fs[0].groups)
-            b_fs = fs[0].bias if fs[0].bias is not None else w_fs.new_zeros(w_fs.shape[0])
-            w, b, _ = _fold(w_fs @ w_in[half:], w_fs @ b_in[half:] + b_fs, fs[1])
+            w, b, _ = _fold(w_fs @ w_in[half:], w_fs @ b_in[half:] + _bias(fs[0]), fs[1])
             shortcut_f = up(conv1x1_cl(x, w, b, leaky_slope=fs[2].negative_slope))
         w1, b1, _ = _fold(tr[2].weight, tr[2].bias, tr[3])
         groups, slope1 = tr[2].groups // 2, tr[4].negative_slope
@@ -587,10 +580,9 @@ class ResGANet(nn.Module):
         a_feat = conv_act(a_feat, w1[half:], b1[half:], 1, groups, "leaky_relu", slope1)
         conv2, gate = tr[5], self.gate
         g = _dense_1x1(gate.weight, gate.groups)  # block-diagonal: the groups stay separate
-        b2 = conv2.bias if conv2.bias is not None else conv2.weight.new_zeros(conv2.weight.shape[0])
-        gate_bias = gate.bias if gate.bias is not None else 0.0
+        b2 = _bias(conv2)
         w_att = torch.einsum("oc,cikl->oikl", g, conv2.weight[:half])
-        attention = conv_act(a_att, w_att, g @ b2[:half] + gate_bias, 1, groups, "sigmoid")
+        attention = conv_act(a_att, w_att, g @ b2[:half] + _bias(gate), 1, groups, "sigmoid")
         t_feat = conv_act(a_feat, conv2.weight[half:], b2[half:], 1, groups)
         gated = attention.mul_(t_feat.add_(shortcut_f))
         ex = self.expand

@@ -6,6 +6,9 @@ process make tiny steps hundreds of times slower than one.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import json
 import math
 from pathlib import Path
@@ -90,6 +93,9 @@ def test_conv_peak_machine_and_settings(tiny_run: tuple[dict, str, str]) -> None
     st = result["settings"]
     assert (st["size"], st["batch_size"], st["precision"], st["baseline"]) == (32, 2, "fp32", "unet")
     assert "3 x forward" in st["flop_convention"]
+    # every worker reports the same allocator setting (on unless FOCUSNET_ALLOCATOR_TUNING=0)
+    assert st["allocator_tuned"] is (sys.platform.startswith("linux") and os.environ.get("FOCUSNET_ALLOCATOR_TUNING") != "0")
+    assert isinstance(st["native_kernels"], bool)
 
 
 def test_markdown_table(tiny_run: tuple[dict, str, str]) -> None:
