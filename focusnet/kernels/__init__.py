@@ -1,11 +1,19 @@
 """Native CPU kernels of FocusNet++'s training step, built on first use with the system C compiler.
 
-One kernel so far: training-mode BatchNorm + LeakyReLU forward and backward on ``channels_last``
-float32 activations (``bn_leaky_relu.c``). PyTorch runs BatchNorm and LeakyReLU as separate memory
-passes, and each backward writes a full-size intermediate; at FocusNet++'s full resolution those
-passes are memory-bound, so one fused pass each way is faster. The maths is PyTorch's (batch
-statistics with the biased variance for normalising, the unbiased one for the running variance),
-in float32 with double-precision sums; the tests compare it with ``nn.BatchNorm2d`` + LeakyReLU.
+Two kernels, forward and backward, on ``channels_last`` float32 activations in training:
+
+* :func:`bn_leaky_relu` (``bn_leaky_relu.c``): training-mode BatchNorm + LeakyReLU;
+* :func:`residual_tail` (``residual_tail.c``): the end of a ResGANet block,
+  ``leaky_relu(se(bn(y)) + skip)``: BatchNorm, squeeze-and-excitation, residual sum and
+  activation. One pass collects per-image, per-channel sums (BatchNorm's batch statistics and
+  SE's pooling both follow from them); the small per-image coefficients are computed, and
+  differentiated, by PyTorch in float64; one more pass writes the output (backward: two passes).
+
+PyTorch runs each of those operations as a separate memory pass, and each backward writes a
+full-size intermediate; at FocusNet++'s full resolution those passes are memory-bound, so fused
+passes are faster (tail: about 2x). The maths is PyTorch's (batch statistics with the biased
+variance for normalising, the unbiased one for the running variance), in float32 with
+double-precision sums; the tests compare both with float64 PyTorch references.
 
 The C source is plain C (OpenMP, sharing torch's libgomp; no Python or torch headers) and compiles
 in about a second with ``cc -O3 -march=native -fopenmp``; the shared library is cached under ``$XDG_CACHE_HOME/focusnet/kernels``
@@ -39,10 +47,12 @@ import torch.nn.functional as F
 
 from focusnet.runtime import env_flag
 
-__all__ = ["ENV_VAR", "bn_leaky_relu", "bn_leaky_relu_available", "native_library"]
+__all__ = [
+    "ENV_VAR", "bn_leaky_relu", "bn_leaky_relu_available", "native_library", "residual_tail", "residual_tail_applies",
+]
 
 ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
-_SOURCE = Path(__file__).with_name("bn_leaky_relu.c")
+_SOURCES = (Path(__file__).with_name("bn_leaky_relu.c"), Path(__file__).with_name("residual_tail.c"))
 _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-std=c99"]
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
@@ -54,12 +64,12 @@ def _cache_dir() -> Path:
     return Path(base) / "focusnet" / "kernels"
 
 
-def _compile(source: Path, target: Path, compiler: str) -> None:
+def _compile(sources: tuple[Path, ...], target: Path, compiler: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        command = [compiler, *_FLAGS, str(source), "-o", tmp, "-lm"]
+        command = [compiler, *_FLAGS, *map(str, sources), "-o", tmp, "-lm"]
         try:
             subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
         except subprocess.CalledProcessError:  # no OpenMP here: the same kernel, single-threaded
@@ -86,26 +96,35 @@ def native_library() -> ctypes.CDLL | None:
         return _LIB
     _TRIED = True
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None or not _SOURCE.is_file():
-        _ERROR = "no C compiler (cc/gcc) found" if compiler is None else f"missing {_SOURCE}"
+    missing = [src for src in _SOURCES if not src.is_file()]
+    if compiler is None or missing:
+        _ERROR = "no C compiler (cc/gcc) found" if compiler is None else f"missing {missing[0]}"
         return None
-    source = _SOURCE.read_bytes()
+    source = b"".join(src.read_bytes() for src in _SOURCES)
     key = hashlib.sha256(
         source + " ".join([compiler, *_FLAGS, platform.machine(), platform.node()]).encode()
     ).hexdigest()[:16]
-    target = _cache_dir() / f"bn_leaky_relu-{key}.so"
+    target = _cache_dir() / f"focusnet_kernels-{key}.so"
     try:
         if not target.is_file():
-            _compile(_SOURCE, target, compiler)
+            _compile(_SOURCES, target, compiler)
         lib = ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        _ERROR = f"could not build {_SOURCE.name}: {detail.strip()[:300]}"
+        _ERROR = f"could not build {', '.join(src.name for src in _SOURCES)}: {detail.strip()[:300]}"
         return None
     p, i64, f32, f64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_double, ctypes.c_int
-    lib.fn_bn_lrelu_forward.argtypes = [p, p, i64, i64, p, p, f64, f32, p, p, p, i32]
-    lib.fn_bn_lrelu_backward.argtypes = [p, p, p, i64, i64, p, p, p, p, f32, p, p, i32]
-    lib.fn_bn_lrelu_forward.restype = lib.fn_bn_lrelu_backward.restype = i32
+    signatures = {
+        "fn_bn_lrelu_forward": [p, p, i64, i64, p, p, f64, f32, p, p, p, i32],
+        "fn_bn_lrelu_backward": [p, p, p, i64, i64, p, p, p, p, f32, p, p, i32],
+        "fn_nc_sums": [p, i64, i64, i64, p, p, p, i32],
+        "fn_tail_forward": [p, p, p, p, p, i64, i64, i64, f32, i32],
+        "fn_tail_grad_sums": [p, p, p, p, i64, i64, i64, f32, p, p, i32],
+        "fn_tail_backward": [p, p, p, p, p, p, p, p, p, i64, i64, i64, f32, i32],
+    }
+    for name, argtypes in signatures.items():
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = argtypes, i32
     _LIB = lib
     return _LIB
 
@@ -201,10 +220,146 @@ def bn_leaky_relu(x: torch.Tensor, bn: nn.Module, slope: float) -> torch.Tensor:
         y = bn(x)
         return F.leaky_relu(y, slope, inplace=y is not x)
     y, mean, var = _BNLeakyReLU.apply(x, bn.weight, bn.bias, bn.eps, slope)
+    _update_running_stats(bn, mean, var, x.shape[0] * x.shape[2] * x.shape[3])
+    return y
+
+
+def _update_running_stats(bn: nn.Module, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+    """``nn.BatchNorm2d``'s running-statistics update from the batch mean and biased variance."""
     with torch.no_grad():
-        count = x.shape[0] * x.shape[2] * x.shape[3]
         bn.num_batches_tracked.add_(1)
         momentum = bn.momentum
         bn.running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
         bn.running_var.mul_(1.0 - momentum).add_(var * (count / (count - 1)), alpha=momentum)
-    return y
+
+
+# ------------------------------------------------------------------ BatchNorm + SE + residual tail
+def _tail_coefficients(
+    s1: torch.Tensor, s2: torch.Tensor, centre: torch.Tensor, hw: int, gamma: torch.Tensor,
+    beta: torch.Tensor, eps: float, se: tuple[torch.Tensor, torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-image, per-channel ``A``, ``B`` with ``se(bn(y)) = y * A + B``, plus the batch mean and
+    biased variance, from ``s1 = sum(y - centre)`` and ``s2 = sum((y - centre)^2)`` per image and
+    channel (float64; differentiable in ``s1``, ``s2``, ``gamma``, ``beta`` and the SE weights)."""
+    n = s1.shape[0]
+    m = n * hw
+    d_mean = s1.sum(0) / m
+    var = (s2.sum(0) / m - d_mean * d_mean).clamp_min(0.0)
+    mean = centre + d_mean
+    scale = gamma * torch.rsqrt(var + eps)
+    shift = beta - mean * scale
+    if se is None:
+        return scale.expand(n, -1), shift.expand(n, -1), mean, var
+    w_reduce, w_expand = se
+    pooled = scale * (centre + s1 / hw) + shift  # per-image mean of bn(y)
+    s = torch.sigmoid(F.relu(pooled @ w_reduce.t()) @ w_expand.t())
+    return scale * s, shift * s, mean, var
+
+
+class _ResidualTail(torch.autograd.Function):
+    """``leaky_relu(se(bn(y)) + skip)`` with batch statistics; returns ``(out, mean, biased var)``."""
+
+    @staticmethod
+    def forward(ctx, y, skip, gamma, beta, w_reduce, w_expand, eps: float, slope: float):  # type: ignore[override]
+        lib = native_library()
+        assert lib is not None
+        n, c, h, w = y.shape
+        threads = torch.get_num_threads()
+        centre = y[0, :, 0, 0].contiguous()
+        s1, s2 = (torch.empty(n, c, dtype=torch.float64) for _ in range(2))
+        if lib.fn_nc_sums(_ptr(y), n, h * w, c, _ptr(centre), _ptr(s1), _ptr(s2), threads) != 0:
+            raise MemoryError("fn_nc_sums failed")  # pragma: no cover
+        se = None if w_reduce is None else (w_reduce.double(), w_expand.double())
+        a, b, mean, var = _tail_coefficients(s1, s2, centre.double(), h * w, gamma.double(), beta.double(), eps, se)
+        a32, b32 = a.float().contiguous(), b.float().contiguous()
+        out = torch.empty_like(y, memory_format=torch.channels_last)
+        lib.fn_tail_forward(_ptr(y), _ptr(skip), _ptr(a32), _ptr(b32), _ptr(out), n, h * w, c, float(slope), threads)
+        ctx.save_for_backward(y, out, gamma, beta, w_reduce, w_expand, s1, s2, centre, a32, mean)
+        ctx.eps, ctx.slope = float(eps), float(slope)
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean.float(), var.float()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor, _gm: torch.Tensor, _gv: torch.Tensor):  # type: ignore[override]
+        lib = native_library()
+        y, out, gamma, beta, w_reduce, w_expand, s1, s2, centre, a32, mean = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        n, c, h, w = y.shape
+        threads = torch.get_num_threads()
+        g_a, g_b = (torch.empty(n, c, dtype=torch.float64) for _ in range(2))
+        lib.fn_tail_grad_sums(_ptr(grad), _ptr(out), _ptr(y), _ptr(centre), n, h * w, c, ctx.slope, _ptr(g_a), _ptr(g_b), threads)
+        g_a += centre.double() * g_b  # sum g * y from sum g * (y - centre)
+        # the per-image coefficients are a small float64 graph: differentiate it with autograd
+        with torch.enable_grad():
+            leaves = [s1.requires_grad_(), s2.requires_grad_(), gamma.double().requires_grad_(), beta.double().requires_grad_()]
+            se = None
+            if w_reduce is not None:
+                se = (w_reduce.double().requires_grad_(), w_expand.double().requires_grad_())
+                leaves += list(se)
+            a, b, _, _ = _tail_coefficients(leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se)
+            grads = torch.autograd.grad((a, b), leaves, (g_a, g_b), allow_unused=True)
+        g1, g2 = (torch.zeros_like(s1) if g is None else g for g in grads[:2])
+        # d/dy of the sums: g1 + 2 (y - centre) g2, rewritten around the batch mean (no cancellation)
+        k0 = (g1 + 2.0 * (mean - centre.double()) * g2).float().contiguous()
+        k1 = (2.0 * g2).float().contiguous()
+        mean32 = mean.float().contiguous()
+        grad_y = torch.empty_like(y, memory_format=torch.channels_last)
+        grad_skip = torch.empty_like(y, memory_format=torch.channels_last) if ctx.needs_input_grad[1] else None
+        lib.fn_tail_backward(
+            _ptr(grad), _ptr(out), _ptr(y), _ptr(a32), _ptr(k0), _ptr(k1), _ptr(mean32), _ptr(grad_y),
+            _ptr(grad_skip), n, h * w, c, ctx.slope, threads,
+        )
+        param_grads = [None if g is None else g.float() for g in grads[2:]]
+        g_gamma, g_beta = param_grads[:2]
+        g_wr, g_we = param_grads[2:] if w_reduce is not None else (None, None)
+        return grad_y, grad_skip, g_gamma, g_beta, g_wr, g_we, None, None
+
+
+def residual_tail_applies(
+    y: torch.Tensor, skip: torch.Tensor, bn: nn.Module, se: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> bool:
+    """Whether :func:`residual_tail` runs the native kernel for these arguments (training-mode
+    ``BatchNorm2d``, float32 ``channels_last`` CPU tensors of one shape, kernel available).
+
+    Example:
+        >>> y = torch.randn(1, 4, 2, 2)
+        >>> residual_tail_applies(y, y, torch.nn.BatchNorm2d(4).eval())
+        False
+    """
+    return (
+        _kernel_applies(y, bn)
+        and skip.shape == y.shape
+        and skip.dtype == torch.float32
+        and skip.is_contiguous(memory_format=torch.channels_last)
+        and (se is None or all(t.dtype == torch.float32 for t in se))
+    )
+
+
+def residual_tail(
+    y: torch.Tensor, skip: torch.Tensor, bn: nn.Module, slope: float,
+    se: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``leaky_relu(se(bn(y)) + skip, slope)``, the end of a residual block, in one native kernel
+    each way where :func:`residual_tail_applies` (running statistics updated as ``bn`` does);
+    otherwise with PyTorch's operators.
+
+    ``se`` is ``(w_reduce, w_expand)``, the two bias-free linear weights of squeeze-and-excitation
+    (``s = sigmoid(w_expand @ relu(w_reduce @ mean_hw(z)))``, ``z * s``), or ``None``.
+
+    Example:
+        >>> bn = torch.nn.BatchNorm2d(4)
+        >>> y = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last)
+        >>> residual_tail(y, torch.zeros_like(y), bn, 0.3).shape
+        torch.Size([2, 4, 5, 5])
+    """
+    if not residual_tail_applies(y, skip, bn, se):
+        z = bn(y)
+        if se is not None:
+            s = torch.sigmoid(F.relu(z.mean(dim=(2, 3)) @ se[0].t()) @ se[1].t())
+            z = z * s[:, :, None, None]
+        return F.leaky_relu(z + skip, slope)
+    w_reduce, w_expand = se if se is not None else (None, None)
+    out, mean, var = _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope)
+    _update_running_stats(bn, mean, var, y.shape[0] * y.shape[2] * y.shape[3])
+    return out

@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.kernels import bn_leaky_relu
+from focusnet.kernels import bn_leaky_relu, residual_tail, residual_tail_applies
 from focusnet.runtime import env_flag
 
 # Keras defaults used by the authors' code (spec §2.2 rows 16-17).
@@ -181,6 +181,65 @@ def conv_act(
         p = [padding, padding]
         return torch.ops.mkldnn._convolution_pointwise(x, weight, bias, p, [1, 1], [1, 1], groups, attr, scalars, "")
     return _apply_act(F.conv2d(x, weight, bias, 1, padding, 1, groups), act, slope)  # conv's grad needs no output
+
+
+class _ConvBiasSum(torch.autograd.Function):
+    """``conv2d(x, weight, bias)`` (stride 1, zero padding) whose backward takes the bias gradient
+    as a plain sum of the output gradient over batch and pixels.
+
+    oneDNN computes all three gradients in one call when asked for the bias too; for FocusNet++'s
+    full-resolution ``groups=4`` 3x3 convolutions (8 channels per group, channels_last) that call
+    is ~20 ms slower than the input and weight gradients alone plus a 3 ms sum. Same maths.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int, groups: int) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.groups = padding, groups
+        return F.conv2d(x, weight, bias, 1, padding, 1, groups)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = grad_w = None
+        if need_x or need_w:
+            p = [ctx.padding, ctx.padding]
+            grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], p, [1, 1], False, [0, 0], ctx.groups, [need_x, need_w, False]
+            )
+        grad_b = grad.sum(dim=(0, 2, 3)) if need_b else None
+        return grad_x, grad_w, grad_b, None, None
+
+
+def conv_train(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv(x)`` for a stride-1, zero-padded convolution; on fp32 CPU tensors under autograd with
+    a trainable bias, through :class:`_ConvBiasSum` (faster backward, same maths).
+
+    Example:
+        >>> conv = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+        >>> x = torch.randn(2, 8, 6, 6, requires_grad=True)
+        >>> bool(torch.allclose(conv_train(x, conv), conv(x)))
+        True
+    """
+    b = conv.bias
+    if (
+        b is not None
+        and b.requires_grad
+        and torch.is_grad_enabled()
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and conv.weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and conv.stride == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.padding_mode == "zeros"
+        and isinstance(conv.padding, tuple)
+        and len(set(conv.padding)) == 1
+    ):
+        return _ConvBiasSum.apply(x, conv.weight, b, conv.padding[0], conv.groups)
+    return conv(x)
 
 
 def _dense_1x1(weight: torch.Tensor, groups: int = 1) -> torch.Tensor:
@@ -354,6 +413,8 @@ def _conv_bn_lrelu(
         return bn_leaky_relu(conv1x1_cl(x, w, b), rest, slope)
     if rest is None and conv.stride == (1, 1) and conv.dilation == (1, 1) and len(set(conv.padding)) == 1:
         return conv_act(x, w, b, conv.padding[0], conv.groups, "leaky_relu", slope)
+    if rest is not None and w is conv.weight:  # training: BN with batch statistics follows
+        return bn_leaky_relu(conv_train(x, conv), rest, slope)
     y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
     return bn_leaky_relu(y, rest, slope) if rest is not None else F.leaky_relu(y, slope, inplace=True)
 
@@ -493,7 +554,7 @@ class ResGANet(nn.Module):
         h = up(conv1x1_cl(x, w_in, b_in))
         a = bn_leaky_relu(h, tr[0], tr[1].negative_slope)
         a = _conv_bn_lrelu(a, tr[2], tr[3], tr[4].negative_slope)
-        t_att, t_feat = tr[5](a).split(2 * d, dim=1)  # split: one cat in backward, no zero-filling
+        t_att, t_feat = conv_train(a, tr[5]).split(2 * d, dim=1)  # split: one cat in backward, no zero-filling
         # attention: 1x1 gate (groups=2, block-diagonal) on the attention half of t, read in place
         gate = self.gate
         attention = conv1x1_cl(t_att, _dense_1x1(gate.weight, gate.groups), gate.bias, sigmoid=True)
@@ -514,8 +575,18 @@ class ResGANet(nn.Module):
         gated = features * attention if grad else features.mul_(attention)
         ex = self.expand
         e = _conv_bn_lrelu(gated, ex[0], ex[1], ex[2].negative_slope, _dense_1x1(ex[0].weight, ex[0].groups))
-        y = _conv_bn(e, self.conv_out, self.bn_out, dense=self.conv_out.weight.flatten(1))
         se = self.se
+        w_out = self.conv_out.weight.flatten(1)
+        if _foldable_bn(self.bn_out) or not isinstance(se, (SqueezeExcite, nn.Identity)):
+            y = _conv_bn(e, self.conv_out, self.bn_out, dense=w_out)
+            skip = self._skip(x, up)
+        else:  # training-mode BatchNorm: the native kernel runs BN, SE, residual sum and activation
+            y = conv1x1_cl(e, w_out, self.conv_out.bias)
+            skip = self._skip(x, up)
+            se_weights = (se.reduce.weight, se.expand.weight) if isinstance(se, SqueezeExcite) else None
+            if residual_tail_applies(y, skip, self.bn_out, se_weights):
+                return residual_tail(y, skip, self.bn_out, self.slope, se_weights)
+            y = self.bn_out(y)
         if isinstance(se, SqueezeExcite):
             # sum, then divide the (N, C) result: mean's backward would materialise a full-size
             # tensor divided by H*W, sum's is a broadcast view
@@ -524,16 +595,18 @@ class ResGANet(nn.Module):
             y = y * s if grad else y.mul_(s)
         elif not isinstance(se, nn.Identity):
             y = se(y)
-        sc = self.shortcut
-        if isinstance(sc, nn.Identity):
-            skip = up(x)
-        else:  # Conv1x1 + BN: folded (eval) before upsampling, else BN on the upsampled output
-            w, b, rest = _fold(sc[0].weight.flatten(1), sc[0].bias, sc[1])
-            skip = up(conv1x1_cl(x, w, b))
-            if rest is not None:
-                skip = rest(skip)
         out = y + skip if grad else y.add_(skip)
         return F.leaky_relu(out, self.slope, inplace=True)
+
+    def _skip(self, x: torch.Tensor, up) -> torch.Tensor:
+        """The block shortcut of the fast path: identity, or Conv1x1 + BN (folded in eval mode and
+        run before the upsampling; in training BN runs on the upsampled output)."""
+        sc = self.shortcut
+        if isinstance(sc, nn.Identity):
+            return up(x)
+        w, b, rest = _fold(sc[0].weight.flatten(1), sc[0].bias, sc[1])
+        skip = up(conv1x1_cl(x, w, b))
+        return skip if rest is None else rest(skip)
 
     def _fused_ok(self) -> bool:
         """Every BatchNorm can be folded (eval mode, no autograd); export's Identity ones can too."""

@@ -8,23 +8,13 @@ import torch
 import torch.nn.functional as F
 
 import focusnet.kernels as kernels
+from tests.kernels.helpers import random_bn as _bn
 from focusnet.kernels import bn_leaky_relu, bn_leaky_relu_available
 
 needs_kernel = pytest.mark.skipif(
     not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels._ERROR}"
 )
 SLOPE = 0.3
-
-
-def _bn(channels: int, seed: int = 0) -> torch.nn.BatchNorm2d:
-    bn = torch.nn.BatchNorm2d(channels, momentum=0.1, eps=1e-3)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        bn.weight.copy_(torch.rand(channels, generator=gen) + 0.5)
-        bn.bias.copy_(torch.randn(channels, generator=gen) * 0.3)
-        bn.running_mean.copy_(torch.randn(channels, generator=gen))
-        bn.running_var.copy_(torch.rand(channels, generator=gen) + 0.5)
-    return bn
 
 
 def _run(bn: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor, fused: bool):

@@ -303,3 +303,36 @@ def test_fused_inference_is_skipped_for_train_mode_batchnorm(monkeypatch: pytest
     with torch.no_grad():
         block.train()(torch.randn(2, 16, 4, 4))
     assert calls == []
+
+
+@pytest.mark.parametrize("groups, padding", [(4, 1), (1, 1), (2, 0)])
+def test_conv_train_matches_conv_with_its_gradients(groups: int, padding: int) -> None:
+    """``conv_train`` (bias gradient as a plain sum) gives the convolution's output and all three
+    gradients, and is the op autograd actually records in fp32 CPU training."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 8, 3, padding=padding, groups=groups)
+    x = torch.randn(2, 8, 9, 7).contiguous(memory_format=torch.channels_last)
+    gy = None
+    results = []
+    for fn in (blocks.conv_train, lambda t, c: c(t)):
+        conv.zero_grad(set_to_none=True)
+        xi = x.detach().clone().requires_grad_(True)
+        out = fn(xi, conv)
+        if gy is None:
+            gy = torch.randn_like(out)
+        out.backward(gy)
+        results.append((out.detach(), xi.grad, conv.weight.grad.clone(), conv.bias.grad.clone(), out.grad_fn))
+    fast, plain = results
+    for a, b in zip(fast[:4], plain[:4]):
+        assert _close(a, b), (a - b).abs().max()
+    assert "ConvBiasSum" in type(fast[4]).__name__
+    assert "ConvBiasSum" not in type(plain[4]).__name__
+
+
+def test_conv_train_falls_back_without_autograd_or_bias() -> None:
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1, bias=False)
+    x = torch.randn(1, 4, 5, 5, requires_grad=True)
+    assert "ConvBiasSum" not in type(blocks.conv_train(x, conv).grad_fn).__name__
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+    with torch.no_grad():
+        assert torch.equal(blocks.conv_train(x, conv), conv(x))

@@ -1,0 +1,113 @@
+"""The native residual-tail kernel, leaky_relu(se(bn(y)) + skip), against a float64 PyTorch reference."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import focusnet.kernels as kernels
+from tests.kernels.helpers import random_bn as _bn
+from focusnet.kernels import bn_leaky_relu_available, residual_tail, residual_tail_applies
+from focusnet.models import blocks
+from focusnet.models.blocks import ResGANet
+
+needs_kernel = pytest.mark.skipif(
+    not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels._ERROR}"
+)
+SLOPE = 0.3
+CL = torch.channels_last
+
+
+def _reference(y, skip, bn, se):
+    """float64 autograd reference: outputs and gradients of sum(out * grad)."""
+    bn64 = torch.nn.BatchNorm2d(bn.num_features, momentum=bn.momentum, eps=bn.eps).double()
+    bn64.load_state_dict(bn.state_dict())
+    bn64.train(bn.training)
+    y64 = y.detach().double().requires_grad_(True)
+    s64 = skip.detach().double().requires_grad_(True)
+    w = [t.detach().double().requires_grad_(True) for t in se] if se is not None else None
+    z = bn64(y64)
+    if w is not None:
+        z = z * torch.sigmoid(F.relu(z.mean(dim=(2, 3)) @ w[0].t()) @ w[1].t())[:, :, None, None]
+    out = F.leaky_relu(z + s64, SLOPE)
+    return out, y64, s64, bn64, w
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b).abs().max() / max(1.0, float(b.abs().max())))
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(2, 8, 5, 7), (3, 32, 24, 24), (1, 4, 64, 33)])
+@pytest.mark.parametrize("with_se", [True, False])
+@pytest.mark.parametrize("offset", [0.0, 30.0])  # a large mean must not cancel the variance or gradients
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matches_float64_reference(shape, with_se: bool, offset: float, threads: int) -> None:
+    gen = torch.Generator().manual_seed(1)
+    n, c, h, w = shape
+    y = (torch.randn(shape, generator=gen) * 2 + offset).contiguous(memory_format=CL)
+    skip = torch.randn(shape, generator=gen).contiguous(memory_format=CL)
+    hidden = max(1, c // 4)
+    se = (torch.randn(hidden, c, generator=gen) * 0.3, torch.randn(c, hidden, generator=gen) * 0.3) if with_se else None
+    bn = _bn(c)
+    out64, y64, s64, bn64, w64 = _reference(y, skip, bn, se)
+    grad = torch.randn(shape, generator=gen, dtype=torch.float64)
+    out64.backward(grad)
+
+    yk = y.clone().requires_grad_(True)
+    sk = skip.clone().requires_grad_(True)
+    sek = tuple(t.clone().requires_grad_(True) for t in se) if se is not None else None
+    assert residual_tail_applies(yk, sk, bn, sek)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = residual_tail(yk, sk, bn, SLOPE, sek)
+        out.backward(grad.float().contiguous(memory_format=CL))
+    finally:
+        torch.set_num_threads(previous)
+    assert out.is_contiguous(memory_format=CL)
+    assert _rel(out, out64) < 1e-5
+    assert _rel(yk.grad, y64.grad) < 1e-5
+    assert _rel(sk.grad, s64.grad) < 1e-5
+    assert _rel(bn.weight.grad, bn64.weight.grad) < 1e-5
+    assert _rel(bn.bias.grad, bn64.bias.grad) < 1e-5
+    if se is not None:
+        for got, want in zip(sek, w64):
+            assert _rel(got.grad, want.grad) < 1e-5
+    assert _rel(bn.running_mean, bn64.running_mean) < 1e-6
+    assert _rel(bn.running_var, bn64.running_var) < 1e-6
+    assert int(bn.num_batches_tracked) == int(bn64.num_batches_tracked) == 1
+
+
+def test_falls_back_where_the_kernel_does_not_apply() -> None:
+    """Eval-mode BatchNorm, NCHW memory or a mismatched skip: PyTorch's operators, same maths."""
+    gen = torch.Generator().manual_seed(2)
+    y = torch.randn(2, 4, 6, 6, generator=gen)
+    skip = torch.randn(2, 4, 6, 6, generator=gen)
+    se = (torch.randn(1, 4, generator=gen), torch.randn(4, 1, generator=gen))
+    for bn, yy, ss in [
+        (_bn(4).eval(), y.contiguous(memory_format=CL), skip.contiguous(memory_format=CL)),
+        (_bn(4), y, skip),  # NCHW
+    ]:
+        assert not residual_tail_applies(yy, ss, bn, se)
+        out64 = _reference(yy, ss, _bn(4).train(bn.training), se)[0]  # a fresh copy: same statistics
+        assert _rel(residual_tail(yy, ss, bn, SLOPE, se), out64) < 1e-5
+
+
+@needs_kernel
+def test_resganet_training_uses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training-mode block on the fast path ends in the kernel (once per block)."""
+    calls = []
+    original = blocks.residual_tail
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(blocks, "residual_tail", counting)
+    block = ResGANet(8, 16, width=16).train()
+    block(torch.randn(2, 8, 6, 6)).sum().backward()
+    assert calls == [1]
+    with torch.no_grad():
+        block.eval()(torch.randn(2, 8, 6, 6))
+    assert calls == [1]  # eval: folded oneDNN path, no kernel
