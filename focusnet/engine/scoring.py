@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from focusnet.data.io import IMAGE_EXTENSIONS, read_mask
+from focusnet.engine.predict import OVERLAY_SUFFIX, PROB_SUFFIX
 from focusnet.errors import FocusNetError
 from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
 
@@ -24,11 +25,13 @@ _THRESHOLDS = {
     "nonzero": "any value > 0 is foreground (--mask-rule nonzero)",
     "half": "values >= half the maximum of the dtype are foreground (--mask-rule half)",
 }
+_PREDICT_COMPANIONS = (PROB_SUFFIX, OVERLAY_SUFFIX)  # files `focusnet predict` writes beside its masks
 RESIZE_RULE = "predictions of another size are resized to the true mask's size with nearest neighbour"
 
 
 def _list_masks(folder: Path, suffix: str, role: str, option: str) -> dict[str, Path]:
-    """Mask files of a folder keyed by stem without suffix (hidden and non-image files are ignored)."""
+    """Mask files of a folder keyed by stem without suffix (hidden and non-image files are ignored,
+    and so are the probability maps and overlays ``focusnet predict`` writes beside its masks)."""
     if not folder.exists():
         raise FocusNetError(f"{folder}: {role} folder not found; check the path")
     if not folder.is_dir():
@@ -39,6 +42,8 @@ def _list_masks(folder: Path, suffix: str, role: str, option: str) -> dict[str, 
             continue
         stem = path.stem
         if suffix:
+            if not stem.endswith(suffix) and stem.endswith(_PREDICT_COMPANIONS):
+                continue  # `focusnet predict --save-probabilities/--overlays` output beside the masks
             if not stem.endswith(suffix) or stem == suffix:
                 raise FocusNetError(
                     f"{path}: name does not end with {option} {suffix!r}; rename the file or fix {option}"

@@ -30,7 +30,10 @@ from the same parameters and buffers (state_dict unchanged):
   feature groups, so no channel slice is ever copied;
 * in eval mode without autograd (inference) a BatchNorm that directly follows a convolution is
   folded into that convolution's weights on the fly, and LeakyReLU / sigmoid run in place where the
-  value they overwrite is not needed by autograd (in any mode), saving full-resolution allocations.
+  value they overwrite is not needed by autograd (in any mode), saving full-resolution allocations;
+* in fp32 CPU training, BatchNorm + LeakyReLU pairs and each block's tail (BatchNorm, SE, residual
+  sum, LeakyReLU) run in native kernels (:mod:`focusnet.kernels`), and the grouped 3x3
+  convolutions take their bias gradient as a plain sum (:func:`conv_train`).
 
 Outputs and gradients equal the plain path to float32 rounding (~1e-6; tests: 1e-5). FLOP counting
 on the ``meta`` device, ``torch.jit.trace``, scripting and ONNX export always take the plain path.
@@ -577,12 +580,11 @@ class ResGANet(nn.Module):
         e = _conv_bn_lrelu(gated, ex[0], ex[1], ex[2].negative_slope, _dense_1x1(ex[0].weight, ex[0].groups))
         se = self.se
         w_out = self.conv_out.weight.flatten(1)
+        skip = self._skip(x, up)
         if _foldable_bn(self.bn_out) or not isinstance(se, (SqueezeExcite, nn.Identity)):
             y = _conv_bn(e, self.conv_out, self.bn_out, dense=w_out)
-            skip = self._skip(x, up)
         else:  # training-mode BatchNorm: the native kernel runs BN, SE, residual sum and activation
             y = conv1x1_cl(e, w_out, self.conv_out.bias)
-            skip = self._skip(x, up)
             se_weights = (se.reduce.weight, se.expand.weight) if isinstance(se, SqueezeExcite) else None
             if residual_tail_applies(y, skip, self.bn_out, se_weights):
                 return residual_tail(y, skip, self.bn_out, self.slope, se_weights)

@@ -180,3 +180,19 @@ def test_duplicate_ids_and_empty_folder(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
     _one_line_error(["score", str(empty), str(true_dir)], capsys, str(empty))
+
+
+def test_predict_companion_files_are_skipped(tmp_path, capsys):
+    """A `focusnet predict --probabilities --overlays` folder scores as it is: the _prob and _overlay
+    files beside the _mask files are not masks; any other stray name is still an error."""
+    pairs = _make_masks(n=3, seed=2)
+    pred_dir, true_dir = _write(tmp_path, pairs, pred_suffix="_mask")
+    for name in pairs:
+        Image.fromarray(np.zeros((12, 12, 3), np.uint8)).save(pred_dir / f"{name}_overlay.png")
+        Image.fromarray(np.full((12, 12), 128, np.uint8)).save(pred_dir / f"{name}_prob.png")
+    argv = ["score", str(pred_dir), str(true_dir), "--pred-suffix", "_mask", "--json"]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    _check_against_numpy(json.loads(out), pairs)
+    _save(pred_dir / "case0_other.png", np.zeros((12, 12), dtype=bool))
+    _one_line_error(argv, capsys, str(pred_dir / "case0_other.png"))
