@@ -34,7 +34,10 @@ from focusnet.engine.config import AugmentConfig, LRFactor, TrainConfig
 from focusnet.losses import ALLHybridLoss
 from focusnet.metrics import confusion_counts, metrics_from_counts
 
-__all__ = ["SegmentationModule", "augment_batch", "gather_counts"]
+__all__ = ["EPOCH_ROW_KEY", "SegmentationModule", "augment_batch", "gather_counts"]
+
+EPOCH_ROW_KEY = "focusnet_epoch_train_row"
+"""Checkpoint key of the saving epoch's ``{"epoch", "train_loss", "lr"}`` (see ``on_save_checkpoint``)."""
 
 
 # ------------------------------------------------------------------------------- augmentation
@@ -158,6 +161,10 @@ class SegmentationModule(L.LightningModule):
         self._index: list[torch.Tensor] = []
         self.test_counts: torch.Tensor | None = None
         self.test_index: torch.Tensor | None = None
+        # this epoch's training row, for the checkpoint (on_save_checkpoint)
+        self._epoch_loss_sum: torch.Tensor | float = 0.0
+        self._epoch_loss_count = 0
+        self._epoch_lr: float | None = None
 
     @classmethod
     def from_config(cls, model: nn.Module, config: TrainConfig) -> "SegmentationModule":
@@ -213,12 +220,31 @@ class SegmentationModule(L.LightningModule):
             loss = self._loss(self.model(images), masks)
         loss = loss + self._penalty()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images.shape[0], sync_dist=True)
+        self._epoch_loss_sum = self._epoch_loss_sum + loss.detach().double() * images.shape[0]
+        self._epoch_loss_count += images.shape[0]
         return loss
 
     def on_train_epoch_start(self) -> None:
         optimizer = self.optimizers()
         opt = optimizer[0] if isinstance(optimizer, list) else optimizer
-        self.log("lr", opt.param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
+        self._epoch_lr = float(opt.param_groups[0]["lr"])
+        self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
+        self.log("lr", self._epoch_lr, on_step=False, on_epoch=True, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store this epoch's training row (``train_loss``, ``lr``) in the checkpoint.
+
+        Lightning saves the epoch's checkpoints at the end of validation but logs the epoch's
+        training metrics after that; a run stopped in between would resume without that row in
+        ``metrics.csv``. :func:`focusnet.engine.train.resume` restores it from here (the loss is
+        this process's batch-size-weighted mean, which with several GPUs is rank 0's share).
+        """
+        if self._epoch_loss_count:
+            checkpoint[EPOCH_ROW_KEY] = {
+                "epoch": int(self.current_epoch),
+                "train_loss": float(self._epoch_loss_sum / self._epoch_loss_count),
+                "lr": self._epoch_lr,
+            }
 
     def _eval_step(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
         images, masks = batch[0], batch[1]

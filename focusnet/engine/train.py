@@ -547,6 +547,8 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
 
     # Lightning's CSV logger deletes an existing metrics.csv: keep the earlier epochs' rows.
     earlier = _read_rows(run_dir / METRICS_CSV) if ckpt_path is not None and rank0 else []
+    if earlier:
+        earlier = _with_checkpoint_row(earlier, Path(ckpt_path))
 
     # Only train and val are loaded for fitting; model selection (best.ckpt) sees val_loss only.
     data = load_split_tensors(config, split, parts=("train", "val"))
@@ -632,6 +634,23 @@ def _read_rows(path: Path) -> list[dict]:
 
         shutil.copyfile(path, backup)
     return rows
+
+
+def _with_checkpoint_row(rows: list[dict], ckpt_path: Path) -> list[dict]:
+    """``rows`` plus the checkpoint's own training row when ``rows`` lack it: a run stopped between
+    Lightning's checkpoint (end of validation) and its epoch-end logging of ``train_loss``/``lr``."""
+    from focusnet.engine.module import EPOCH_ROW_KEY
+
+    try:
+        row = torch.load(ckpt_path, map_location="cpu", weights_only=True).get(EPOCH_ROW_KEY)
+    except Exception:  # noqa: BLE001 - the row is informative; the resume itself reads the file again
+        return rows
+    if not isinstance(row, dict) or "epoch" not in row:
+        return rows
+    epoch = str(row["epoch"])
+    if any(r.get("epoch") == epoch and r.get("train_loss") not in ("", None) for r in rows):
+        return rows
+    return rows + [{"epoch": epoch, "train_loss": repr(row["train_loss"]), "lr": repr(row["lr"])}]
 
 
 def _merge_rows(path: Path, earlier: list[dict]) -> None:

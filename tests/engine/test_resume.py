@@ -129,3 +129,42 @@ def test_resume_refuses_a_changed_model_and_a_folder_without_checkpoint(setup, t
     assert main(["train", "--resume", str(run), "lr=0.1"]) == 2
     err = capsys.readouterr().err
     assert "'lr' cannot change when resuming" in err and "epochs" in err
+
+
+def test_resume_restores_the_training_row_lost_between_checkpoint_and_logging(tmp_path):
+    """Lightning checkpoints an epoch at the end of validation and logs its train_loss/lr row after
+    that; a run stopped in between must not resume with that row missing from metrics.csv."""
+    import csv
+
+    from focusnet.cli import main
+    from focusnet.data.synthetic import generate
+    from focusnet.engine.module import EPOCH_ROW_KEY
+    from focusnet.engine.plots import read_epoch_metrics
+    from tests.reliability.conftest import tiny_train_config
+
+    generate("lesions", tmp_path / "data", count=8, size=16, seed=0, overwrite=True)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_train_config(tmp_path / "data", tmp_path / "prepared", epochs=2)))
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run)]) == 0
+    saved = torch.load(run / "last.ckpt", map_location="cpu", weights_only=True)[EPOCH_ROW_KEY]
+    before = read_epoch_metrics(run / "logs" / "metrics.csv")
+    assert saved["epoch"] == 1
+    assert saved["train_loss"] == pytest.approx(before["train_loss"][1], rel=1e-5)
+    assert saved["lr"] == pytest.approx(before["lr"][1])
+
+    # emulate the stop: epoch 1's training row never reached the log
+    path = run / "logs" / "metrics.csv"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    kept = [r for r in rows if not (r["epoch"] == "1" and r.get("train_loss"))]
+    assert len(kept) == len(rows) - 1
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+
+    assert main(["train", "--resume", str(run), "epochs=3"]) == 0
+    after = read_epoch_metrics(path)
+    assert sorted(after["train_loss"]) == [0, 1, 2] == sorted(after["lr"]) == sorted(after["val_loss"])
+    assert after["train_loss"][1] == pytest.approx(saved["train_loss"])
