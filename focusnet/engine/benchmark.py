@@ -640,7 +640,7 @@ def format_markdown(result: dict[str, Any]) -> str:
         f"{_loadlist(mc.get('load_average_end'))} at end",
         "- CPU allocator tuning (focusnet.runtime, every process): "
         + {True: "on", False: "off"}.get(st.get("allocator_tuned"), "mixed or unknown")
-        + "; native BatchNorm+LeakyReLU kernel (focusnet.kernels): "
+        + "; native training kernels (focusnet.kernels): "
         + {True: "available", False: "unavailable"}.get(st.get("native_kernels"), "unknown"),
     ]
     b, c, h, w = cp["shape"]
