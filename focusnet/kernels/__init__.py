@@ -288,14 +288,15 @@ class _ResidualTail(torch.autograd.Function):
         n, c, h, w = y.shape
         threads = torch.get_num_threads()
         g_a, g_b = (torch.empty(n, c, dtype=torch.float64) for _ in range(2))
-        lib.fn_tail_grad_sums(_ptr(grad), _ptr(out), _ptr(y), _ptr(centre), n, h * w, c, ctx.slope, _ptr(g_a), _ptr(g_b), threads)
+        if lib.fn_tail_grad_sums(_ptr(grad), _ptr(out), _ptr(y), _ptr(centre), n, h * w, c, ctx.slope, _ptr(g_a), _ptr(g_b), threads) != 0:
+            raise MemoryError("fn_tail_grad_sums failed")  # pragma: no cover
         g_a += centre.double() * g_b  # sum g * y from sum g * (y - centre)
         # the per-image coefficients are a small float64 graph: differentiate it with autograd
         with torch.enable_grad():
-            leaves = [s1.requires_grad_(), s2.requires_grad_(), gamma.double().requires_grad_(), beta.double().requires_grad_()]
+            leaves = [t.detach().double().requires_grad_() for t in (s1, s2, gamma, beta)]
             se = None
             if w_reduce is not None:
-                se = (w_reduce.double().requires_grad_(), w_expand.double().requires_grad_())
+                se = (w_reduce.detach().double().requires_grad_(), w_expand.detach().double().requires_grad_())
                 leaves += list(se)
             a, b, _, _ = _tail_coefficients(leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se)
             grads = torch.autograd.grad((a, b), leaves, (g_a, g_b), allow_unused=True)
