@@ -220,7 +220,7 @@ class SegmentationModule(L.LightningModule):
             loss = self._loss(self.model(images), masks)
         loss = loss + self._penalty()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images.shape[0], sync_dist=True)
-        self._epoch_loss_sum = self._epoch_loss_sum + loss.detach().double() * images.shape[0]
+        self._epoch_loss_sum = self._epoch_loss_sum + loss.detach().float() * images.shape[0]  # float64 is not on every device
         self._epoch_loss_count += images.shape[0]
         return loss
 

@@ -48,7 +48,8 @@ import torch.nn.functional as F
 from focusnet.runtime import env_flag
 
 __all__ = [
-    "ENV_VAR", "bn_leaky_relu", "bn_leaky_relu_available", "native_library", "residual_tail", "residual_tail_applies",
+    "ENV_VAR", "TAIL_MIN_ELEMENTS", "bn_leaky_relu", "bn_leaky_relu_available", "native_library", "residual_tail",
+    "residual_tail_applies",
 ]
 
 ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
@@ -317,11 +318,17 @@ class _ResidualTail(torch.autograd.Function):
         return grad_y, grad_skip, g_gamma, g_beta, g_wr, g_we, None, None
 
 
+TAIL_MIN_ELEMENTS = 1 << 16
+"""Smaller tensors take PyTorch's operators: the kernel's per-call float64 coefficient graph costs
+about 1 ms, more than it saves below this size (``benchmarks/bench_kernels.py``)."""
+
+
 def residual_tail_applies(
     y: torch.Tensor, skip: torch.Tensor, bn: nn.Module, se: tuple[torch.Tensor, torch.Tensor] | None = None
 ) -> bool:
     """Whether :func:`residual_tail` runs the native kernel for these arguments (training-mode
-    ``BatchNorm2d``, float32 ``channels_last`` CPU tensors of one shape, kernel available).
+    ``BatchNorm2d``, float32 ``channels_last`` CPU tensors of one shape with at least
+    :data:`TAIL_MIN_ELEMENTS` elements, kernel available).
 
     Example:
         >>> y = torch.randn(1, 4, 2, 2)
@@ -329,7 +336,8 @@ def residual_tail_applies(
         False
     """
     return (
-        _kernel_applies(y, bn)
+        y.numel() >= TAIL_MIN_ELEMENTS
+        and _kernel_applies(y, bn)
         and skip.shape == y.shape
         and skip.dtype == torch.float32
         and skip.is_contiguous(memory_format=torch.channels_last)

@@ -416,10 +416,9 @@ def _conv_bn_lrelu(
         return bn_leaky_relu(conv1x1_cl(x, w, b), rest, slope)
     if rest is None and conv.stride == (1, 1) and conv.dilation == (1, 1) and len(set(conv.padding)) == 1:
         return conv_act(x, w, b, conv.padding[0], conv.groups, "leaky_relu", slope)
-    if rest is not None and w is conv.weight:  # training: BN with batch statistics follows
+    if rest is not None:  # BN not folded (training): the convolution keeps its own weights
         return bn_leaky_relu(conv_train(x, conv), rest, slope)
-    y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return bn_leaky_relu(y, rest, slope) if rest is not None else F.leaky_relu(y, slope, inplace=True)
+    return F.leaky_relu(F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups), slope, inplace=True)
 
 
 class SqueezeExcite(nn.Module):

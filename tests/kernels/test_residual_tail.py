@@ -18,6 +18,12 @@ SLOPE = 0.3
 CL = torch.channels_last
 
 
+@pytest.fixture(autouse=True)
+def _any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel skips small tensors (TAIL_MIN_ELEMENTS); these tests use small ones on purpose."""
+    monkeypatch.setattr(kernels, "TAIL_MIN_ELEMENTS", 0)
+
+
 def _reference(y, skip, bn, se):
     """float64 autograd reference: outputs and gradients of sum(out * grad)."""
     bn64 = torch.nn.BatchNorm2d(bn.num_features, momentum=bn.momentum, eps=bn.eps).double()
@@ -111,3 +117,11 @@ def test_resganet_training_uses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> N
     with torch.no_grad():
         block.eval()(torch.randn(2, 8, 6, 6))
     assert calls == [1]  # eval: folded oneDNN path, no kernel
+
+
+def test_small_tensors_take_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels, "TAIL_MIN_ELEMENTS", 1 << 16)
+    y = torch.randn(2, 8, 16, 16).contiguous(memory_format=CL)
+    assert not residual_tail_applies(y, y.clone(), _bn(8))
+    big = torch.randn(2, 8, 64, 64).contiguous(memory_format=CL)
+    assert residual_tail_applies(big, big.clone(), _bn(8)) == bn_leaky_relu_available()
