@@ -26,6 +26,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from focusnet.atomic import replace_into
+
 __all__ = ["AtomicCheckpointIO", "StepSeed", "EpochShuffleSampler", "ProgressBar", "RunCheckpoint", "epoch_seed"]
 
 PROGRESS_JSON = "progress.json"
@@ -106,7 +108,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             torch.save(checkpoint, tmp)
-            os.replace(tmp, path)
+            replace_into(tmp, path)
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -123,7 +125,7 @@ class RunCheckpoint(ModelCheckpoint):
             out = Path(self.dirpath) / PROGRESS_JSON
             tmp = out.with_name(f".{out.name}.tmp")
             tmp.write_text(json.dumps(progress, indent=2) + "\n")
-            os.replace(tmp, out)
+            replace_into(tmp, out)
 
 
 class ProgressBar(TQDMProgressBar):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from focusnet.atomic import replace_into, temp_path
 from focusnet.errors import FocusNetError
 from focusnet.models.blocks import bn_affine
 
@@ -279,9 +278,7 @@ def export(
     n_folded = _n_batchnorm(reference) - _n_batchnorm(exported)
     example = _check_inputs(channels, height, width)[0]
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_path(path)
     try:
         if format == "onnx":
             _write_onnx(exported, example, tmp, opset)
@@ -301,7 +298,7 @@ def export(
                     f"{path}: the exported {format} model differs from PyTorch by {diff:.3g} in probability "
                     f"(tolerance {tolerance:g}); nothing was written"
                 )
-        os.replace(tmp, path)
+        replace_into(tmp, path)  # the umask's mode, not mkstemp's 0600
     finally:
         tmp.unlink(missing_ok=True)
     shapes = tuple(tuple(int(s) for s in x.shape) for x in inputs) if check else ()

@@ -33,7 +33,6 @@ from __future__ import annotations
 import glob
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -41,6 +40,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from focusnet.atomic import replace_into, temp_path
 from focusnet.data.io import IMAGE_EXTENSIONS, read_image
 from focusnet.data.preprocess import normalize_image, resize_image
 from focusnet.errors import FocusNetError
@@ -178,17 +178,18 @@ def overlay_image(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _save_png(path: Path, array: np.ndarray, mode: str) -> None:
-    """Write ``array`` as a PNG under a temporary name, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    """Write ``array`` as a PNG under a temporary name, then rename it to ``path`` (umask's file mode)."""
+    _save_image(path, Image.fromarray(array, mode=mode), format="PNG")
+
+
+def _save_image(path: Path, image: Image.Image, **kwargs: Any) -> None:
+    """``image.save(path, **kwargs)`` through a temporary file renamed into place (umask's file mode)."""
+    tmp = temp_path(path)
     try:
-        Image.fromarray(array, mode=mode).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        image.save(tmp, **kwargs)
+        replace_into(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
 
 

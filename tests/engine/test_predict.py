@@ -276,3 +276,24 @@ def test_full_resolution_isic_images(weights: Path, tmp_path: Path) -> None:
         assert mask.size == (width, height) and row["orig_size"] == [height, width]
         assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
     assert not list(folder.glob("*_mask.png")), "the dataset folder must not be written to"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_keep_the_umask_mode(weights: Path, images: dict, tmp_path: Path, umask: int) -> None:
+    """Masks, probability maps, overlays and exported models get 0666 less the umask, as every other
+    output does (they were 0600: mkstemp's mode survived the rename)."""
+    from focusnet.engine.export import export
+
+    old = os.umask(umask)
+    try:
+        predict(weights, tmp_path / "images" / "odd.png", tmp_path / "out", save_probabilities=True,
+                save_overlays=True, progress=False)
+        model = load_model(weights)
+        export(model, tmp_path / "model.onnx", "onnx", example_size=32)
+        export(model, tmp_path / "model.pt", "torchscript", example_size=32)
+    finally:
+        os.umask(old)
+    written = sorted((tmp_path / "out").iterdir()) + [tmp_path / "model.onnx", tmp_path / "model.pt"]
+    assert len(written) == 5
+    for path in written:
+        assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~umask), path.name
