@@ -211,6 +211,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.out is not None:
             raise FocusNetError("--resume continues in the run folder itself; --out does not apply")
         run_dir = resume(args.resume, overrides)
+        from focusnet.engine.evaluate import stale_evaluations
+
+        for folder in stale_evaluations(run_dir):
+            print(f"focusnet: warning: {folder} scored the weights before this resume; update it with "
+                  f"`focusnet evaluate {args.resume} --split {folder.name} --overwrite`", file=sys.stderr)
     else:
         from focusnet.engine.config import load_config
         from focusnet.engine.train import train
@@ -538,9 +543,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from focusnet.engine.evaluate import evaluate_run
+    from focusnet.engine.evaluate import evaluate_run, interrupted_note
     from focusnet.engine.scoring import format_summary
 
+    note = interrupted_note(args.run_dir)
+    if note is not None:
+        print(f"focusnet: warning: {note}; evaluating its best checkpoint so far", file=sys.stderr)
     summary = evaluate_run(
         args.run_dir,
         split=args.split,
@@ -557,7 +565,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if summary[key] is not None:
             print(f"== {title} ==")
             print(format_summary(summary[key]))
-    print(f"wrote {', '.join(summary['files'])} under {args.run_dir}")
+    if summary.get("reused"):
+        print(f"{args.run_dir / 'eval' / args.split}: already up to date (same weights and settings), shown as it is; "
+              "--overwrite recomputes it")
+    else:
+        print(f"wrote {', '.join(summary['files'])} under {args.run_dir}")
     return 0
 
 

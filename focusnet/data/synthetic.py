@@ -31,7 +31,6 @@ from focusnet.errors import FocusNetError
 
 KINDS = ("lesions", "nuclei")
 _PREFIX = {"lesions": "lesion", "nuclei": "nuclei"}
-_ID_PATTERN = re.compile(r"^(lesion|nuclei)_\d{4,}\.png$")
 
 # Skin tones (linear RGB in [0, 1]) from light to tanned, interpolated per image.
 _SKIN_TONES = np.array(
@@ -391,11 +390,14 @@ def generate(
     size: int = 128,
     seed: int = 0,
     overwrite: bool = False,
+    prefix: str | None = None,
 ) -> list[str]:
     """Write a synthetic folder dataset ``out_dir/images/<id>.png`` + ``out_dir/masks/<id>.png``.
 
     Sample ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so it does not depend on
-    ``count``. Ids are ``lesion_0000``, ``lesion_0001``, ... (``nuclei_0000``, ... for nuclei).
+    ``count``. Ids are ``lesion_0000``, ``lesion_0001``, ... (``nuclei_0000``, ... for nuclei), or
+    ``<prefix>_0000``, ... with ``prefix`` (so a second set, e.g. new images to predict, does not
+    reuse the names of a training set's different pictures).
 
     Args:
         kind: ``"lesions"`` or ``"nuclei"``.
@@ -405,6 +407,7 @@ def generate(
         size: side of the square images in pixels.
         seed: random seed; the same seed writes identical files.
         overwrite: allow writing into a non-empty folder.
+        prefix: the ids' prefix (letters, digits, ``-``; default ``lesion`` or ``nuclei``).
 
     Returns:
         The ids written, in order.
@@ -422,6 +425,9 @@ def generate(
         raise FocusNetError(f"synthetic image size {size} is too small; use a size of at least 16")
     if seed < 0:
         raise FocusNetError(f"synthetic seed must be >= 0 (got {seed})")
+    stem = _PREFIX[kind] if prefix is None else str(prefix)
+    if not re.fullmatch(r"[A-Za-z0-9-]+", stem):
+        raise FocusNetError(f"synthetic prefix {stem!r}: use letters, digits and '-' only, e.g. 'new'")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FocusNetError(f"{out}: exists and is not a folder; choose another output folder")
@@ -432,7 +438,7 @@ def generate(
             folder = out / sub
             if folder.is_dir():
                 for f in folder.iterdir():
-                    if f.is_file() and _ID_PATTERN.match(f.name):
+                    if f.is_file() and re.fullmatch(rf"{re.escape(stem)}_\d{{4,}}\.png", f.name):
                         f.unlink()
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
@@ -441,7 +447,7 @@ def generate(
     for i in range(count):
         rng = np.random.default_rng([seed, i])
         img, mask = make_sample(kind, size, rng)
-        sid = f"{_PREFIX[kind]}_{i:0{digits}d}"
+        sid = f"{stem}_{i:0{digits}d}"
         Image.fromarray(img, mode="RGB").save(out / "images" / f"{sid}.png", compress_level=1)
         write_mask(out / "masks" / f"{sid}.png", mask)
         ids.append(sid)

@@ -314,6 +314,72 @@ def _cache_data(cache_path: str, config: Any, ids: list[str]) -> EvalData:
     return EvalData(images, masks, list(ids), sizes, read, f"cache {ds.path} (source {source}, format {settings['format']})")
 
 
+def _weights_file(run_dir: Path) -> Path:
+    """The file :func:`_load_weights` reads: ``weights/best.safetensors`` when present, else ``best.ckpt``."""
+    safe = run_dir.joinpath(*_WEIGHTS)
+    if safe.is_file():
+        return safe
+    ckpt = run_dir / "best.ckpt"
+    if not ckpt.is_file():
+        raise FocusNetError(f"{ckpt}: checkpoint not found; did training finish an epoch?")
+    return ckpt
+
+
+def _fingerprint(path: Path) -> str:
+    """``sha256:<hex>`` of a weights file: which weights an evaluation scored."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def interrupted_note(run_dir: str | Path) -> str | None:
+    """One line when ``run_dir``'s training stopped before its last epoch (no ``weights/best.safetensors``).
+
+    Says how many epochs finished (from ``progress.json``) and how to finish the run; None for a
+    finished run. Epochs are counted, and numbered from 0 as in ``logs/metrics.csv``.
+    """
+    import shlex
+
+    run_dir = Path(run_dir)
+    if run_dir.joinpath(*_WEIGHTS).is_file() or not (run_dir / "config.json").is_file():
+        return None
+    try:
+        progress = json.loads((run_dir / "progress.json").read_text())
+        done, total = int(progress["epochs_done"]), int(progress["max_epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        done = total = None
+    finished = f"{done} of {total} epochs finished" if done is not None else "no epoch finished"
+    fix = (f"finish it with `focusnet train --resume {shlex.quote(str(run_dir))}`"
+           if (run_dir / "last.ckpt").is_file() else "start a new run (no last.ckpt to resume from)")
+    return f"{run_dir}: training was interrupted ({finished}), so it has no {'/'.join(_WEIGHTS)} yet; {fix}"
+
+
+def stale_evaluations(run_dir: str | Path) -> list[Path]:
+    """The ``eval/<split>`` folders of ``run_dir`` that scored other weights than its current best ones.
+
+    After ``focusnet train --resume`` trains further, these are out of date; ``focusnet evaluate
+    --overwrite`` replaces them. Evaluations written before ``weights_sha256`` existed are not listed.
+    """
+    run_dir = Path(run_dir)
+    try:
+        current = _fingerprint(_weights_file(run_dir))
+    except (FocusNetError, OSError):
+        return []
+    stale = []
+    for summary in sorted((run_dir / EVAL_DIR).glob(f"*/{SUMMARY_JSON}")):
+        try:
+            earlier = json.loads(summary.read_text()).get("weights_sha256")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if earlier is not None and earlier != current:
+            stale.append(summary.parent)
+    return stale
+
+
 def _load_weights(run_dir: Path, device: torch.device) -> tuple[nn.Module, str]:
     """The best model: ``weights/best.safetensors`` when present (no unpickling), else ``best.ckpt``."""
     safe = run_dir.joinpath(*_WEIGHTS)
@@ -322,7 +388,11 @@ def _load_weights(run_dir: Path, device: torch.device) -> tuple[nn.Module, str]:
 
         return load_safetensors(safe, device=device), str(Path(*_WEIGHTS))
     model, epoch = _load(run_dir, "best.ckpt")
-    return model.to(device), "best.ckpt" + (f" (epoch {epoch})" if epoch is not None else "")
+    label = "best.ckpt" + (f" (epoch {epoch}, numbered from 0)" if epoch is not None else "")
+    note = interrupted_note(run_dir)
+    if note is not None:
+        label += "; " + note.split(": ", 1)[1]
+    return model.to(device), label
 
 
 def _check_outputs(out_dir: Path, overwrite: bool) -> None:
@@ -331,6 +401,37 @@ def _check_outputs(out_dir: Path, overwrite: bool) -> None:
         raise FocusNetError(
             f"{out_dir}: already holds an evaluation ({', '.join(existing)}); pass --overwrite to replace it"
         )
+
+
+def _earlier_evaluation(out_dir: Path, fingerprint: str, settings: dict, overwrite: bool) -> dict | None:
+    """The existing evaluation in ``out_dir`` when it scored the same weights with the same settings.
+
+    Then nothing needs to be written and the caller returns it (an evaluation is a function of the
+    weights, the data and these settings). An evaluation of other weights (the run was trained
+    further, e.g. by ``--resume``) or with other settings is refused unless ``overwrite``.
+    """
+    if overwrite or not (out_dir / SUMMARY_JSON).is_file():
+        _check_outputs(out_dir, overwrite)
+        return None
+    try:
+        earlier = json.loads((out_dir / SUMMARY_JSON).read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if not isinstance(earlier, dict) or "weights_sha256" not in earlier:
+        _check_outputs(out_dir, overwrite)
+        return None
+    if earlier["weights_sha256"] != fingerprint:
+        raise FocusNetError(
+            f"{out_dir}: holds an evaluation of earlier weights (the run was trained further since, e.g. by "
+            "--resume), so it is stale; pass --overwrite to replace it"
+        )
+    differ = [k for k, v in settings.items() if earlier.get("settings", {}).get(k) != v]
+    if differ:
+        raise FocusNetError(
+            f"{out_dir}: already holds an evaluation of these weights with other settings ({', '.join(differ)}); "
+            "pass --overwrite to replace it"
+        )
+    return {**earlier, "reused": True}
 
 
 def _csv_text(result: dict, sizes: list[tuple[int, int]]) -> str:
@@ -413,7 +514,9 @@ def evaluate_run(
 
     Writes, under ``<run>/eval/<split>/``: ``per_image_model_res.csv`` and
     ``per_image_original_res.csv`` (id, orig_h, orig_w, tp, fp, fn, tn, precision, recall, dice,
-    jaccard), ``summary.json`` and ``summary.md``. Nothing is written if any exists, unless
+    jaccard), ``summary.json`` and ``summary.md``. When they exist already, an evaluation of the
+    same weights (``weights_sha256``) with the same settings is returned as it is (``reused``: true)
+    and nothing is written; an evaluation of other weights or settings is refused unless
     ``overwrite``.
 
     Args:
@@ -432,7 +535,9 @@ def evaluate_run(
         ``aggregation``, ``run``, ``model``, ``preset``, ``weights``, ``data``, ``count``,
         ``model_resolution`` and ``original_resolution`` (each in the ``focusnet score --json``
         schema, with the protocol; ``original_resolution`` is None when not computed) and
-        ``files`` (the written files, relative to the run folder).
+        ``files`` (the written files, relative to the run folder), ``weights_sha256`` and
+        ``settings`` (what makes two evaluations the same), and ``reused`` when an existing
+        evaluation was returned.
 
     Raises:
         FocusNetError: not a run folder, unknown split, bad threshold/empty score, missing weights
@@ -450,7 +555,12 @@ def evaluate_run(
         raise FocusNetError(f"--empty-score must be between 0 and 1 (or nan to leave such images out); got {empty_score}")
     config = train_mod.read_config(run_dir)
     out_dir = run_dir / EVAL_DIR / split
-    _check_outputs(out_dir, overwrite)
+    fingerprint = _fingerprint(_weights_file(run_dir))
+    settings = {"threshold": threshold, "empty_score": None if math.isnan(empty_score) else float(empty_score),
+                "original_resolution": bool(original_resolution)}
+    earlier = _earlier_evaluation(out_dir, fingerprint, settings, overwrite)
+    if earlier is not None:
+        return earlier
     data = load_eval_data(run_dir, split)
     dev = torch.device(device) if device is not None else _device(config.accelerator)
     model, weights = _load_weights(run_dir, dev)
@@ -524,6 +634,8 @@ def evaluate_run(
         "model": config.model,
         "preset": config.preset,
         "weights": weights,
+        "weights_sha256": fingerprint,
+        "settings": settings,
         "data": data.source,
         "count": len(data.ids),
         "model_resolution": model_res,

@@ -29,7 +29,7 @@ def test_getting_started_page_reaches_a_trained_model_and_masks(docs_world: dict
     assert (clone / "runs" / "demo" / "summary.json").is_file()
 
     masks = sorted((clone / "predictions").glob("*_mask.png"))
-    assert [m.name for m in masks] == [f"lesion_{i:04d}_mask.png" for i in range(4)]
+    assert [m.name for m in masks] == [f"new_{i:04d}_mask.png" for i in range(4)]  # not the training names
     for mask in masks:
         with Image.open(mask) as img:
             assert img.size == (96, 96)  # the new image's own size, not the model's 64 (32 in the test)

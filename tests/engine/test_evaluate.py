@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from focusnet.cli import main
 from focusnet.engine.config import TrainConfig
 from focusnet.errors import FocusNetError
 
@@ -139,9 +140,13 @@ def test_overwrite_rule_and_options(run, tmp_path):
     from focusnet.engine.evaluate import evaluate_run
 
     run = _fresh(run, tmp_path)
-    evaluate_run(run, split="val")
-    with pytest.raises(FocusNetError, match="--overwrite"):
-        evaluate_run(run, split="val")
+    first = evaluate_run(run, split="val")
+    before = (run / "eval" / "val" / "summary.json").stat().st_mtime_ns
+    again = evaluate_run(run, split="val")  # same weights, same settings: the earlier one, nothing written
+    assert again["reused"] is True and again["model_resolution"] == first["model_resolution"]
+    assert (run / "eval" / "val" / "summary.json").stat().st_mtime_ns == before
+    with pytest.raises(FocusNetError, match="other settings \\(threshold\\).*--overwrite"):
+        evaluate_run(run, split="val", threshold=0.4)
     summary = evaluate_run(run, split="val", original_resolution=False, empty_score=0.0, overwrite=True)
     assert summary["original_resolution"] is None
     assert summary["model_resolution"]["protocol"]["empty_score"] == 0.0
@@ -217,3 +222,25 @@ def test_cli_evaluate(run, tmp_path, capsys):
     assert main(["evaluate", str(run), "--split", "val", "--overwrite", "--json", "--threshold", "0.3"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["threshold"] == 0.3 and summary["original_resolution"]["count"] == summary["count"]
+
+
+def test_evaluation_of_earlier_weights_is_stale(run, tmp_path, capsys):
+    """After the weights change (a resume trained further), the earlier evaluation is not shown as
+    current: it is refused as stale, and --overwrite replaces it."""
+    from focusnet.engine.evaluate import evaluate_run
+
+    run = _fresh(run, tmp_path)
+    evaluate_run(run, split="val")
+    assert main(["evaluate", str(run), "--split", "val"]) == 0
+    assert "already up to date" in capsys.readouterr().out
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    weights = run / "weights" / "best.safetensors"
+    with safe_open(str(weights), framework="pt") as fh:  # other weights, as a further epoch would give
+        metadata = fh.metadata()
+        tensors = {k: fh.get_tensor(k) + (0.01 if fh.get_tensor(k).is_floating_point() else 0) for k in fh.keys()}
+    save_file(tensors, str(weights), metadata=metadata)
+    with pytest.raises(FocusNetError, match="earlier weights.*stale.*--overwrite"):
+        evaluate_run(run, split="val")
+    assert evaluate_run(run, split="val", overwrite=True).get("reused") is None
