@@ -264,7 +264,7 @@ def run_compare(
 
     from focusnet.compare.profiles import PROFILE_NOTES, profile_overrides
     from focusnet.engine.config import load_config
-    from focusnet.engine.train import build_model
+    from focusnet.engine.train import check_model_input
 
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     specs = parse_model_specs(models) if isinstance(models, str) else list(models)
@@ -278,9 +278,8 @@ def run_compare(
 
     # Everything that can fail on bad input fails here, before anything is written or trained.
     configs = {s.name: _model_config(base, s, runs_dir / s.name) for s in specs}
-    with torch.device("meta"):
-        for config, _ in configs.values():
-            build_model(config)  # unknown keyword arguments -> FocusNetError now
+    for config, _ in configs.values():
+        check_model_input(config)  # unknown keyword arguments, a size the model cannot take -> FocusNetError now
     if out_dir.exists() and not out_dir.is_dir():
         raise FocusNetError(f"--out: {out_dir} exists and is not a folder")
     state_path = out_dir / STATE_JSON

@@ -50,7 +50,7 @@ from torch import nn
 from focusnet.data.splits import SPLIT_NAMES
 from focusnet.engine.config import TrainConfig, expand_path
 from focusnet.atomic import atomic_write
-from focusnet.errors import FocusNetError
+from focusnet.errors import DOCS_CONFIG, FocusNetError
 
 __all__ = [
     "SplitTensors",
@@ -289,6 +289,39 @@ def build_model(config: TrainConfig) -> nn.Module:
         raise FocusNetError(f"model_kwargs: {exc}") from None
 
 
+def check_model_input(config: TrainConfig) -> None:
+    """Build ``config``'s model on the meta device and run one ``size x size`` input through it.
+
+    Catches, before any data is prepared or a run folder is made, a ``size`` the model cannot take
+    (``size=50`` where the model needs a multiple of 16) and bad ``model_kwargs``; costs no memory
+    and almost no time (meta tensors hold no data).
+
+    Raises:
+        FocusNetError: naming the ``size`` key and a size that works, or the bad keyword argument.
+    """
+    import re
+
+    with torch.device("meta"):
+        model = build_model(config)
+        x = torch.empty(1, config.channels, config.size, config.size)
+    try:
+        with torch.no_grad():
+            model.eval()(x)
+    except FocusNetError as exc:
+        found = re.search(r"divisible by (\d+)", str(exc))
+        if not found:
+            raise
+        k = int(found.group(1))
+        lower, upper = max(k, config.size // k * k), -(-config.size // k) * k
+        sizes = f"size={lower} or size={upper}" if lower != upper else f"size={lower}"
+        raise FocusNetError(
+            f"size: {config.size} does not fit {config.model}, whose input side must be a multiple of {k}; "
+            f"set {sizes}", see=DOCS_CONFIG,
+        ) from None
+    except Exception:  # noqa: BLE001 - an operator without a meta kernel: the real run will tell
+        return
+
+
 # ------------------------------------------------------------------------------------------ train
 @contextlib.contextmanager
 def torch_threads(num_threads: int | None):
@@ -504,6 +537,7 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
     if resume_dir is None:
         config = _resolve_data(config)
         # Everything that can fail on bad input happens before the run folder is created.
+        check_model_input(config)  # size and model_kwargs, before the cache and the run folder
         L.seed_everything(config.seed, workers=True, verbose=False)
         model = build_model(config)
         if config.out_dir is not None:

@@ -338,6 +338,24 @@ def test_cli_refuses_bad_config_before_training(tmp_path, capsys):
     assert not run.exists()
 
 
+def test_a_size_the_model_cannot_take_is_refused_before_anything_is_written(data_root, tmp_path, capsys):
+    """size=50 used to prepare a cache, make the run folder and start training before the model
+    refused it (and a rerun with the same --out was then refused too)."""
+    from focusnet.cli import main
+
+    run, cache = tmp_path / "run", tmp_path / "prepared"
+    args = ["train", str(CONFIGS / "demo.yaml"), f"data.source={data_root}", f"data.cache_dir={cache}", "size=50",
+            "--out", str(run)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "size: 50" in err and "multiple of 16" in err and "size=48 or size=64" in err and err.count("\n") == 1
+    assert not run.exists() and not cache.exists()
+    comparison = tmp_path / "compare"
+    assert main(["compare", str(CONFIGS / "demo.yaml"), f"data.source={data_root}", "size=50", "--models", "unet",
+                 "--out", str(comparison)]) == 2
+    assert "size: 50" in capsys.readouterr().err and not comparison.exists()
+
+
 def test_cli_trains_through_the_data_layer(data_root, tmp_path, capsys):
     from focusnet.cli import main
 
