@@ -445,6 +445,14 @@ def resolve_weights(path: str | Path) -> tuple[Path, Path | None]:
         for candidate in (path.joinpath(*RUN_WEIGHTS), path / RUN_WEIGHTS[1]):
             if candidate.is_file():
                 return resolve_weights(candidate)
+        from focusnet.engine.evaluate import interrupted_note
+
+        note = interrupted_note(path)
+        if note is not None and (path / "best.ckpt").is_file():
+            raise FocusNetError(
+                f"{note}, or keep it as it is with `focusnet train --resume {path} epochs=N` (N: the epochs finished), "
+                "which writes the weights of its best epoch so far"
+            )
         found = sorted(p.relative_to(path).as_posix() for p in list(path.glob("*.safetensors")) + list(path.glob("weights/*.safetensors")))
         hint = f"; found {', '.join(found[:4])}: pass one of them" if found else "; pass a .safetensors file or a run folder"
         raise FocusNetError(f"{path}: no {'/'.join(RUN_WEIGHTS)} in this folder{hint}")
