@@ -484,7 +484,7 @@ def training_curves(comparison: Mapping[str, Any], out_stem: Path) -> list[Path]
                     handles.append(h)
                     labels.append(lab)
         fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
-    note = "star: best epoch"
+    note = "star: best epoch; epochs numbered from 0"
     if missing:
         note += "; no curves: " + ", ".join(missing)
     fig.suptitle(f"training curves ({note})", fontsize=10)

@@ -400,8 +400,8 @@ def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, 
             row["curves"] = {k: {str(e): v for e, v in sorted(metrics.get(k, {}).items())}
                              for k in ("train_loss", "val_loss", "val_dice")}
             row["epochs_run"] = len(metrics.get("train_loss", {}))
-            best = tr._checkpoint_epoch(run_dir / tr.BEST_CKPT)  # Lightning's 0-based epoch index
-            row["best_epoch"] = best + 1 if best is not None else None  # counted from 1, like epochs_run
+            # numbered from 0 like every epoch focusnet shows (metrics.csv, curves, best.json); a key of "curves"
+            row["best_epoch"] = tr._checkpoint_epoch(run_dir / tr.BEST_CKPT)
             split = tr.read_split(run_dir)
             if split_info is None:
                 split_info = split
@@ -429,7 +429,7 @@ def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, 
             "threshold": f"foreground where probability > {base.threshold}",
             "aggregation": ("per-image mean ± population std (each image weighs the same); pooled = from the "
                             "confusion counts summed over the test images; empty-mask rule: 0/0 counts as 1"),
-            "selection": "best epoch by validation loss (val split; epochs counted from 1); test split used once, at the end",
+            "selection": "best epoch by validation loss (val split; epochs numbered from 0); test split used once, at the end",
             "loss": f"ALL-HL {base.loss}",
             "optimizer": f"{base.optimizer} lr {base.lr:g}, betas {list(base.betas)}, eps {base.eps:g}, weight decay {base.weight_decay:g}",
             "schedule": f"{base.lr_schedule}, {base.epochs} epochs" + (f", at most {base.max_minutes:g} min per model" if base.max_minutes else ""),

@@ -291,7 +291,7 @@ def to_markdown(comparison: Mapping[str, Any], footer: bool = True) -> str:
     Main table: per-image mean ± population std of precision, recall, Dice and Jaccard (best mean
     Dice and Jaccard in bold), the thresholded Jaccard (ISIC 2018), the bootstrap CI of the mean
     Dice, the Holm-adjusted Wilcoxon p and the rank-biserial r against the reference, parameters,
-    GMACs, training minutes and best epoch / epochs run. A failed model keeps its row, with its
+    GMACs, training minutes and best epoch (numbered from 0) / epochs run. A failed model keeps its row, with its
     error in the Status column and dashes elsewhere. A second table gives the pooled values.
 
     Args:
@@ -335,7 +335,7 @@ def to_markdown(comparison: Mapping[str, Any], footer: bool = True) -> str:
         "Params (M)",
         f"GMACs ({size}×{size})" if size else "GMACs",
         "Train (min)",
-        "Best / epochs",
+        "Best epoch / epochs run",
     ]
     body = []
     for r in rows:

@@ -66,6 +66,10 @@ def test_compare_writes_tables_figures_and_report(finished: Path) -> None:
         assert m["summary"]["mean"]["dice"] == pytest.approx(ev["original_resolution"]["mean"]["dice"])
         assert m["params"] > 0 and m["epochs_run"] == 2 and m["train_seconds"] > 0
         assert set(m["curves"]) == {"train_loss", "val_loss", "val_dice"} and len(m["curves"]["val_loss"]) == 2
+        # one epoch numbering (from 0) everywhere: the best epoch is a key of the curves and best.json's epoch
+        assert str(m["best_epoch"]) in m["curves"]["val_dice"]
+        best_json = json.loads((out / "runs" / m["name"] / "weights" / "best.json").read_text())
+        assert best_json["extra"]["epoch"] == m["best_epoch"]
     ids = [[r["id"] for r in m["summary"]["per_image"]] for m in comparison["models"]]
     assert ids[0] == ids[1] and len(ids[0]) == comparison["protocol"]["test_images"]  # same test split
     assert "unet-base_width4" in comparison["stats"]["tests"]

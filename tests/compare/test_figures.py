@@ -149,3 +149,21 @@ def test_figures_one_model_and_nothing_to_plot(tmp_path):
     failed_only = {"models": [{"name": "x", "status": "failed", "error": "boom"}]}
     assert_png_pdf(dice_distributions(failed_only, tmp_path / "none"), tmp_path / "none")
     assert_png_pdf(qualitative_grid([], [], ["x"], tmp_path / "grid"), tmp_path / "grid")
+
+
+def test_training_curves_star_the_best_epoch(tmp_path, monkeypatch):
+    """best_epoch is numbered from 0, as the curves' keys are, so its star is drawn (it never was
+    while compare counted best_epoch from 1)."""
+    from focusnet.compare import figures
+
+    drawn = {}
+    real_save = figures._save
+
+    def spy(fig, out_stem):
+        drawn["stars"] = [(line.get_xdata()[0], line.get_ydata()[0]) for ax in fig.axes for line in ax.lines
+                          if line.get_marker() == "*"]
+        return real_save(fig, out_stem)
+
+    monkeypatch.setattr(figures, "_save", spy)
+    training_curves(make_comparison(), tmp_path / "tc")
+    assert drawn["stars"] == [(2, 0.7)]  # focusnetpp's best epoch 2 (the third), on its val Dice curve

@@ -108,6 +108,18 @@ def test_metrics_csv_has_every_epoch_and_the_scheduled_lr(trained):
     assert metrics["lr"][1] == pytest.approx(0.5e-3, rel=1e-6)
 
 
+def test_metrics_csv_is_as_read_metrics_md_describes_it(trained):
+    """Two rows per epoch with blank cells, epochs numbered from 0: what docs/how-to/read-metrics.md says."""
+    import csv
+
+    with open(trained["run"] / "logs" / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted(r["epoch"] for r in rows) == ["0", "0", "1", "1"]
+    assert all(bool(r["val_loss"]) != bool(r["train_loss"]) for r in rows)
+    page = (Path(__file__).resolve().parents[2] / "docs" / "how-to" / "read-metrics.md").read_text()
+    assert "two rows per epoch" in page and "numbered from 0 everywhere" in page
+
+
 def test_best_checkpoint_loads_weights_only_and_reproduces_the_summary(trained):
     from focusnet.engine.evaluate import evaluate_checkpoint
 
