@@ -135,7 +135,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from focusnet.engine.scoring import format_summary, score_folders
+    from focusnet.engine.scoring import empty_predictions_warning, format_summary, score_folders
 
     result = score_folders(
         args.pred_dir,
@@ -146,6 +146,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
         mask_rule=args.mask_rule,
     )
     print(json.dumps(result, indent=2) if args.json else format_summary(result))
+    warning = empty_predictions_warning(result)
+    if warning:
+        print(f"focusnet: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -360,7 +363,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=["isic2018", "dsb2018", "folder", "nnunet"], help="dataset layout")
     p.add_argument("--source", required=True, type=Path, help="dataset folder (read only)")
     p.add_argument("--out", type=Path, default=Path("prepared"), help="folder for caches (default: prepared/)")
-    p.add_argument("--size", type=int, default=256, help="network input side (default 256)")
+    p.add_argument("--size", type=int, default=None,
+                   help="network input side (default 256; with --check the size is not used and not reported "
+                   "unless given: training resizes to its config's size)")
     p.add_argument("--channels", type=int, choices=[1, 3], default=3, help="3 = RGB (default), 1 = grey")
     p.add_argument(
         "--normalization",
@@ -392,9 +397,10 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_prepare)
 
 
-def _format_prepare(s: dict) -> str:
+def _format_prepare(s: dict, size_given: bool = True) -> str:
     mb = s["cache_bytes"] / 1e6
-    what = f"{s['format']}, {s['size']}x{s['size']}, {s['channels']} channel(s), {s['normalization']}"
+    size = f"{s['size']}x{s['size']}, " if size_given or not s["check_only"] else ""
+    what = f"{s['format']}, {size}{s['channels']} channel(s), {s['normalization']}"
     if s["check_only"]:
         head = f"checked {s['count']} pairs ({what}) in {s['seconds']:.1f} s; nothing written"
     elif s["noop"]:
@@ -423,7 +429,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         args.format,
         args.source,
         args.out,
-        size=args.size,
+        size=args.size if args.size is not None else 256,
         channels=args.channels,
         normalization=args.normalization,
         mask_rule=args.mask_rule,
@@ -436,7 +442,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         skip_bad=args.skip_bad,
         **options,
     )
-    print(json.dumps(summary, indent=2) if args.json else _format_prepare(summary))
+    print(json.dumps(summary, indent=2) if args.json else _format_prepare(summary, size_given=args.size is not None))
     return 0
 
 
@@ -460,7 +466,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         metavar="INPUT",
         help="image file(s), a folder of images (not recursive) or a quoted glob such as 'images/*.jpg'",
     )
-    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR", help="folder for the masks (created)")
+    p.add_argument("output_dir", type=Path, metavar="OUTPUT_DIR",
+                   help="folder for the masks (created), or a .png file name for the mask of one input image")
     p.add_argument("--suffix", default="_mask", help="mask file name: <stem><suffix>.png (default _mask)")
     p.add_argument("--probabilities", action="store_true", help="also write <stem>_prob.png (probability x 255)")
     p.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png (mask tinted on the image)")
@@ -498,6 +505,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         progress=not args.no_progress and sys.stderr.isatty(),
         device=args.device,
     )
+    if rows and all(r["foreground"] == 0.0 for r in rows):
+        from focusnet.engine.scoring import all_empty_warning
+
+        print(f"focusnet: warning: {all_empty_warning(len(rows))}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -544,7 +555,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from focusnet.engine.evaluate import evaluate_run, interrupted_note
-    from focusnet.engine.scoring import format_summary
+    from focusnet.engine.scoring import empty_predictions_warning, format_summary
 
     note = interrupted_note(args.run_dir)
     if note is not None:
@@ -558,6 +569,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         device=args.device,
     )
+    warning = empty_predictions_warning(summary["original_resolution"] or summary["model_resolution"])
+    if warning:
+        print(f"focusnet: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -622,7 +636,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="a registered model name (untrained weights; see `focusnet models`), or saved weights "
+        help="a registered model NAME or NAME:PRESET (untrained weights; see `focusnet models`), or saved weights "
         "(.safetensors, their .json) or a run folder",
     )
     p.add_argument("--format", choices=["onnx", "torchscript"], required=True, help="onnx or torchscript")
@@ -653,6 +667,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         from focusnet.models import create_model
 
+        name, _, preset = args.model.partition(":")  # NAME:PRESET, as compare and benchmark take it
+        if preset and args.preset is not None and preset != args.preset:
+            raise FocusNetError(f"{args.model}: names preset {preset!r} but --preset is {args.preset!r}; give one")
+        args.model, args.preset = name, (preset or args.preset)
         kwargs = {} if args.preset is None else {"preset": args.preset}
         model = create_model(args.model, **kwargs)
         size = args.size if args.size is not None else 256
@@ -692,6 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in _COMMANDS:
         add(sub)
+    for command in sub.choices.values():  # `focusnet COMMAND ... --debug` too; SUPPRESS keeps a leading --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show full tracebacks on errors (also accepted before COMMAND)")
     return parser
 
 

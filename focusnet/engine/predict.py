@@ -318,6 +318,21 @@ def _plan(files: list[Path], folders: list[Path], out: Path, suffix: str, probs:
     return plan
 
 
+def _plan_one_file(files: list[Path], target: Path, extras: bool, overwrite: bool) -> list:
+    """The plan of ``predict MODEL IMAGE OUT.png``: the one image's mask written to ``OUT.png``."""
+    if len(files) != 1:
+        raise FocusNetError(
+            f"{target}: a .png OUTPUT takes exactly one input image (got {len(files)}); give an output folder instead"
+        )
+    if extras:
+        raise FocusNetError(f"{target}: --probabilities and --overlays need an output folder; give one instead of a .png file")
+    if target.resolve() == files[0].resolve():
+        raise FocusNetError(f"{target}: this output would replace the input image; choose another file name")
+    if target.exists() and not overwrite:
+        raise FocusNetError(f"{target}: output already exists; pass --overwrite to replace it, or choose another name")
+    return [(files[0], {"mask": target})]
+
+
 def _progress(total: int, enabled: bool):
     if enabled:
         try:
@@ -368,7 +383,8 @@ def predict(
         model_or_path: a ``.safetensors`` file, its ``.json``, a run folder, or a model from
             :func:`focusnet.load_model` (or any model, with ``config``).
         inputs: an image file, a folder (non-recursive), a glob pattern, or a list of them.
-        output_dir: where the PNGs go (created).
+        output_dir: where the PNGs go (created); or, for one input image, a ``.png`` file name for
+            its mask.
         suffix: mask file name is ``<stem><suffix>.png``.
         save_probabilities: also write ``<stem>_prob.png`` (probability x 255).
         save_overlays: also write ``<stem>_overlay.png``.
@@ -402,7 +418,11 @@ def predict(
     if output_dir.exists() and not output_dir.is_dir():
         raise FocusNetError(f"{output_dir}: exists and is not a folder; choose an output folder")
     files, folders = collect_inputs(inputs)
-    plan = _plan(files, folders, output_dir, suffix, save_probabilities, save_overlays, overwrite)
+    if output_dir.suffix.lower() == ".png" and not output_dir.is_dir():  # `predict MODEL img.jpg out.png`
+        plan = _plan_one_file(files, output_dir, save_probabilities or save_overlays, overwrite)
+        output_dir = output_dir.parent
+    else:
+        plan = _plan(files, folders, output_dir, suffix, save_probabilities, save_overlays, overwrite)
     run, cfg, _ = _resolve_model(model_or_path, backend, onnx_path, device, config)
     if cfg.num_classes != 1:
         raise FocusNetError(

@@ -171,6 +171,29 @@ def score_folders(
     return summarize(counts, ids, empty_score=empty_score, protocol=protocol)
 
 
+def empty_predictions_warning(result: dict, what: str = "predicted mask") -> str | None:
+    """A warning line when every image's prediction is empty (no foreground pixel), else None.
+
+    Scores of such a run look like numbers, yet the model found nothing: typically too few epochs.
+
+    Example:
+        >>> empty_predictions_warning({"per_image": [{"tp": 0, "fp": 0}, {"tp": 0, "fp": 0}]})
+        'every predicted mask is empty (2 of 2 images have no foreground pixel); the model found nothing: train it longer or check its threshold'
+        >>> empty_predictions_warning({"per_image": [{"tp": 3, "fp": 0}]}) is None
+        True
+    """
+    rows = result.get("per_image") or []
+    if not rows or any(int(r.get("tp", 0)) + int(r.get("fp", 0)) > 0 for r in rows):
+        return None
+    return all_empty_warning(len(rows), what)
+
+
+def all_empty_warning(count: int, what: str = "predicted mask") -> str:
+    """The line :func:`empty_predictions_warning` gives for ``count`` images without foreground."""
+    return (f"every {what} is empty ({count} of {count} images have no foreground pixel); "
+            "the model found nothing: train it longer or check its threshold")
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 

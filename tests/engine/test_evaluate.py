@@ -244,3 +244,20 @@ def test_evaluation_of_earlier_weights_is_stale(run, tmp_path, capsys):
     with pytest.raises(FocusNetError, match="earlier weights.*stale.*--overwrite"):
         evaluate_run(run, split="val")
     assert evaluate_run(run, split="val", overwrite=True).get("reused") is None
+
+
+def test_every_mask_empty_is_warned_about(run, tmp_path, capsys):
+    """An evaluation where the model predicted no foreground anywhere says so (it said nothing)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run = _fresh(run, tmp_path)
+    weights = run / "weights" / "best.safetensors"
+    with safe_open(str(weights), framework="pt") as fh:
+        metadata = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    last_bias = "fusion.3.bias"  # the output layer's bias (focusnetpp)
+    tensors[last_bias] = torch.full_like(tensors[last_bias], -100.0)
+    save_file(tensors, str(weights), metadata=metadata)
+    assert main(["evaluate", str(run), "--split", "val"]) == 0
+    assert "every predicted mask is empty" in capsys.readouterr().err

@@ -297,3 +297,28 @@ def test_outputs_keep_the_umask_mode(weights: Path, images: dict, tmp_path: Path
     assert len(written) == 5
     for path in written:
         assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~umask), path.name
+
+
+def test_one_image_to_a_png_file(weights: Path, images: dict, tmp_path: Path) -> None:
+    """`predict MODEL img.jpg out.png` writes the mask to out.png (it used to make a folder of that name)."""
+    target = tmp_path / "out.png"
+    assert main(["predict", str(weights), str(tmp_path / "images" / "wide.jpg"), str(target), "--no-progress"]) == 0
+    assert target.is_file()
+    with Image.open(target) as img:
+        assert img.size == (200, 131) and img.mode == "L"
+    assert main(["predict", str(weights), str(tmp_path / "images"), str(tmp_path / "many.png")]) == 2  # five images
+    assert main(["predict", str(weights), str(tmp_path / "images" / "wide.jpg"), str(target)]) == 2  # exists
+    assert not (tmp_path / "many.png").exists()
+
+
+def test_every_mask_empty_is_warned_about(images: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model that predicts nothing (an undertrained run) gets a warning from predict and score."""
+    model = create_model("focusnetpp", **TINY).eval()
+    with torch.no_grad():
+        model.fusion[-1].bias.fill_(-100.0)
+    empty = save_weights(model, tmp_path / "empty" / "best", "focusnetpp", TINY, PRE)
+    assert main(["predict", str(empty), str(tmp_path / "images"), str(tmp_path / "masks"), "--no-progress"]) == 0
+    assert "every predicted mask is empty (5 of 5 images" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "masks"), str(tmp_path / "masks"), "--pred-suffix", "_mask",
+                 "--true-suffix", "_mask"]) == 0
+    assert "every predicted mask is empty" in capsys.readouterr().err
