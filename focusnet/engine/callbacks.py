@@ -28,7 +28,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from focusnet.atomic import replace_into
 
-__all__ = ["AtomicCheckpointIO", "StepSeed", "EpochShuffleSampler", "ProgressBar", "RunCheckpoint", "epoch_seed"]
+__all__ = ["AtomicCheckpointIO", "StepSeed", "EpochShuffleSampler", "PlainProgress", "ProgressBar", "RunCheckpoint", "epoch_seed"]
 
 PROGRESS_JSON = "progress.json"
 
@@ -133,3 +133,28 @@ class ProgressBar(TQDMProgressBar):
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)  # the logger "version" is always "logs" here
         return items
+
+
+class PlainProgress(L.Callback):
+    """The model in one line at the start, and, with ``epoch_lines``, one plain line per epoch on stdout.
+
+    Used instead of Lightning's model summary (whose "Total Flops" reads 0 for these models) and,
+    when stdout is not a terminal, instead of the progress bar, so a redirected log gets one line
+    per epoch instead of carriage-return redraws. Epochs are numbered from 0, as in metrics.csv.
+    """
+
+    def __init__(self, epoch_lines: bool) -> None:
+        self.epoch_lines = bool(epoch_lines)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            params = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+            print(f"model: {type(getattr(pl_module, 'model', pl_module)).__name__}, {params:,} trainable parameters; "
+                  f"{trainer.max_epochs} epochs", flush=True)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.epoch_lines or not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        shown = ", ".join(f"{k} {float(metrics[k]):.4f}" for k in ("train_loss", "val_loss", "val_dice") if k in metrics)
+        print(f"epoch {trainer.current_epoch} ({trainer.current_epoch + 1} of {trainer.max_epochs}): {shown}", flush=True)

@@ -712,6 +712,7 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from focusnet.engine.callbacks import AtomicCheckpointIO, StepSeed, ProgressBar, RunCheckpoint
+    from focusnet.engine.callbacks import PlainProgress
     from focusnet.engine.guards import NonFiniteLossGuard
 
     # best.ckpt: lowest val_loss (or highest val_dice) so far; last.ckpt: every epoch (Lightning's
@@ -736,7 +737,10 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
         auto_insert_metric_name=False,
     )
     callbacks = [NonFiniteLossGuard(), best, last, StepSeed(config.seed)]
+    bar = config.progress_bar and sys.stdout.isatty()  # a redirected log gets plain lines, not redraws
     if config.progress_bar:
+        callbacks.append(PlainProgress(epoch_lines=not bar))
+    if bar:
         callbacks.append(ProgressBar())
     if config.max_minutes is not None:
         from datetime import timedelta
@@ -763,8 +767,8 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=run_dir,
-        enable_progress_bar=config.progress_bar,
-        enable_model_summary=config.progress_bar,
+        enable_progress_bar=bar,
+        enable_model_summary=False,  # its "Total Flops" reads 0 here; PlainProgress prints the parameters
         num_sanity_val_steps=0,
         log_every_n_steps=1,
     )
