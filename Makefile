@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Real data location (DEVELOPERS.md): override with FOCUSNET_DATA=/path
+# Real data location (CONTRIBUTING.md): override with FOCUSNET_DATA=/path
 export FOCUSNET_DATA ?= $(abspath ../shared/data)
 
 .PHONY: test demo install clean

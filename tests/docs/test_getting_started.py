@@ -20,6 +20,12 @@ def test_getting_started_page_reaches_a_trained_model_and_masks(docs_world: dict
     assert len(results) == sum(1 for f in fences(REPO / GETTING_STARTED) if f.mark == "runnable")
 
     run = clone / "runs" / "first"
+    page = (REPO / GETTING_STARTED).read_text(encoding="utf-8")
+    listed = [p.name for p in (*run.iterdir(), *(run / "weights").iterdir(), *(run / "logs").iterdir())
+              if not p.name.startswith(".") and p.name not in ("tensorboard", "hparams.yaml")]
+    unlisted = [name for name in listed if f"`{name}" not in page and f"`logs/{name}" not in page
+                and f"`weights/{name}" not in page and f"+ `{name}" not in page]
+    assert not unlisted, f"the tutorial's run-folder listing omits {unlisted}"
     assert (run / "weights" / "best.safetensors").is_file() and (run / "weights" / "best.json").is_file()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["count"] == 9  # 15 % of the 60 images

@@ -1,0 +1,20 @@
+"""Pages that must not contradict each other or the repository (issue 17, item 10)."""
+from __future__ import annotations
+
+import re
+
+from tests.docs.fences import REPO
+
+
+def test_readme_does_not_call_onnx_runtime_faster_than_the_pytorch_path() -> None:
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "faster than eager PyTorch" not in readme
+    assert "not the fastest" in readme  # as docs/how-to/export-onnx.md says
+    assert "not the fastest" in (REPO / "docs" / "how-to" / "export-onnx.md").read_text(encoding="utf-8")
+
+
+def test_makefile_cites_only_files_that_exist() -> None:
+    cited = re.findall(r"\b([A-Za-z0-9_./-]+\.(?:md|txt|toml|cff))\b", (REPO / "Makefile").read_text())
+    assert cited, "the Makefile cites no files?"
+    missing = [name for name in cited if not (REPO / name).exists()]
+    assert not missing, f"the Makefile cites missing files: {missing}"
