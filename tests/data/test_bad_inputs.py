@@ -385,3 +385,20 @@ def test_nnunet_count_mismatch_warns(tmp_path, capsys):
 
 def test_at_least_15_distinct_malformed_inputs():
     assert len(REFUSED) + len(HANDLED) + 2 >= 15
+
+
+def test_missing_folder_message_has_no_doubled_words(tmp_path) -> None:
+    """'pass the folder folder' read as a typo (issue 17, item 6)."""
+    import re
+
+    import pytest as _pytest
+
+    from focusnet.data.readers import get_reader
+    from focusnet.errors import FocusNetError as _Error
+
+    for fmt in ("folder", "isic2018", "dsb2018", "nnunet"):
+        with _pytest.raises(_Error) as info:
+            get_reader(fmt).list_items(tmp_path / "nowhere")
+        message = str(info.value)
+        assert not re.search(r"\b(\w+) \1\b", message), message
+        assert "(see docs/how-to/" in message

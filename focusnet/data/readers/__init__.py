@@ -176,13 +176,17 @@ def check_options(channels: int, mask_rule: str) -> None:
         raise FocusNetError(f"unknown mask rule {mask_rule!r}; choose one of: {', '.join(MASK_RULES)}", see=DOCS_OWN_DATA)
 
 
+# How a format is named in "pass the ... folder" (not "the folder folder").
+_DATA_SET_NAMES = {"folder": "data set", "isic2018": "ISIC 2018", "dsb2018": "DSB 2018", "nnunet": "nnU-Net data set"}
+
+
 def check_source(source: str | Path, fmt: str, layout: str) -> Path:
     """The dataset folder as a Path; refuses a missing path or a file."""
     root = Path(source).expanduser()
     if not root.exists():
-        raise FocusNetError(f"{root}: dataset folder not found; pass the {fmt} folder ({layout})", see=DOCS_FORMAT.get(fmt))
+        raise FocusNetError(f"{root}: dataset folder not found; pass the {_DATA_SET_NAMES.get(fmt, fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
     if not root.is_dir():
-        raise FocusNetError(f"{root}: is not a folder; pass the {fmt} folder ({layout})", see=DOCS_FORMAT.get(fmt))
+        raise FocusNetError(f"{root}: is not a folder; pass the {_DATA_SET_NAMES.get(fmt, fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
     return root
 
 
