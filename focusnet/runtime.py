@@ -11,8 +11,9 @@ gain: ``focusnet benchmark`` applies it to every model it measures.
 
 The cost: the process keeps its peak memory until it exits (its RSS does not shrink after a step).
 That suits a training, evaluation or benchmark process; the ``focusnet`` command applies it for the
-commands that run models. A program that imports focusnet as a library decides for itself by
-calling :func:`tune_cpu_allocator`. ``FOCUSNET_ALLOCATOR_TUNING=0`` turns it off everywhere.
+commands that run models, and :func:`focusnet.create_model` applies it too, so a user's own training
+loop gets the CLI's speed. ``FOCUSNET_ALLOCATOR_TUNING=0`` turns it off everywhere, and a program
+that calls ``tune_cpu_allocator(False)`` before building a model keeps glibc's default.
 
 Example:
     >>> from focusnet.runtime import allocator_tuned, tune_cpu_allocator
@@ -37,6 +38,7 @@ _M_MMAP_MAX = -4
 _TOP_PAD_BYTES = 256 * 1024 * 1024
 
 _applied = False
+_declined = False  # tune_cpu_allocator(False) was called: later default calls leave it off
 
 
 def env_flag(name: str, default: bool = True) -> bool:
@@ -69,8 +71,9 @@ def tune_cpu_allocator(enable: bool | None = None) -> bool:
     """Keep large CPU tensors in glibc's heap instead of mmap-ing and unmapping them every step.
 
     Args:
-        enable: ``True`` or ``False`` to decide here; ``None`` (default) applies it unless the
-            environment variable ``FOCUSNET_ALLOCATOR_TUNING`` is ``0``.
+        enable: ``True`` or ``False`` to decide here (``False`` also keeps later default calls,
+            such as :func:`focusnet.create_model`'s, from applying it); ``None`` (default) applies it
+            unless the environment variable ``FOCUSNET_ALLOCATOR_TUNING`` is ``0`` or it was declined.
 
     Returns:
         Whether the setting is in effect for this process (it cannot be undone; ``False`` on
@@ -81,9 +84,11 @@ def tune_cpu_allocator(enable: bool | None = None) -> bool:
         >>> applied in (True, False)
         True
     """
-    global _applied
+    global _applied, _declined
     if enable is None:
-        enable = env_flag(ENV_VAR)
+        enable = env_flag(ENV_VAR) and not _declined
+    elif not enable and not _applied:
+        _declined = True
     if not enable or _applied:
         return _applied
     libc = _libc()

@@ -711,7 +711,7 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from focusnet.engine.callbacks import AtomicCheckpointIO, StepSeed, ProgressBar, RunCheckpoint
+    from focusnet.engine.callbacks import AtomicCheckpointIO, BudgetCosine, StepSeed, ProgressBar, RunCheckpoint
     from focusnet.engine.callbacks import PlainProgress
     from focusnet.engine.guards import NonFiniteLossGuard
 
@@ -747,7 +747,10 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
 
         from lightning.pytorch.callbacks import Timer
 
-        callbacks.append(Timer(duration=timedelta(minutes=config.max_minutes), interval="epoch"))
+        timer = Timer(duration=timedelta(minutes=config.max_minutes), interval="epoch")
+        callbacks.append(timer)
+        if config.lr_schedule == "cosine":  # the cosine ends with the budget when that comes first
+            callbacks.append(BudgetCosine(timer, config.epochs))
     loggers = [CSVLogger(save_dir=run_dir, name="", version=LOG_DIR)]
     if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
         loggers.append(TensorBoardLogger(save_dir=run_dir / LOG_DIR, name="", version="tensorboard", default_hp_metric=False))

@@ -16,7 +16,8 @@ variance for normalising, the unbiased one for the running variance), in float32
 double-precision sums; the tests compare both with float64 PyTorch references.
 
 The C source is plain C (OpenMP, sharing torch's libgomp; no Python or torch headers) and compiles
-in about a second with ``cc -O3 -march=native -fopenmp``; the shared library is cached under ``$XDG_CACHE_HOME/focusnet/kernels``
+in about a second with ``cc -O3 -march=native -fopenmp`` (``$FOCUSNET_KERNEL_MARCH`` replaces
+``native``, for example ``x86-64-v3`` to build for CPUs without AVX-512); the shared library is cached under ``$XDG_CACHE_HOME/focusnet/kernels``
 (``~/.cache/...``) keyed by the source hash, the machine and the compiler. Without a C compiler,
 or with ``FOCUSNET_NATIVE_KERNELS=0``, :func:`bn_leaky_relu_available` is ``False`` and the models
 use PyTorch's own operators (same maths).
@@ -48,13 +49,14 @@ import torch.nn.functional as F
 from focusnet.runtime import env_flag
 
 __all__ = [
-    "ENV_VAR", "TAIL_MIN_ELEMENTS", "bn_leaky_relu", "bn_leaky_relu_available", "native_library", "residual_tail",
+    "ENV_VAR", "MARCH_ENV_VAR", "TAIL_MIN_ELEMENTS", "kernel_march", "bn_leaky_relu", "bn_leaky_relu_available", "native_library", "residual_tail",
     "residual_tail_applies",
 ]
 
 ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
 _SOURCES = (Path(__file__).with_name("bn_leaky_relu.c"), Path(__file__).with_name("residual_tail.c"))
-_FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-fopenmp", "-std=c99"]
+MARCH_ENV_VAR = "FOCUSNET_KERNEL_MARCH"
+_FLAGS = ["-O3", "-shared", "-fPIC", "-fopenmp", "-std=c99"]
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
 _ERROR: str | None = None
@@ -65,12 +67,28 @@ def _cache_dir() -> Path:
     return Path(base) / "focusnet" / "kernels"
 
 
+def kernel_march() -> str:
+    """The ``-march`` the kernels are built for: ``$FOCUSNET_KERNEL_MARCH``, or ``native``.
+
+    Set it to ``x86-64-v3`` (AVX2 + FMA) to build for, and measure as, a CPU without AVX-512.
+
+    Example:
+        >>> kernel_march() == (os.environ.get("FOCUSNET_KERNEL_MARCH") or "native")
+        True
+    """
+    return os.environ.get(MARCH_ENV_VAR) or "native"
+
+
+def _flags() -> list[str]:
+    return [*_FLAGS, f"-march={kernel_march()}"]
+
+
 def _compile(sources: tuple[Path, ...], target: Path, compiler: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        command = [compiler, *_FLAGS, *map(str, sources), "-o", tmp, "-lm"]
+        command = [compiler, *_flags(), *map(str, sources), "-o", tmp, "-lm"]
         try:
             subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
         except subprocess.CalledProcessError:  # no OpenMP here: the same kernel, single-threaded
@@ -103,7 +121,7 @@ def native_library() -> ctypes.CDLL | None:
         return None
     source = b"".join(src.read_bytes() for src in _SOURCES)
     key = hashlib.sha256(
-        source + " ".join([compiler, *_FLAGS, platform.machine(), platform.node()]).encode()
+        source + " ".join([compiler, *_flags(), platform.machine(), platform.node()]).encode()
     ).hexdigest()[:16]
     target = _cache_dir() / f"focusnet_kernels-{key}.so"
     try:
