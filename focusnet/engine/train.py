@@ -820,7 +820,7 @@ def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epo
         "preset": config.preset,
         "run": str(run_dir),
         "checkpoint": BEST_CKPT + (f" (epoch {epoch})" if epoch is not None else ""),
-        "selection": "lowest val_loss on the val split",
+        "selection": "highest per-image mean val_dice on the val split" if config.monitor == "val_dice" else "lowest val_loss on the val split",
         "processes": int(module.trainer.world_size) if module.trainer is not None else 1,
     }
     return summarize(counts, test.ids, empty_score=1.0, protocol=protocol)
