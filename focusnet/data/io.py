@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from focusnet.errors import FocusNetError
+from focusnet.errors import DOCS_OWN_DATA, FocusNetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -119,6 +119,7 @@ def read_mask(path: str | Path, rule: str = "binary") -> np.ndarray:
     """
     path = Path(path)
     src = _open(path)
+    jpeg = src.format == "JPEG"  # by content: JPEG bytes under a .png name count too
     try:
         img = src
         if img.mode == "P":
@@ -126,7 +127,8 @@ def read_mask(path: str | Path, rule: str = "binary") -> np.ndarray:
         arr = np.array(img)
     except (ValueError, OSError, TypeError) as exc:
         raise FocusNetError(
-            f"{path}: cannot read this {src.mode} mask ({_first_line(exc)}); re-export it as a greyscale PNG"
+            f"{path}: cannot read this {src.mode} mask ({_first_line(exc)}); re-export it as a greyscale PNG",
+            see=DOCS_OWN_DATA,
         ) from None
     finally:
         src.close()  # the pixels are copied out; release the file
@@ -135,7 +137,8 @@ def read_mask(path: str | Path, rule: str = "binary") -> np.ndarray:
             arr = arr[:, :, :3]
         if not (arr == arr[:, :, :1]).all():
             raise FocusNetError(
-                f"{path}: mask has differing colour channels; save masks as single-channel (greyscale) images"
+                f"{path}: mask has differing colour channels; save masks as single-channel (greyscale) images",
+                see=DOCS_OWN_DATA,
             )
         arr = arr[:, :, 0]
     if rule == "nonzero":
@@ -148,10 +151,14 @@ def read_mask(path: str | Path, rule: str = "binary") -> np.ndarray:
     values = np.unique(arr)
     if values.size > 2 or (values.size == 2 and values[0] != 0):
         shown = ", ".join(str(v) for v in values[:6]) + (", ..." if values.size > 6 else "")
-        raise FocusNetError(
-            f"{path}: mask is not binary (values {shown}); use binary 0/1 or 0/255 masks, "
-            "or pass --mask-rule nonzero (any value > 0 is foreground)"
-        )
+        if jpeg:
+            # JPEG noise sits just above 0: nonzero would count it as foreground.
+            fix = ("JPEG compression adds in-between values; re-export the masks as PNG, or pass --mask-rule half "
+                   "(values >= half of the maximum are foreground)")
+        else:
+            fix = ("use binary 0/1 or 0/255 masks, or pass --mask-rule half (values >= half of the maximum "
+                   "are foreground: resized masks) or --mask-rule nonzero (any value > 0 is foreground: label maps)")
+        raise FocusNetError(f"{path}: mask is not binary (values {shown}); {fix}", see=DOCS_OWN_DATA)
     return arr > 0
 
 

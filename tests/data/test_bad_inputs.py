@@ -112,6 +112,21 @@ def c_nonbinary_mask(src):
     return "folder", [], ["masks/c0.png", "mask is not binary (values 0, 100, 255)", "--mask-rule nonzero"]
 
 
+def c_mask_suffix_not_given(src):
+    """Masks named <id>_mask read without --mask-suffix (issue 17, item 6): suggest the suffix."""
+    for path in sorted((src / "masks").iterdir()):
+        path.rename(path.with_name(f"{path.stem}_mask{path.suffix}"))
+    return "folder", [], ["masks/c0_mask.png", "mask has no image 'c0_mask'", "pass --mask-suffix _mask",
+                          "data.mask_suffix=_mask"]
+
+
+def c_jpeg_mask(src):
+    """A JPEG mask: half, not nonzero (which counts the compression noise as lesion), is the fix."""
+    (src / "masks" / "c0.png").unlink()
+    mask().save(src / "masks" / "c0.jpg", quality=75)
+    return "folder", [], ["masks/c0.jpg", "mask is not binary", "JPEG compression", "--mask-rule half"]
+
+
 def c_colour_mask(src):
     m = np.zeros((H, W, 3), np.uint8)
     m[2:9, 2:9] = (255, 0, 0)
@@ -235,11 +250,17 @@ def c_nnunet_split_unknown(src):
 REFUSED = [
     c_missing_mask, c_orphan_mask, c_size_mismatch, c_unreadable, c_truncated_jpeg, c_nonbinary_mask,
     c_colour_mask, c_duplicate_id, c_empty_dataset, c_missing_mask_folder, c_split_unknown_ids,
+    c_mask_suffix_not_given, c_jpeg_mask,
     c_split_id_twice, c_split_bad_json, c_out_inside_source, c_wrong_format, c_unknown_split,
     c_dsb_no_masks, c_dsb_nucleus_size, c_dsb_image_name, c_dsb_duplicate_case, c_nnunet_undeclared_label,
     c_nnunet_missing_channel, c_nnunet_nifti, c_nnunet_missing_label, c_nnunet_no_dataset_json,
     c_nnunet_bad_fold, c_nnunet_split_unknown,
 ]
+# Refusals of the folder reader itself: each ends with the page own-data.md says they point to.
+FOLDER_READER = {
+    c_missing_mask, c_orphan_mask, c_size_mismatch, c_nonbinary_mask, c_colour_mask, c_duplicate_id,
+    c_empty_dataset, c_missing_mask_folder, c_mask_suffix_not_given, c_jpeg_mask,
+}
 MAKERS = {"folder": make_folder, "isic2018": make_folder, "dsb2018": make_dsb, "nnunet": make_nnunet}
 
 
@@ -280,6 +301,10 @@ def test_refused(case, check, tmp_path, capsys):
     assert len(lines) == 1 and lines[0].startswith("focusnet: error: "), stderr
     for text in expected:
         assert text in lines[0], f"{text!r} not in {lines[0]!r}"
+    if case in FOLDER_READER:
+        assert lines[0].endswith("(see docs/how-to/own-data.md)"), lines[0]
+    if case is c_jpeg_mask:
+        assert "nonzero" not in lines[0], lines[0]
     assert tree_digest(src) == before  # nothing written into the source
     assert not list(out.rglob("manifest.json")) if out.exists() else True
     assert not [p for p in out.iterdir()] if out.exists() else True  # temp folders removed too

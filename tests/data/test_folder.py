@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from focusnet.data.folder import Pair, SegmentationDataset, list_pairs
+from focusnet.data.folder import Pair, SegmentationDataset, list_pairs, shared_mask_suffix
 from focusnet.data.io import read_image, read_mask
 from focusnet.data.paths import data_root
 from focusnet.data.preprocess import normalize_image, resize_image, resize_mask
@@ -83,6 +83,53 @@ def test_orphan_mask(copy):
     with pytest.raises(FocusNetError, match="mask has no image 'lesion_0002'") as exc:
         list_pairs(copy)
     assert str(copy / "masks" / "lesion_0002.png") in str(exc.value)
+
+
+def test_orphan_masks_sharing_a_suffix_suggest_it(copy):
+    """Masks named <id>_mask without mask_suffix: the error names the suffix, not 'add the image'."""
+    for path in sorted((copy / "masks").iterdir()):
+        path.rename(path.with_name(f"{path.stem}_mask{path.suffix}"))
+    with pytest.raises(FocusNetError) as exc:
+        list_pairs(copy)
+    msg = str(exc.value)
+    assert str(copy / "masks" / "lesion_0000_mask.png") in msg
+    assert "pass --mask-suffix _mask" in msg and "add the image" not in msg
+    assert msg.endswith("(see docs/how-to/own-data.md)")
+    assert len(list_pairs(copy, mask_suffix="_mask")) == 5  # the suggested fix works
+
+
+def test_partly_given_suffix_suggests_the_whole_one(copy):
+    for path in sorted((copy / "masks").iterdir()):
+        path.rename(path.with_name(f"{path.stem}_x_mask{path.suffix}"))
+    with pytest.raises(FocusNetError, match="pass --mask-suffix _x_mask "):
+        list_pairs(copy, mask_suffix="_mask")
+
+
+def test_orphans_without_a_shared_suffix_get_the_plain_fix(copy):
+    (copy / "masks" / "lesion_0000.png").rename(copy / "masks" / "lesion_0000_mask.png")
+    (copy / "masks" / "lesion_0001.png").rename(copy / "masks" / "lesion_0001_seg.png")
+    with pytest.raises(FocusNetError, match="add the image or remove the mask") as exc:
+        list_pairs(copy)
+    assert "--mask-suffix" not in str(exc.value)
+
+
+def test_shared_mask_suffix() -> None:
+    assert shared_mask_suffix(["a_1_mask", "b_mask"], {"a", "a_1", "b"}) == "_mask"
+    assert shared_mask_suffix(["zz"], {"a"}) is None
+    assert shared_mask_suffix(["a_mask", "b_seg"], {"a", "b"}) is None
+
+
+def test_jpeg_mask_suggests_half_not_nonzero(tmp_path):
+    m = np.zeros((24, 32), np.uint8)
+    m[4:14, 6:22] = 255
+    Image.fromarray(m).save(tmp_path / "m.jpg", quality=75)
+    with pytest.raises(FocusNetError) as exc:
+        read_mask(tmp_path / "m.jpg")
+    msg = str(exc.value)
+    assert "--mask-rule half" in msg and "nonzero" not in msg and "own-data.md" in msg
+    # the suggested rule recovers the rectangle; nonzero would grow it with compression noise
+    assert (read_mask(tmp_path / "m.jpg", rule="half") == (m > 0)).mean() > 0.99
+    assert read_mask(tmp_path / "m.jpg", rule="nonzero").sum() > (m > 0).sum()
 
 
 def test_mask_without_suffix(copy):

@@ -55,7 +55,10 @@ def list_items(
             f"{root}: no {image_dir}/ folder, so this is not an ISIC 2018 Task 1 folder; pass the folder "
             f"that holds {image_dir}/ and {mask_dir}/ (or use --format folder for images/ + masks/)"
         )
-    pairs = list_pairs(root, image_dir, mask_dir, MASK_SUFFIX, require_masks=not skip_missing_masks)
+    pairs = list_pairs(
+        root, image_dir, mask_dir, MASK_SUFFIX, require_masks=not skip_missing_masks,
+        see=DOCS_FORMAT["isic2018"], suffix_option=None,
+    )
     items, skipped = [], []
     for pair in pairs:
         if pair.mask is None:
