@@ -557,9 +557,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from focusnet.engine.evaluate import evaluate_run, interrupted_note
     from focusnet.engine.scoring import empty_predictions_warning, format_summary
 
-    note = interrupted_note(args.run_dir)
-    if note is not None:
-        print(f"focusnet: warning: {note}; evaluating its best checkpoint so far", file=sys.stderr)
+    note = interrupted_note(args.run_dir)  # said once the evaluation has succeeded: an error stays one line
     summary = evaluate_run(
         args.run_dir,
         split=args.split,
@@ -569,6 +567,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         device=args.device,
     )
+    if note is not None:
+        print(f"focusnet: warning: {note}; evaluated its best checkpoint so far", file=sys.stderr)
     warning = empty_predictions_warning(summary["original_resolution"] or summary["model_resolution"])
     if warning:
         print(f"focusnet: warning: {warning}", file=sys.stderr)
@@ -597,15 +597,17 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
         "writes tables (Markdown, CSV, LaTeX; the paper's numbers in a separate block), statistics (bootstrap "
         "95% CIs, paired Wilcoxon tests against FocusNet++ with Holm correction), figures and a "
         "self-contained report.html into --out. Resumable: run the same command again and finished models "
-        "are reused, an interrupted one resumes from its last epoch, a failed one is tried again.",
+        "are reused, an interrupted one resumes from its last epoch, a failed one is tried again. The results "
+        "table goes to stdout; the header (what runs, after the profile and the overrides) and progress to stderr.",
     )
     p.add_argument("config", type=Path, metavar="CONFIG", help="training config (e.g. configs/isic2018_focusnetpp.yaml)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides after the profile's, e.g. data.source=/data/isic")
     p.add_argument("--models", default=None, metavar="LIST",
                    help="comma-separated NAME[:PRESET][[KEY=VALUE;...]] (default focusnetpp,unet,attention_unet)")
     p.add_argument("--profile", choices=["quick", "paper"], default="quick",
-                   help="quick: 128x128, 8 epochs, Adam 1e-3 cosine, flips (CPU, minutes per model); "
-                   "paper: the config as written (the paper's protocol; a GPU)")
+                   help="quick: 128x128, 8 epochs, Adam 1e-3 cosine, flips (CPU, minutes per model), replacing the "
+                   "config's size, epochs, lr and schedule; paper: the config as written (the paper's protocol; a GPU). "
+                   "KEY=VALUE overrides replace the profile's values; the header and the report say what ran")
     p.add_argument("--out", type=Path, default=None, help="comparison folder (default runs/compare-<config>-<profile>)")
     p.add_argument("--gallery-limit", type=int, default=300, help="at most this many images in the report's gallery")
     p.set_defaults(func=_cmd_compare)

@@ -32,6 +32,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -242,6 +243,7 @@ def run_compare(
     overrides: Sequence[str] = (),
     log: Callable[[str], None] | None = None,
     gallery_limit: int = 300,
+    show: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or reuse), evaluate and compare ``models`` under one protocol; write tables, figures, report.
 
@@ -253,6 +255,7 @@ def run_compare(
         overrides: ``KEY=VALUE`` config overrides, applied after the profile's.
         log: progress lines (default: print to stderr).
         gallery_limit: at most this many test images in the report's gallery.
+        show: the results table, the command's result (default: print to stdout).
 
     Returns:
         The ``comparison`` dict (also ``OUT/comparison.json``).
@@ -262,7 +265,7 @@ def run_compare(
     """
     import torch
 
-    from focusnet.compare.profiles import PROFILE_NOTES, profile_overrides
+    from focusnet.compare.profiles import describe_profile, describe_run, profile_overrides
     from focusnet.engine.config import load_config
     from focusnet.engine.train import check_model_input
 
@@ -303,7 +306,9 @@ def run_compare(
                                                "train_seconds": 0.0, "attempts": 0})
     _write_json(state_path, state)
 
-    say(f"focusnet compare: {len(specs)} models, profile {profile} ({PROFILE_NOTES[profile]}), folder {out_dir}")
+    # What runs, from the resolved config: the profile's notes describe the profile before the overrides.
+    say(f"focusnet compare: {describe_run(base, [s.name for s in specs])}; folder {out_dir}")
+    say(f"  profile {describe_profile(profile, overrides)}")
     for i, spec in enumerate(specs, 1):
         entry = state["models"][spec.name]
         config, dropped = configs[spec.name]
@@ -311,7 +316,10 @@ def run_compare(
         if dropped:
             say(f"{prefix}: model_kwargs {', '.join(dropped)} of the config's model do not apply to {spec.model}; left out")
         try:
-            _train_and_evaluate(config, runs_dir / spec.name, entry, state, state_path, say, prefix)
+            # Training's own lines (model summary, epochs, Lightning's bar) are progress: stderr, so that
+            # stdout holds only the results table.
+            with contextlib.redirect_stdout(sys.stderr):
+                _train_and_evaluate(config, runs_dir / spec.name, entry, state, state_path, say, prefix)
         except KeyboardInterrupt:
             _write_json(state_path, state)
             raise KeyboardInterrupt(
@@ -328,7 +336,7 @@ def run_compare(
         _write_json(state_path, state)
 
     comparison = _collect(specs, configs, state, base, config_path, profile, out_dir)
-    _write_outputs(comparison, specs, configs, out_dir, say, gallery_limit)
+    _write_outputs(comparison, specs, configs, out_dir, say, gallery_limit, show or (lambda text: print(text, flush=True)))
     return comparison
 
 
@@ -370,7 +378,7 @@ def _train_and_evaluate(config: Any, run_dir: Path, entry: dict, state: dict, st
 # ------------------------------------------------------------------------------------- results
 def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, config_path: Path,
              profile: str, out_dir: Path) -> dict[str, Any]:
-    from focusnet.compare.profiles import PROFILE_NOTES
+    from focusnet.compare.profiles import describe_profile, describe_run
     from focusnet.compare.stats import compare_statistics
     from focusnet.complexity import measure
     from focusnet.engine import evaluate as ev
@@ -421,6 +429,7 @@ def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, 
         "dataset": base.data.format,
         "reference": reference,
         "protocol": {
+            "run": describe_run(base, [m["name"] for m in models]),  # what ran, after profile and overrides
             "data": str(base.data.source),
             "format": base.data.format,
             "split": f"{split_name} ({sizes} train/val/test), split seed {base.data.split_seed}",
@@ -437,7 +446,7 @@ def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, 
             "augmentation": base.to_dict()["augment"],
             "normalization": base.normalization,
             "seed": base.seed,
-            "profile": f"{profile}: {PROFILE_NOTES[profile]}",
+            "profile": describe_profile(profile, state.get("overrides") or []),
             "config": str(config_path),
             "overrides": " ".join(state.get("overrides") or []) or "none",
             "training_time": "wall time of the training attempts compare ran (evaluation excluded)",
@@ -511,7 +520,7 @@ def _cases(comparison: dict, configs: dict, out_dir: Path) -> list[dict[str, Any
 
 
 def _write_outputs(comparison: dict, specs: Sequence[ModelSpec], configs: dict, out_dir: Path,
-                   say: Callable[[str], None], gallery_limit: int) -> None:
+                   say: Callable[[str], None], gallery_limit: int, show: Callable[[str], None]) -> None:
     from focusnet.compare import figures, report, tables
 
     _write_json(out_dir / COMPARISON_JSON, comparison)
@@ -541,8 +550,7 @@ def _write_outputs(comparison: dict, specs: Sequence[ModelSpec], configs: dict, 
         max_gallery=gallery_limit,
     )
     failed = [m["name"] for m in comparison["models"] if m["status"] != "done"]
-    say("")
-    say(tables.to_markdown(comparison, footer=False))
+    show(tables.to_markdown(comparison, footer=False))  # the result: stdout; progress and paths: stderr
     say(f"focusnet compare: tables {out_dir / 'tables'} ({len(written)} files), figures {fig_dir} "
         f"({sum(1 for _ in fig_dir.glob('*.p*'))} files), report {report_path}"
         + (f"; FAILED: {', '.join(failed)}" if failed else ""))

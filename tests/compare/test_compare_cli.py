@@ -84,6 +84,12 @@ def test_compare_writes_tables_figures_and_report(finished: Path) -> None:
     assert check["sortable_headers"] > 0
     for key in ("split", "resolution", "threshold", "aggregation", "versions", "hardware"):
         assert key in comparison["protocol"]
+    # the protocol describes the run (issue 17, item 8), not the quick profile as written
+    proto = comparison["protocol"]
+    assert "2 models (focusnetpp-lite, unet-base_width4) at 32x32, 2 epochs" in proto["run"]
+    assert "size=128, epochs=8 replaced by the overrides size=32, epochs=2" in proto["profile"]
+    assert "ISIC" not in proto["profile"] and "three models" not in proto["profile"]
+    assert "at 32x32, 2 epochs" in (out / "report.html").read_text()
 
 
 def test_rerun_reuses_finished_models(finished: Path, lesions: Path, capsys: pytest.CaptureFixture) -> None:
@@ -91,8 +97,20 @@ def test_rerun_reuses_finished_models(finished: Path, lesions: Path, capsys: pyt
     code = main(["compare", str(DEMO_CONFIG), "--models", MODELS, "--out", str(finished),
                  *_overrides(lesions, finished.parent / "prepared")])
     assert code == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert err.count("finished earlier; reusing") == 2 and ": training " not in err and "resuming" not in err
+    # the header says what runs (issue 17, item 8): the overrides' size and epochs, not the profile's
+    header = err.splitlines()[0]
+    assert header.startswith("focusnet compare: 2 models (focusnetpp-lite, unet-base_width4) at 32x32, 2 epochs"), header
+    assert "128x128" not in header and "8 epochs" not in header and "ISIC" not in header
+    assert "replaced by the overrides size=32, epochs=2" in err
+    # the results table is the command's output (stdout); progress stays on stderr
+    out_lines = captured.out.strip().splitlines()
+    assert captured.out.startswith("## Results") and "| focusnetpp-lite (ref.) | done |" in captured.out
+    assert not [line for line in out_lines if line.startswith(("focusnet compare:", "[", "  profile"))], captured.out
+    assert "focusnetpp-lite" in captured.out and "unet-base_width4" in captured.out
+    assert "| focusnetpp-lite" not in err and "reusing" not in captured.out
     assert {m: _tree_hash(finished / "runs" / m) for m in before} == before
 
 
@@ -127,7 +145,7 @@ class _Boom(nn.Module):
         return self.conv(x)
 
 
-def test_one_failure_is_reported_and_the_others_go_on(tmp_path: Path, lesions: Path) -> None:
+def test_one_failure_is_reported_and_the_others_go_on(tmp_path: Path, lesions: Path, capsys: pytest.CaptureFixture) -> None:
     from focusnet.models import registry
 
     registry._import_all()
@@ -136,7 +154,8 @@ def test_one_failure_is_reported_and_the_others_go_on(tmp_path: Path, lesions: P
     try:
         lines: list[str] = []
         comparison = run_compare(DEMO_CONFIG, "boom_test,focusnetpp:lite", out=tmp_path / "out",
-                                 overrides=_overrides(lesions, tmp_path / "prepared", epochs=1), log=lines.append)
+                                 overrides=[*_overrides(lesions, tmp_path / "prepared", epochs=1), "progress_bar=true"],
+                                 log=lines.append)
     finally:
         registry._MODELS.pop("boom_test")
         registry._PRESETS.pop("boom_test")
@@ -147,6 +166,10 @@ def test_one_failure_is_reported_and_the_others_go_on(tmp_path: Path, lesions: P
     assert "boom: this model cannot train" in (tmp_path / "out" / "tables" / "results.md").read_text()
     assert "boom: this model cannot train" in (tmp_path / "out" / "report.html").read_text()
     assert any("FAILED" in line for line in lines)
+    # training's own lines are progress: stderr; stdout holds only the results table (issue 17, item 8)
+    captured = capsys.readouterr()
+    assert "epoch 0 (1 of 1)" in captured.err and "epoch 0" not in captured.out
+    assert "| focusnetpp-lite" in captured.out
 
 
 def test_interrupted_compare_resumes_without_retraining(tmp_path: Path, lesions: Path) -> None:

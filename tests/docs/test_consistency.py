@@ -18,3 +18,15 @@ def test_makefile_cites_only_files_that_exist() -> None:
     assert cited, "the Makefile cites no files?"
     missing = [name for name in cited if not (REPO / name).exists()]
     assert not missing, f"the Makefile cites missing files: {missing}"
+
+
+def test_tutorial_says_what_the_quick_profile_replaces() -> None:
+    """`--profile quick` silently trained at 128 x 128 for 8 epochs, not the config's 64 and 30 (issue 17, item 8)."""
+    from focusnet.compare.profiles import PROFILES
+
+    page = " ".join((REPO / "docs" / "tutorials" / "getting-started.md").read_text(encoding="utf-8").split())
+    assert "`--profile quick` replaces the config's `size` and `epochs`" in page
+    quick = dict(item.split("=", 1) for item in PROFILES["quick"])
+    # the values the page quotes are the profile's
+    assert f"{quick['size']} x {quick['size']}, {quick['epochs']} epochs" in page
+    assert "results table to stdout" in page
