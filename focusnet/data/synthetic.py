@@ -434,11 +434,13 @@ def generate(
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise FocusNetError(f"{out}: output folder is not empty; choose an empty folder or pass overwrite=True")
+        # every earlier synthetic set goes (either kind, this prefix); files of other names stay
+        synthetic_stems = "|".join(re.escape(s) for s in sorted({*_PREFIX.values(), stem}))
         for sub in ("images", "masks"):
             folder = out / sub
             if folder.is_dir():
                 for f in folder.iterdir():
-                    if f.is_file() and re.fullmatch(rf"{re.escape(stem)}_\d{{4,}}\.png", f.name):
+                    if f.is_file() and re.fullmatch(rf"({synthetic_stems})_\d{{4,}}\.png", f.name):
                         f.unlink()
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
