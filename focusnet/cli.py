@@ -470,7 +470,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="folder for the masks (created), or a .png file name for the mask of one input image")
     p.add_argument("--suffix", default="_mask", help="mask file name: <stem><suffix>.png (default _mask)")
     p.add_argument("--probabilities", action="store_true", help="also write <stem>_prob.png (probability x 255)")
-    p.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png (mask tinted on the image)")
+    p.add_argument("--overlays", action="store_true", help="also write <stem>_overlay.png (mask tinted on the image, downscaled to at most 1024 pixels a side)")
     p.add_argument("--tta", action="store_true", help="average over identity, horizontal and vertical flips")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's, 0.5)")

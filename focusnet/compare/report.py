@@ -51,6 +51,10 @@ __all__ = [
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 _NUM = ' class="num"'
+#: Long side of the gallery's thumbnails in pixels (96 was too small to judge a contour); a click
+#: shows one at ``GALLERY_ZOOM`` times that size, pixels kept sharp.
+GALLERY_THUMB_SIZE = 128
+GALLERY_ZOOM = 3
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 _CSS = """
@@ -83,7 +87,8 @@ blockquote { margin: 0.4rem 0; padding: 0.2rem 0.8rem; border-left: 3px solid va
 figure { margin: 0.8rem 0 1.4rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 0.88rem; }
-img.thumb { display: block; }
+img.thumb { display: block; cursor: zoom-in; }
+img.thumb.zoomed { cursor: zoom-out; image-rendering: pixelated; }
 .swatch { display: inline-block; width: 0.9em; height: 0.9em; vertical-align: -0.1em; margin: 0 0.25em 0 0.7em;
           border: 1px solid #0003; }
 .fail { color: #a40000; }
@@ -127,6 +132,13 @@ _JS = """
     });
     rows.forEach(function (r) { body.appendChild(r); });
   }
+  document.querySelectorAll("img.thumb").forEach(function (img) {
+    img.title = "click to enlarge (again to shrink)";
+    img.addEventListener("click", function () {
+      var zoomed = img.classList.toggle("zoomed");
+      img.style.width = zoomed ? (img.naturalWidth * ZOOM) + "px" : "";
+    });
+  });
   document.querySelectorAll("table.sortable th[data-sort]").forEach(function (th) {
     th.tabIndex = 0;
     th.title = "sort by this column";
@@ -544,7 +556,7 @@ def _gallery_section(
     legend = [f'<span class="swatch" style="background:{TRUTH_COLOR}"></span>ground truth']
     legend += [f'<span class="swatch" style="background:{_e(colors.get(n, "#E41A1C"))}"></span>{_e(n)}' for n in names]
     parts = ['<p class="note">Contours: ' + " ".join(legend) +
-             ". Click a column header to sort (again to reverse).</p>"]
+             ". Click a column header to sort (again to reverse); click a thumbnail to enlarge it.</p>"]
     if left_out > 0:
         parts.append(f'<p class="note">Showing the first {len(shown)} of {len(cases)} test images; '
                      f"{left_out} left out (max_gallery = {int(max_gallery)}).</p>")
@@ -561,7 +573,7 @@ def _gallery_section(
         values = {n: dice.get(n, per_image.get(n, {}).get(image_id)) for n in names}
         parts.append(f'<tr><td class="num">{index}</td><td>{_e(image_id)}</td>')
         try:
-            base = _thumb_base(case["image"], 96) if case.get("image") is not None else None
+            base = _thumb_base(case["image"], GALLERY_THUMB_SIZE) if case.get("image") is not None else None
         except (ValueError, TypeError):
             base = None
         for n in names:
@@ -704,7 +716,7 @@ def write_report(
         f"{body}\n"
         f"<footer>Written by focusnet {_e(version)} on {_e(date)}. Self-contained: no external "
         "resources.</footer>\n"
-        f"<script>{_JS}</script>\n</body></html>\n"
+        f"<script>{_JS.replace('ZOOM', str(GALLERY_ZOOM))}</script>\n</body></html>\n"
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(out_path, page)

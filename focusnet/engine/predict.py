@@ -16,7 +16,10 @@ Outputs, per image ``<stem>.<ext>``, in ``output_dir``:
 
 * ``<stem><suffix>.png``: the binary mask, 0/255, 8-bit grey (``suffix`` defaults to ``_mask``);
 * ``<stem>_prob.png`` (optional): the probability map scaled to 0-255;
-* ``<stem>_overlay.png`` (optional): the image with the mask tinted red and its contour in yellow.
+* ``<stem>_overlay.png`` (optional): the image with the mask tinted red and its contour in yellow,
+  for looking at: downscaled to at most ``OVERLAY_MAX_SIDE`` (1024) pixels on the longer side (a
+  full-resolution ISIC photo made a 5.7 MB PNG), with a contour about 1/250 of that side thick, so
+  it stays visible when the picture is shown smaller. The mask is always at the original size.
 
 Nothing is written when any output already exists (unless ``overwrite``), when the output folder
 is an input folder or lies inside one, or when no input matches; each output file is written to a
@@ -50,6 +53,10 @@ __all__ = ["BACKENDS", "collect_inputs", "predict", "probabilities_to_size", "ov
 BACKENDS = ("torch", "onnxruntime")
 PROB_SUFFIX = "_prob"
 OVERLAY_SUFFIX = "_overlay"
+#: Longest side of an overlay; larger images are downscaled for it (the mask keeps the original size).
+OVERLAY_MAX_SIDE = 1024
+#: Contour thickness of an overlay, as a fraction of its longer side (at least one pixel).
+_CONTOUR_FRACTION = 1 / 250
 _TINT = np.array([255, 0, 0], np.float32)  # mask tint (red)
 _CONTOUR = np.array([255, 255, 0], np.uint8)  # mask contour (yellow)
 _TINT_ALPHA = 0.35
@@ -156,8 +163,9 @@ def _erode(mask: np.ndarray) -> np.ndarray:
 def overlay_image(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The ``image`` (HxWx3 or HxWx1 ``uint8``) with ``mask`` tinted red and its contour in yellow.
 
-    The contour is the mask's inner border, about 1/500 of the longer side thick (at least one
-    pixel). Returns an HxWx3 ``uint8`` array.
+    The contour is the mask's inner border, about 1/250 of the longer side thick (at least one
+    pixel), so it scales with the image and stays visible when the picture is shown smaller.
+    Returns an HxWx3 ``uint8`` array.
 
     Example:
         >>> m = np.zeros((8, 8), bool); m[2:6, 2:6] = True
@@ -171,10 +179,47 @@ def overlay_image(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         tinted = out[mask].astype(np.float32) * (1.0 - _TINT_ALPHA) + _TINT * _TINT_ALPHA
         out[mask] = np.round(tinted).astype(np.uint8)
         inner = mask
-        for _ in range(max(1, round(max(mask.shape) / 500))):
+        for _ in range(contour_width(mask.shape)):
             inner = _erode(inner)
         out[mask & ~inner] = _CONTOUR
     return out
+
+
+def contour_width(shape: tuple[int, ...]) -> int:
+    """Overlay contour thickness in pixels for an image of ``shape``: 1/250 of the longer side, at least 1.
+
+    Example:
+        >>> contour_width((64, 64)), contour_width((683, 1024))
+        (1, 4)
+    """
+    return max(1, round(max(shape[:2]) * _CONTOUR_FRACTION))
+
+
+def overlay_size(h: int, w: int, max_side: int = OVERLAY_MAX_SIDE) -> tuple[int, int]:
+    """``(height, width)`` of the overlay of an ``h`` x ``w`` image: downscaled to ``max_side`` at most.
+
+    Example:
+        >>> overlay_size(4000, 6000), overlay_size(53, 70)
+        ((683, 1024), (53, 70))
+    """
+    scale = max_side / max(h, w)
+    if scale >= 1.0:
+        return h, w
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _overlay(image: np.ndarray, mask: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:
+    """The overlay of ``image`` (HxWxC uint8, its ``mask``) at :func:`overlay_size`.
+
+    A downscaled overlay thresholds the model-size probabilities ``prob`` resized to its own size.
+    """
+    h, w = image.shape[:2]
+    oh, ow = overlay_size(h, w)
+    if (oh, ow) == (h, w):
+        return overlay_image(image, mask)
+    rgb = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
+    small = np.asarray(Image.fromarray(rgb, mode="RGB").resize((ow, oh), Image.BOX))
+    return overlay_image(small, probabilities_to_size(prob, (oh, ow)) > threshold)
 
 
 def _save_png(path: Path, array: np.ndarray, mode: str) -> None:
@@ -387,7 +432,7 @@ def predict(
             its mask.
         suffix: mask file name is ``<stem><suffix>.png``.
         save_probabilities: also write ``<stem>_prob.png`` (probability x 255).
-        save_overlays: also write ``<stem>_overlay.png``.
+        save_overlays: also write ``<stem>_overlay.png`` (at most ``OVERLAY_MAX_SIDE`` pixels on a side).
         tta: average the probabilities over identity, horizontal and vertical flips.
         batch_size: images per forward pass.
         threshold: foreground when probability > threshold; default: the model config's.
@@ -448,7 +493,7 @@ def predict(
             _save_png(targets["probabilities"], np.round(full * 255.0).astype(np.uint8), "L")
         if "overlay" in targets:
             rgb = image if channels == 3 else read_image(path, channels=3)
-            _save_png(targets["overlay"], overlay_image(rgb, mask), "RGB")
+            _save_png(targets["overlay"], _overlay(rgb, mask, prob, thr), "RGB")
         return {
             "id": path.stem,
             "input": str(path),

@@ -188,3 +188,21 @@ def test_report_renders_in_headless_chromium(tmp_path):
     order = re.findall(r'<tr><td class="num">\d+</td><td>([^<]*)</td>', gallery)
     assert order == ["c3", "d4", "b2", "e5"]  # unet's Dice ascending: 0.6, 0.8, 0.9, undefined last
     assert 'aria-sort="ascending"' in gallery
+
+
+def test_gallery_thumbnails_are_larger_and_enlarge_on_click(tmp_path):
+    """96-pixel thumbnails were too small to judge a contour (issue 17, item 11)."""
+    import base64
+    import io
+
+    from focusnet.compare.report import GALLERY_THUMB_SIZE, GALLERY_ZOOM
+
+    comparison, cases = make()
+    text = write_report(comparison, tmp_path / "r.html", cases=cases).read_text()
+    thumbs = re.findall(r'<img class="thumb" src="data:image/png;base64,([^"]+)"', text)
+    assert len(thumbs) == 6 * 2
+    sizes = {Image.open(io.BytesIO(base64.b64decode(t))).size for t in thumbs}
+    assert sizes == {(GALLERY_THUMB_SIZE, round(20 * GALLERY_THUMB_SIZE / 30))} and GALLERY_THUMB_SIZE > 96
+    # click to enlarge: the handler, its zoom factor and the hint
+    assert 'classList.toggle("zoomed")' in text and f"img.naturalWidth * {GALLERY_ZOOM}" in text
+    assert "click a thumbnail to enlarge it" in text

@@ -30,3 +30,11 @@ def test_tutorial_says_what_the_quick_profile_replaces() -> None:
     # the values the page quotes are the profile's
     assert f"{quick['size']} x {quick['size']}, {quick['epochs']} epochs" in page
     assert "results table to stdout" in page
+
+
+def test_tutorial_says_how_overlays_are_made_smaller() -> None:
+    """Overlays are downscaled (issue 17, item 11); the page says so with the code's figure."""
+    from focusnet.engine.predict import OVERLAY_MAX_SIDE
+
+    page = " ".join((REPO / "docs" / "tutorials" / "getting-started.md").read_text(encoding="utf-8").split())
+    assert f"overlay downscaled to {OVERLAY_MAX_SIDE}" in page

@@ -16,7 +16,13 @@ from focusnet.cli import main
 from focusnet.data.io import read_image
 from focusnet.data.paths import data_root
 from focusnet.data.preprocess import normalize_image, resize_image
-from focusnet.engine.predict import collect_inputs, predict, probabilities_to_size
+from focusnet.engine.predict import (
+    OVERLAY_MAX_SIDE,
+    collect_inputs,
+    overlay_image,
+    predict,
+    probabilities_to_size,
+)
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
 from focusnet.weights import load_model, save_weights
@@ -143,6 +149,40 @@ def test_probabilities_and_overlays(weights: Path, images: dict, tmp_path: Path)
         assert prob.mode == "L" and prob.size == (w, h)
         assert overlay.mode == "RGB" and overlay.size == (w, h)
     assert not [p for p in os.listdir(out) if p.startswith(".")], "temporary files left behind"
+
+
+def test_large_image_overlay_is_downscaled_and_smaller(weights: Path, tmp_path: Path) -> None:
+    """A full-resolution photo made a 5.7 MB overlay PNG (issue 17, item 11): overlays are at most
+    OVERLAY_MAX_SIDE on a side, the mask keeps the original size."""
+    import io
+
+    h, w = 1536, 2304
+    yy, xx = np.mgrid[0:h, 0:w]
+    noise = np.random.default_rng(1).integers(0, 24, (h, w, 3))
+    photo = np.clip(np.stack([xx * 200 // w, yy * 200 // h, (xx + yy) * 100 // (w + h)], -1) + noise, 0, 255)
+    _write(tmp_path / "big" / "photo.png", photo.astype(np.uint8))
+    row = predict(weights, tmp_path / "big", tmp_path / "out", save_overlays=True, progress=False)[0]
+    mask = np.asarray(Image.open(row["output"])) > 0
+    overlay = Image.open(row["overlay"])
+    assert mask.shape == (h, w) and overlay.size == (OVERLAY_MAX_SIDE, round(h * OVERLAY_MAX_SIDE / w))
+    full = io.BytesIO()
+    Image.fromarray(overlay_image(photo.astype(np.uint8), mask)).save(full, format="PNG")
+    assert os.path.getsize(row["overlay"]) < full.tell() / 3
+
+
+def test_overlay_contour_stays_visible_when_shown_smaller() -> None:
+    """The contour was 1/500 of the side: shown at a quarter of its size it blended away."""
+    side = 1024
+    mask = np.zeros((side, side), bool)
+    mask[256:768, 256:768] = True
+    out = overlay_image(np.zeros((side, side, 3), np.uint8), mask)
+    shown = np.asarray(Image.fromarray(out).resize((side // 4, side // 4), Image.BOX)).astype(int)
+    yellow = (shown[..., 0] > 200) & (shown[..., 1] > 200) & (shown[..., 2] < 60)
+    assert yellow.sum() >= 4 * (512 // 4 - 2)  # the square's border, all round
+    # the line scales with the image: 4 pixels at 1024, 1 pixel at 64
+    assert out[512, 256:262, 1].tolist() == [255, 255, 255, 255, 0, 0]
+    small = overlay_image(np.zeros((64, 64, 3), np.uint8), mask[::16, ::16])
+    assert small[32, 16:18, 1].tolist() == [255, 0]
 
 
 def test_inputs_file_glob_list_and_suffix(weights: Path, images: dict, tmp_path: Path) -> None:
