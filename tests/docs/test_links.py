@@ -51,12 +51,14 @@ def test_config_errors_name_the_config_reference() -> None:
 
 @pytest.mark.parametrize("fmt", sorted(DOCS_FORMAT))
 def test_reader_errors_name_their_format_page(fmt: str, tmp_path) -> None:
-    from focusnet.data.readers import get_reader
+    from focusnet.data.readers import _DATA_SET_NAMES, get_reader
 
     with pytest.raises(FocusNetError) as err:
         get_reader(fmt).list_items(tmp_path / "missing")
     assert err.value.see == DOCS_FORMAT[fmt]
-    assert str(err.value).startswith(f"{tmp_path / 'missing'}: dataset folder not found; pass the {fmt} folder (")
+    # each format by its name ("pass the data set folder", not "the folder folder"; issue 17, item 6)
+    name = _DATA_SET_NAMES[fmt]
+    assert str(err.value).startswith(f"{tmp_path / 'missing'}: dataset folder not found; pass the {name} folder (")
     assert str(err.value).endswith(f" (see {DOCS_FORMAT[fmt]})")
 
 
