@@ -50,7 +50,8 @@ from torch import nn
 from focusnet.data.splits import SPLIT_NAMES
 from focusnet.engine.config import TrainConfig, expand_path
 from focusnet.atomic import atomic_write
-from focusnet.errors import DOCS_CONFIG, FocusNetError
+from focusnet.data.readers import data_set_name
+from focusnet.errors import DOCS_CONFIG, DOCS_FORMAT, FocusNetError
 
 __all__ = [
     "SplitTensors",
@@ -198,10 +199,12 @@ def _resolve_data(config: TrainConfig) -> TrainConfig:
     """``config`` with ``data.source`` and ``data.cache_dir`` expanded and absolute (checked)."""
     d = config.data
     if d.source is None:
-        raise FocusNetError(f"data.source: not set; give the {d.format} data set folder (data.source=PATH)")
+        raise FocusNetError(f"data.source: not set; give the {data_set_name(d.format)} folder (data.source=PATH)",
+                            see=DOCS_FORMAT.get(d.format))
     source = Path(expand_path(d.source))
     if not source.is_dir():
-        raise FocusNetError(f"data.source: {source} is not a folder; give the {d.format} data set folder")
+        raise FocusNetError(f"data.source: {source} is not a folder; give the {data_set_name(d.format)} folder",
+                            see=DOCS_FORMAT.get(d.format))
     cache_dir = Path(expand_path(d.cache_dir))
     split = d.split
     if split.lower().endswith(".json"):

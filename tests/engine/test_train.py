@@ -520,3 +520,18 @@ def test_monitor_val_dice_keeps_the_epoch_with_the_highest_val_dice(data_root, t
     assert val[best_epoch] == max(val.values())
     summary = json.loads((run / "summary.json").read_text())
     assert "val_dice" in json.dumps(summary["protocol"])
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("folder", "data set"), ("isic2018", "ISIC 2018"), ("dsb2018", "DSB 2018")])
+def test_missing_source_names_the_data_set_once_and_points_to_its_docs(tmp_path, fmt, name):
+    """Issue 17, item 6: 'give the folder data set folder' named the format where the data set belongs."""
+    from focusnet.engine.train import _resolve_data
+    from focusnet.errors import FocusNetError
+
+    for source in (None, str(tmp_path / "missing")):
+        config = TrainConfig(data={"format": fmt, "source": source})
+        with pytest.raises(FocusNetError) as exc:
+            _resolve_data(config)
+        text = str(exc.value)
+        assert f"give the {name} folder" in text and "folder data set" not in text
+        assert "docs/" in text, text

@@ -180,13 +180,23 @@ def check_options(channels: int, mask_rule: str) -> None:
 _DATA_SET_NAMES = {"folder": "data set", "isic2018": "ISIC 2018", "dsb2018": "DSB 2018", "nnunet": "nnU-Net data set"}
 
 
+def data_set_name(fmt: str) -> str:
+    """How messages name a data set of format ``fmt`` ("pass the <name> folder").
+
+    Example:
+        >>> data_set_name("folder"), data_set_name("isic2018")
+        ('data set', 'ISIC 2018')
+    """
+    return _DATA_SET_NAMES.get(fmt, fmt)
+
+
 def check_source(source: str | Path, fmt: str, layout: str) -> Path:
     """The dataset folder as a Path; refuses a missing path or a file."""
     root = Path(source).expanduser()
     if not root.exists():
-        raise FocusNetError(f"{root}: dataset folder not found; pass the {_DATA_SET_NAMES.get(fmt, fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
+        raise FocusNetError(f"{root}: dataset folder not found; pass the {data_set_name(fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
     if not root.is_dir():
-        raise FocusNetError(f"{root}: is not a folder; pass the {_DATA_SET_NAMES.get(fmt, fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
+        raise FocusNetError(f"{root}: is not a folder; pass the {data_set_name(fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
     return root
 
 
@@ -260,5 +270,6 @@ __all__ = [
     "NOTE_TEXT",
     "Reader",
     "WARN_KINDS",
+    "data_set_name",
     "get_reader",
 ]
