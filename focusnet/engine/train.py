@@ -486,17 +486,15 @@ def train(config: TrainConfig) -> Path:
     """Train ``config.model`` on ``config.data`` and evaluate the best checkpoint on the test split.
 
     Everything that can fail on bad input (config, model, data, run folder) fails before training.
-    Unlike ``focusnet train``, this function leaves the process's memory allocator alone: call
-    :func:`focusnet.runtime.tune_cpu_allocator` first for the CLI's CPU speed (it keeps freed memory
-    for reuse until the process exits; ``docs/how-to/speed.md``).
+    Like ``focusnet train``, building the model applies :func:`focusnet.runtime.tune_cpu_allocator`
+    (freed memory kept for reuse until the process exits; ``FOCUSNET_ALLOCATOR_TUNING=0`` keeps
+    glibc's default; ``docs/how-to/speed.md``).
 
     Returns:
         The run folder.
 
     Example:
         >>> from focusnet.engine.config import load_config
-        >>> from focusnet.runtime import tune_cpu_allocator
-        >>> _ = tune_cpu_allocator()  # optional: what `focusnet train` does on CPU  # doctest: +SKIP
         >>> run = train(load_config("configs/demo.yaml", ["epochs=1"]))  # doctest: +SKIP
     """
     config.validate()
