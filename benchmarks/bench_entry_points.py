@@ -75,14 +75,14 @@ def time_benchmark(args: argparse.Namespace, work: Path) -> float:
                     "--size", str(args.size), "--threads", str(args.threads), "--repeats", "3", "--warmup", "2", "--quiet",
                     "--json-out", str(out)], capture_output=True, text=True, check=True, env=_env(args.threads))
     rows = json.loads(out.read_text())["rows"]
-    return 8 / rows[0]["train"]["images_per_s"]
+    return rows[0]["train"]["seconds_per_step"]["median"]
 
 
 def _train_once(args: argparse.Namespace, data: Path, work: Path, epochs: int, tag: str) -> float:
     run = work / f"run-{tag}-{epochs}"
     t = time.perf_counter()
     subprocess.run([*FOCUSNET, "train", "configs/demo.yaml", f"data.source={data}", "data.format=folder",
-                    f"data.split=random:{args.steps * 8 - 2},2,0", f"data.cache_dir={work / 'cache'}", f"size={args.size}",
+                    f"data.split={data / 'split.json'}", f"data.cache_dir={work / 'cache'}", f"size={args.size}",
                     f"epochs={epochs}", "batch_size=8", f"num_threads={args.threads}", "progress_bar=false",
                     "preset=paper", "model_kwargs={}", "augment.enabled=false", "--out", str(run)],
                    capture_output=True, text=True, check=True, cwd=ROOT, env=_env(args.threads))
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fn-entry-") as tmp:
         work = Path(tmp)
         data = work / "data"
-        generate("lesions", data, count=args.steps * 8, size=args.size)
+        ids = generate("lesions", data, count=args.steps * 8 + 2, size=args.size)
+        (data / "split.json").write_text(json.dumps({"train": ids[:-2], "val": ids[-2:], "test": []}))
         for r in range(args.rounds):
             results["loop"].append(time_loop(args))
             results["benchmark"].append(time_benchmark(args, work))
