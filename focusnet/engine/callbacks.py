@@ -30,6 +30,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, Timer, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from focusnet.atomic import replace_into
+from focusnet.engine.config import lr_factor
 
 __all__ = ["AtomicCheckpointIO", "BudgetCosine", "StepSeed", "EpochShuffleSampler", "PlainProgress", "ProgressBar", "RunCheckpoint", "epoch_seed"]
 
@@ -180,12 +181,9 @@ class BudgetCosine(L.Callback):
     def factor(self, epoch: int, batch_idx: int, batches: int) -> float:
         """The learning-rate factor at ``batch_idx`` of ``epoch``."""
         epoch_fraction = (epoch + batch_idx / max(batches, 1)) / max(self.epochs, 1)
-        elapsed = self.timer.time_elapsed("train")
-        remaining = self.timer.time_remaining("train")
-        if remaining is None:  # no duration: the epochs alone
-            remaining = math.inf
-        progress = budget_progress(epoch_fraction, elapsed, remaining) if math.isfinite(remaining) else min(1.0, epoch_fraction)
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        remaining = self.timer.time_remaining("train")  # None without a duration: the epochs alone
+        progress = budget_progress(epoch_fraction, self.timer.time_elapsed("train"), math.inf if remaining is None else remaining)
+        return lr_factor("cosine", progress, 1)  # the cosine of the epoch schedule, at fractional progress
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._set(trainer, 0)  # before the module logs the epoch's learning rate (callbacks run first)
