@@ -384,57 +384,6 @@ def cli_reference() -> str:
 
 
 # ----------------------------------------------------------------------------- config reference
-class _Probe:
-    """A value every validator refuses, so its error message states what is allowed."""
-
-    def __repr__(self) -> str:
-        return "<probe>"
-
-
-def _attributes(cls: type) -> dict[str, str]:
-    """``{field: description}`` from the ``Attributes:`` section of a class docstring."""
-    doc = inspect.cleandoc(cls.__doc__ or "")
-    if "Attributes:" not in doc:
-        return {}
-    body = doc.split("Attributes:", 1)[1]
-    out: dict[str, str] = {}
-    current: list[str] = []
-    for line in body.splitlines():
-        if not line.strip():
-            continue
-        indent = len(line) - len(line.lstrip())
-        entry = re.match(r"^([a-z_][\w]*(?:, [a-z_][\w]*)*): (.*)$", line.strip())
-        if indent <= 4 and entry:
-            current = [n.strip() for n in entry.group(1).split(",")]
-            for name in current:
-                out[name] = entry.group(2)
-        elif indent <= 0:
-            break
-        else:
-            for name in current:
-                out[name] += " " + line.strip()
-    return {k: rst_to_md(v) for k, v in out.items()}
-
-
-def _allowed(make: Callable[[Any], Any], key: str, default: Any) -> str:
-    """What the validator accepts for ``key``, in its own words (its error message for a probe)."""
-    from focusnet.errors import FocusNetError
-
-    try:
-        make(_Probe())
-    except FocusNetError as exc:
-        message = str(exc)
-        if exc.see and message.endswith(f" (see {exc.see})"):
-            message = message[: -len(f" (see {exc.see})")]
-        message = re.sub(r"^[\w.]+: ", "", message)
-        message = re.sub(r"; got <probe>$", "", message)
-        message = re.sub(r"^invalid value <probe>; ", "", message)
-        if default is None and "null" not in message:
-            message += ", or null"
-        return message[:1].upper() + message[1:]
-    return "any value"
-
-
 def _value(value: Any) -> str:
     if dataclasses.is_dataclass(value):
         return "(section)"
@@ -443,18 +392,17 @@ def _value(value: Any) -> str:
     return "`" + json.dumps(value) + "`"
 
 
-def _config_table(cls: type, prefix: str, make: Callable[[str, Any], Any]) -> list[str]:
-    notes = _attributes(cls)
+def _config_table(cls: type, prefix: str) -> list[str]:
+    """One row per declared field (:func:`focusnet.engine.config.settings`): its rule and help text."""
+    from focusnet.engine.config import settings
+
     rows = ["| key | default | allowed | description |", "|---|---|---|---|"]
-    for f in dataclasses.fields(cls):
-        if f.name not in notes:
-            raise SystemExit(f"{cls.__name__}.{f.name} has no entry in the class's Attributes: docstring; add one")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        if dataclasses.is_dataclass(default):
-            allowed = f"A mapping: see [the `{f.name}` section](#{anchor(f'The {f.name} section')})"
+    for name, s in settings(cls, prefix).items():
+        if dataclasses.is_dataclass(s.default):
+            allowed = f"A mapping: see [the `{name}` section](#{anchor(f'The {name} section')})"
         else:
-            allowed = _allowed(lambda v, n=f.name: make(n, v), f.name, default)
-        rows.append(f"| `{prefix}{f.name}` | {_value(default)} | {md_cell(allowed)} | {md_cell(notes[f.name])} |")
+            allowed = s.rule.allowed
+        rows.append(f"| `{s.key}` | {_value(s.default)} | {md_cell(allowed)} | {md_cell(rst_to_md(s.help))} |")
     return rows
 
 
@@ -483,11 +431,11 @@ def config_reference() -> str:
         "## Top-level keys",
         "",
     ]
-    lines += _config_table(TrainConfig, "", lambda k, v: TrainConfig(**{k: v}))
+    lines += _config_table(TrainConfig, "")
     lines += ["", "## The data section", "", _unwrap(_blocks(DataConfig.__doc__)[0]), ""]
-    lines += _config_table(DataConfig, "data.", lambda k, v: DataConfig(**{k: v}))
+    lines += _config_table(DataConfig, "data.")
     lines += ["", "## The augment section", "", " ".join(_unwrap(b) for b in _blocks(AugmentConfig.__doc__)[:2]), ""]
-    lines += _config_table(AugmentConfig, "augment.", lambda k, v: AugmentConfig(**{k: v}))
+    lines += _config_table(AugmentConfig, "augment.")
 
     lines += [
         "",
@@ -740,9 +688,9 @@ def measured_results() -> list[dict[str, str]]:
 
 
 def _module_doc(name: str) -> str:
-    from focusnet.models.registry import _MODELS
+    from focusnet.models.registry import model_constructor
 
-    return inspect.getmodule(_MODELS[name]).__doc__ or ""
+    return inspect.getmodule(model_constructor(name)).__doc__ or ""
 
 
 def _card_sections(name: str, preset: str | None) -> dict[str, list[str]]:
@@ -781,11 +729,11 @@ def _card_sections(name: str, preset: str | None) -> dict[str, list[str]]:
 
 
 def _constructor_rows(name: str, preset: str | None) -> list[str]:
-    from focusnet.models.registry import _MODELS
+    from focusnet.models.registry import model_constructor, model_signature
 
-    fn = _MODELS[name]
+    fn = model_constructor(name)
     rows = ["| argument | default |", "|---|---|"]
-    for pname, param in inspect.signature(fn).parameters.items():
+    for pname, param in model_signature(name).parameters.items():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             continue
         default = preset if pname == "preset" and preset else param.default

@@ -15,6 +15,11 @@ nested values (``data.source=...``, ``model_kwargs.widths=[8,8,8,8,8]``, ``augme
 values are read as YAML. Every unknown key and bad value raises
 :class:`~focusnet.errors.FocusNetError` naming the key and what is allowed, before any training.
 
+Each field declares what it accepts and its help text once (:func:`setting`, a :class:`Rule`); the
+validator, the ``focusnet train`` flags and ``docs/reference/config.md`` are generated from that
+(:func:`settings` lists them). Closed sets shared with other commands (data formats, mask rules,
+precisions, devices) come from :mod:`focusnet.vocab`.
+
 Example:
     >>> cfg = TrainConfig(data={"source": "data/lesions"}, size=64, epochs=2)
     >>> cfg.lr_factor(0), cfg.lr_factor(16), cfg.lr_factor(26), cfg.lr_factor(41)
@@ -33,10 +38,11 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from focusnet.data.preprocess import NORMALIZATIONS
 from focusnet.errors import DOCS_CONFIG, FocusNetError
+from focusnet.vocab import DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary
 
 __all__ = [
     "ACCELERATORS",
@@ -52,22 +58,25 @@ __all__ = [
     "PAPER_STEP_FACTORS",
     "PRECISIONS",
     "LRFactor",
+    "Rule",
+    "Setting",
     "TrainConfig",
     "apply_overrides",
     "expand_path",
     "load_config",
     "lr_factor",
+    "setting",
+    "settings",
 ]
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("paper_step", "constant", "cosine")
-MONITORS = ("val_loss", "val_dice")  # what picks best.ckpt
-MASK_RULES = ("binary", "nonzero", "half")
-FORMATS = ("folder", "isic2018", "dsb2018", "nnunet")
-ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
-PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed")
-STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
-DETERMINISTIC = (True, False, "warn")
+# The closed sets only the config uses; the shared ones (formats, mask rules, precisions, devices)
+# live in focusnet.vocab.
+OPTIMIZERS = Vocabulary("optimizer", ("adam", "adamw", "sgd"))
+LR_SCHEDULES = Vocabulary("schedule", ("paper_step", "constant", "cosine"))
+MONITORS = Vocabulary("monitor", ("val_loss", "val_dice"))  # what picks best.ckpt
+STRATEGIES = Vocabulary("strategy", ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"))
+DETERMINISTIC = Vocabulary("deterministic setting", (True, False, "warn"))
+ACCELERATORS = DEVICES  # the config key is Lightning's name for it
 
 # The authors' Keras scheduler (spec section 2.2 row 20), 0-based epochs:
 # 1e-4 for epochs 0-15, 1e-5 for 16-25, 1e-6 for 26-40, 1e-7 from 41 on.
@@ -116,41 +125,155 @@ class LRFactor:
         return lr_factor(self.schedule, epoch, self.epochs)
 
 
-# ------------------------------------------------------------------------------------ checks
+# ------------------------------------------------------------------------------------- rules
 def _config_error(message: str) -> FocusNetError:
     """A config error; the message ends with a pointer to the config reference page."""
     return FocusNetError(message, see=DOCS_CONFIG)
 
 
-def _choice(key: str, value: Any, allowed: tuple) -> None:
-    ok = not isinstance(value, bool) and any(value == a and type(value) is type(a) for a in allowed)
-    if not ok:
-        raise _config_error(f"{key}: invalid value {value!r}; choose one of: {', '.join(map(str, allowed))}")
+@dataclass(frozen=True)
+class Rule:
+    """What one config field accepts: a closed vocabulary, or a test and the words that state it.
+
+    Every field of the config classes declares its rule and help text (:func:`setting`); the
+    validator, the ``focusnet train`` flags and ``docs/reference/config.md`` are generated from them.
+
+    Attributes:
+        says: the condition in words (``"must be an integer >= 1"``); the error is
+            ``"KEY: <says>; got VALUE"``. Unused with a vocabulary.
+        test: the condition (None with a vocabulary).
+        vocabulary: the allowed values; the error is ``"KEY: invalid value V; choose one of: ..."``
+            and a deprecated spelling is replaced by its canonical one (with a warning).
+        nullable: ``null`` (None) is allowed too.
+
+    Example:
+        >>> Rule.one_of(OPTIMIZERS).allowed
+        'Choose one of: adam, adamw, sgd'
+        >>> Rule.at_least(1, nullable=True).check("num_threads", 0)
+        Traceback (most recent call last):
+        ...
+        focusnet.errors.FocusNetError: num_threads: must be an integer >= 1; got 0 (see docs/reference/config.md)
+    """
+
+    says: str = ""
+    test: Callable[[Any], bool] | None = None
+    vocabulary: Vocabulary | None = None
+    nullable: bool = False
+
+    @classmethod
+    def one_of(cls, values: Sequence[Any], name: str = "value") -> "Rule":
+        """One of a vocabulary's values (a plain tuple is made a vocabulary without aliases)."""
+        return cls(vocabulary=values if isinstance(values, Vocabulary) else Vocabulary(name, values))
+
+    @classmethod
+    def at_least(cls, minimum: int, *, nullable: bool = False) -> "Rule":
+        """An integer (not a boolean) ``>= minimum``."""
+        return cls(f"must be an integer >= {minimum}", lambda v: _is_int(v) and v >= minimum, nullable=nullable)
+
+    @classmethod
+    def number_in(
+        cls, low: float, high: float, *, low_open: bool = False, high_open: bool = False, nullable: bool = False
+    ) -> "Rule":
+        """A finite number (not a boolean) in ``[low, high]``, either end open."""
+
+        def test(v: Any) -> bool:
+            if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)):
+                return False
+            return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return cls(f"must be a number in {interval}", test, nullable=nullable)
+
+    @classmethod
+    def text(cls, says: str, *, nullable: bool = False) -> "Rule":
+        """A non-empty string."""
+        return cls(says, lambda v: isinstance(v, str) and bool(v), nullable=nullable)
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` (a vocabulary's canonical spelling of it), or :class:`FocusNetError` naming ``key``."""
+        if value is None and self.nullable:
+            return None
+        if self.vocabulary is not None:
+            return self.vocabulary.normalize(value, key=key, see=DOCS_CONFIG, stacklevel=4)
+        if self.test is not None and not self.test(value):
+            raise _config_error(f"{key}: {self.says}; got {value!r}")
+        return value
+
+    @property
+    def allowed(self) -> str:
+        """What the field accepts, as one sentence (the *allowed* column of the config reference)."""
+        text = f"choose one of: {self.vocabulary.listing()}" if self.vocabulary is not None else self.says
+        if self.nullable and "null" not in text:
+            text += ", or null"
+        return text[:1].upper() + text[1:]
 
 
-def _int(key: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise _config_error(f"{key}: must be an integer >= {minimum}; got {value!r}")
+def setting(default: Any = dataclasses.MISSING, *, rule: Rule, help: str, factory: Any = dataclasses.MISSING) -> Any:
+    """A config field that carries its :class:`Rule` and help text (``dataclasses.field`` metadata).
+
+    Example:
+        >>> setting(3, rule=Rule.one_of((1, 3), "channel count"), help="3 (RGB) or 1 (grey).").metadata["help"]
+        '3 (RGB) or 1 (grey).'
+    """
+    return field(default=default, default_factory=factory, metadata={"rule": rule, "help": help})
 
 
-def _float(key: str, value: Any, low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        lo = f"{'(' if low_open else '['}{low:g}"
-        hi = f"{high:g}{')' if high_open else ']'}"
-        raise _config_error(f"{key}: must be a number in {lo}, {hi}; got {value!r}")
+@dataclass(frozen=True)
+class Setting:
+    """One declared config field, as :func:`settings` lists it.
+
+    Attributes:
+        key: dotted key (``"data.mask_rule"``).
+        default: the default value (a section's default instance for ``data`` and ``augment``).
+        rule: what it accepts.
+        help: one-paragraph description (reST inline markup).
+    """
+
+    key: str
+    default: Any
+    rule: Rule
+    help: str
+
+    @property
+    def choices(self) -> Vocabulary | None:
+        """The allowed values when they are a closed set (argparse ``choices``)."""
+        return self.rule.vocabulary
 
 
-def _bool(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise _config_error(f"{key}: must be true or false; got {value!r}")
+def settings(cls: type, prefix: str = "") -> dict[str, Setting]:
+    """The declared fields of a config class, by name, in declaration order.
+
+    Example:
+        >>> settings(TrainConfig)["precision"].choices
+        ('32-true', 'bf16-mixed', '16-mixed')
+        >>> settings(DataConfig, "data.")["mask_rule"].key
+        'data.mask_rule'
+    """
+    out = {}
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out[f.name] = Setting(prefix + f.name, default, f.metadata["rule"], f.metadata["help"])
+    return out
 
 
-def _str_or_none(key: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise _config_error(f"{key}: must be a non-empty string or null; got {value!r}")
+def _validate_fields(obj: Any, prefix: str) -> None:
+    """Check every declared field of ``obj`` in order, writing back canonical spellings."""
+    for f in dataclasses.fields(obj):
+        value = f.metadata["rule"].check(prefix + f.name, getattr(obj, f.name))
+        if dataclasses.is_dataclass(value):
+            value.validate()
+        setattr(obj, f.name, value)
+
+
+def _documented(cls: type) -> type:
+    """Append the fields' help as the docstring's ``Attributes:`` section (``help(cls)`` shows it)."""
+    lines = [f"        {f.name}: {f.metadata['help']}" for f in dataclasses.fields(cls)]
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Attributes:\n" + "\n".join(lines) + "\n    "
+    return cls
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _section(cls: type, key: str, value: Any) -> Any:
@@ -181,33 +304,50 @@ def expand_path(value: str) -> str:
     return os.path.expanduser(os.path.expandvars(value))
 
 
+_BOOL = Rule("must be true or false", lambda v: isinstance(v, bool))
+_SPLIT_SAYS = "choose one of: default, bcdu, paper, paper-test, random, random:TRAIN,VAL,TEST, or a JSON split file"
+
+
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+
+
 # ----------------------------------------------------------------------------------- sections
+@_documented
 @dataclass
 class DataConfig:
-    """The ``data`` section: which data set, where, and how it is split (see ``focusnet prepare``).
+    """The ``data`` section: which data set, where, and how it is split (see ``focusnet prepare``)."""
 
-    Attributes:
-        format: ``folder`` (``images/`` + ``masks/``), ``isic2018``, ``dsb2018`` or ``nnunet``.
-        source: the data set folder (read only); ``$FOCUSNET_DATA`` is expanded.
-        mask_suffix: ``folder`` only: text after the id in mask file names (e.g. ``_mask``).
-        mask_rule: ``binary`` (refuse non-binary masks), ``nonzero`` or ``half``.
-        split: ``default`` (isic2018: bcdu, dsb2018: paper, else random), ``bcdu``, ``paper``,
-            ``paper-test``, ``random``, ``random:0.7,0.15,0.15`` or a JSON split file.
-        split_seed: seed of the ``paper``/``random`` splits.
-        fold: fold of an nnU-Net ``splits_final.json``.
-        cache_dir: folder of prepared caches (default ``prepared``, relative to the working folder).
-        skip_bad: leave out unreadable pairs with a warning instead of refusing the data set.
-    """
-
-    format: str = "folder"
-    source: str | None = None
-    mask_suffix: str | None = None
-    mask_rule: str = "binary"
-    split: str = "default"
-    split_seed: int = 0
-    fold: int = 0
-    cache_dir: str = "prepared"
-    skip_bad: bool = False
+    format: str = setting(
+        "folder", rule=Rule.one_of(FORMATS),
+        help="``folder`` (``images/`` + ``masks/``), ``isic2018``, ``dsb2018`` or ``nnunet``.",
+    )
+    source: str | None = setting(
+        None, rule=Rule.text("must be a non-empty string or null", nullable=True),
+        help="the data set folder (read only); ``$FOCUSNET_DATA`` is expanded.",
+    )
+    mask_suffix: str | None = setting(
+        None, rule=Rule("must be a string or null", lambda v: isinstance(v, str), nullable=True),
+        help="``folder`` only: text after the id in mask file names (e.g. ``_mask``).",
+    )
+    mask_rule: str = setting(
+        "binary", rule=Rule.one_of(MASK_RULES),
+        help="``binary`` (refuse non-binary masks), ``nonzero`` or ``half``.",
+    )
+    split: str = setting(
+        "default", rule=Rule.text(_SPLIT_SAYS),
+        help="``default`` (isic2018: bcdu, dsb2018: paper, else random), ``bcdu``, ``paper``, ``paper-test``, "
+        "``random``, ``random:0.7,0.15,0.15`` or a JSON split file.",
+    )
+    split_seed: int = setting(0, rule=Rule.at_least(0), help="seed of the ``paper``/``random`` splits.")
+    fold: int = setting(0, rule=Rule.at_least(0), help="fold of an nnU-Net ``splits_final.json``.")
+    cache_dir: str = setting(
+        "prepared", rule=Rule.text("must be a folder path"),
+        help="folder of prepared caches (default ``prepared``, relative to the working folder).",
+    )
+    skip_bad: bool = setting(
+        False, rule=_BOOL, help="leave out unreadable pairs with a warning instead of refusing the data set."
+    )
 
     def __post_init__(self) -> None:
         for key in ("source", "cache_dir", "split"):
@@ -216,153 +356,187 @@ class DataConfig:
         self.validate()
 
     def validate(self) -> "DataConfig":
-        _choice("data.format", self.format, FORMATS)
-        _str_or_none("data.source", self.source)
-        if self.mask_suffix is not None and not isinstance(self.mask_suffix, str):
-            raise _config_error(f"data.mask_suffix: must be a string or null; got {self.mask_suffix!r}")
+        """Check every field (:func:`settings`); raise :class:`FocusNetError` naming the first bad key."""
+        _validate_fields(self, "data.")
         if self.mask_suffix is not None and self.format != "folder":
             raise _config_error(f"data.mask_suffix: applies to data.format folder only (not {self.format})")
-        _choice("data.mask_rule", self.mask_rule, MASK_RULES)
-        if not isinstance(self.split, str) or not self.split:
-            raise _config_error(
-                "data.split: choose one of: default, bcdu, paper, paper-test, random, "
-                f"random:TRAIN,VAL,TEST, or a JSON split file; got {self.split!r}"
-            )
-        _int("data.split_seed", self.split_seed, 0)
-        _int("data.fold", self.fold, 0)
-        if not isinstance(self.cache_dir, str) or not self.cache_dir:
-            raise _config_error(f"data.cache_dir: must be a folder path; got {self.cache_dir!r}")
-        _bool("data.skip_bad", self.skip_bad)
         return self
 
     def reader_options(self) -> dict[str, Any]:
         return {"mask_suffix": self.mask_suffix} if self.mask_suffix is not None else {}
 
 
+_PROBABILITY = Rule.number_in(0.0, 1.0)
+_JITTER = "strength of the colour jitter (factor drawn from ``[1 - s, 1 + s]``; 0: off), applied after the model's input normalisation."
+
+
+@_documented
 @dataclass
 class AugmentConfig:
     """The ``augment`` section: random batch augmentation in torch, off by default (the paper has none).
 
     Each image of a training batch gets its own draw (the mask gets the same geometric transform).
-
-    Attributes:
-        enabled: master switch.
-        hflip, vflip: probability of a horizontal / vertical flip.
-        rot90: probability of a rotation by a random multiple of 90 degrees.
-        rotate: maximum angle (degrees) of a random free rotation (bilinear image, nearest mask;
-            0: off).
-        brightness, contrast, saturation: colour jitter strengths (factor drawn from
-            ``[1 - s, 1 + s]``; 0: off). Applied after the model's input normalisation.
     """
 
-    enabled: bool = False
-    hflip: float = 0.5
-    vflip: float = 0.5
-    rot90: float = 0.5
-    rotate: float = 0.0
-    brightness: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
+    enabled: bool = setting(False, rule=_BOOL, help="master switch.")
+    hflip: float = setting(0.5, rule=_PROBABILITY, help="probability of a horizontal flip.")
+    vflip: float = setting(0.5, rule=_PROBABILITY, help="probability of a vertical flip.")
+    rot90: float = setting(0.5, rule=_PROBABILITY, help="probability of a rotation by a random multiple of 90 degrees.")
+    rotate: float = setting(
+        0.0, rule=Rule.number_in(0.0, 180.0),
+        help="maximum angle (degrees) of a random free rotation (bilinear image, nearest mask; 0: off).",
+    )
+    brightness: float = setting(0.0, rule=_PROBABILITY, help=f"brightness {_JITTER}")
+    contrast: float = setting(0.0, rule=_PROBABILITY, help=f"contrast {_JITTER}")
+    saturation: float = setting(0.0, rule=_PROBABILITY, help=f"saturation {_JITTER}")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> "AugmentConfig":
-        _bool("augment.enabled", self.enabled)
-        for key in ("hflip", "vflip", "rot90"):
-            _float(f"augment.{key}", getattr(self, key), 0.0, 1.0)
-        _float("augment.rotate", self.rotate, 0.0, 180.0)
-        for key in ("brightness", "contrast", "saturation"):
-            _float(f"augment.{key}", getattr(self, key), 0.0, 1.0)
+        """Check every field (:func:`settings`); raise :class:`FocusNetError` naming the first bad key."""
+        _validate_fields(self, "augment.")
         return self
 
 
+def _is_betas(b: Any) -> bool:
+    return (
+        isinstance(b, tuple)
+        and len(b) == 2
+        and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and 0.0 <= x < 1.0 for x in b)
+    )
+
+
+@_documented
 @dataclass
 class TrainConfig:
-    """Everything a training run needs; saved as ``config.json``/``config.yaml`` in the run folder.
+    """Everything a training run needs; saved as ``config.json``/``config.yaml`` in the run folder."""
 
-    Attributes:
-        model: registered model name (``focusnet models`` lists them).
-        preset: model preset (``"paper"``, ``"official"``, ``"lite"``, ...); None means the model's
-            default (``"paper"`` for FocusNet++), resolved and saved when training starts.
-        model_kwargs: extra keyword arguments for ``create_model`` (e.g. ``{"widths": [8, 8, 8, 8, 8]}``).
-        data: the :class:`DataConfig` section (format, source, split, cache folder).
-        size: images and masks are resized to ``size x size`` (the model input).
-        channels: 3 (RGB) or 1 (grey).
-        normalization: ``"minmax"`` (per-image min-max to [0, 1], the paper's) or ``"unit"`` (/255).
-        batch_size: images per training step, the paper's 8 (per process under DDP: the global batch
-            is ``batch_size x devices x num_nodes``).
-        epochs: training epochs, the paper's 50.
-        optimizer: ``adam`` (the paper, Keras eps 1e-7), ``adamw`` or ``sgd`` (with ``momentum``,
-            ``nesterov``).
-        lr: base learning rate (the paper's 1e-4); ``lr_schedule`` scales it per epoch.
-        betas: Adam/AdamW betas (Keras' 0.9, 0.999).
-        eps: Adam/AdamW epsilon (Keras' 1e-7; PyTorch's default would be 1e-8).
-        weight_decay: weight decay of every optimiser (0: none; decoupled for ``adamw``).
-        momentum: SGD momentum (``optimizer: sgd`` only).
-        nesterov: SGD with Nesterov momentum (``optimizer: sgd`` only).
-        lr_schedule: ``"paper_step"`` (multiples 1, 0.1, 0.01, 0.001 of ``lr`` at epochs 16, 26,
-            41), ``"constant"`` or ``"cosine"`` (per epoch).
-        loss: keyword arguments of :class:`focusnet.losses.ALLHybridLoss` (``reduction`` etc.).
-        augment: the :class:`AugmentConfig` section (off by default).
-        threshold: probability threshold of the predicted masks for the metrics.
-        monitor: what picks ``best.ckpt``: ``"val_loss"`` (lowest, the paper's) or ``"val_dice"``
-            (highest per-image mean validation Dice at ``threshold``).
-        seed: global seed of weights, batch order, dropout and augmentation.
-        deterministic: ``true`` (deterministic algorithms), ``false`` or ``"warn"``.
-        num_workers: DataLoader workers (0: the data is already in memory).
-        num_threads: CPU threads for torch (None: torch's default).
-        max_minutes: wall-time budget for training (None: no budget); checked after each epoch, so a
-            run can overshoot it by at most one epoch. The best weights so far are kept.
-        out_dir: the run folder; None means ``runs/<model>-<time>``.
-        accelerator: ``cpu``, ``gpu`` (``cuda``), ``mps`` or ``auto``; passed to ``lightning.Trainer``.
-        devices: devices per node (an integer or ``auto``); ``devices > 1`` trains with DDP.
-        num_nodes: machines; ``num_nodes > 1`` trains with DDP.
-        strategy: Lightning strategy; ``auto`` becomes ``ddp`` when training on several devices.
-        precision: ``32-true``, ``bf16-mixed`` or ``16-mixed`` (mixed precision is for GPUs; the
-            loss is always summed in float32).
-        channels_last: ``channels_last`` memory format for the model and its inputs.
-        sync_batchnorm: convert BatchNorm to SyncBatchNorm under DDP.
-        progress_bar: show Lightning's progress bar.
-        eval_batch_size: batch size of the final evaluation (inference only).
-    """
-
-    model: str = "focusnetpp"
-    preset: str | None = None
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    data: DataConfig = field(default_factory=DataConfig)
-    size: int = 256
-    channels: int = 3
-    normalization: str = "minmax"
-    batch_size: int = 8
-    epochs: int = 50
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-7
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    nesterov: bool = False
-    lr_schedule: str = "paper_step"
-    loss: dict[str, Any] = field(default_factory=lambda: {"reduction": "batch"})
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    threshold: float = 0.5
-    monitor: str = "val_loss"
-    seed: int = 0
-    deterministic: bool | str = "warn"
-    num_workers: int = 0
-    num_threads: int | None = None
-    max_minutes: float | None = None
-    out_dir: str | None = None
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    precision: str = "32-true"
-    channels_last: bool = False
-    sync_batchnorm: bool = False
-    progress_bar: bool = True
-    eval_batch_size: int = 16
+    model: str = setting(
+        "focusnetpp", rule=Rule.text("must be a registered model name"),
+        help="registered model name (``focusnet models`` lists them).",
+    )
+    preset: str | None = setting(
+        None, rule=Rule.text("must be a preset name or null", nullable=True),
+        help="model preset (``\"paper\"``, ``\"official\"``, ``\"lite\"``, ...); None means the model's default "
+        "(``\"paper\"`` for FocusNet++), resolved and saved when training starts.",
+    )
+    model_kwargs: dict[str, Any] = setting(
+        factory=dict, rule=Rule("must be a mapping of keyword arguments", _is_mapping),
+        help="extra keyword arguments for ``create_model`` (e.g. ``{\"widths\": [8, 8, 8, 8, 8]}``).",
+    )
+    data: DataConfig = setting(
+        factory=DataConfig, rule=Rule("must be a mapping of settings", lambda v: isinstance(v, DataConfig)),
+        help="the :class:`DataConfig` section (format, source, split, cache folder).",
+    )
+    size: int = setting(
+        256, rule=Rule.at_least(8), help="images and masks are resized to ``size x size`` (the model input)."
+    )
+    channels: int = setting(3, rule=Rule.one_of((1, 3), "channel count"), help="3 (RGB) or 1 (grey).")
+    normalization: str = setting(
+        "minmax", rule=Rule.one_of(NORMALIZATIONS, "normalization"),
+        help="``\"minmax\"`` (per-image min-max to [0, 1], the paper's) or ``\"unit\"`` (/255).",
+    )
+    batch_size: int = setting(
+        8, rule=Rule.at_least(1),
+        help="images per training step, the paper's 8 (per process under DDP: the global batch is "
+        "``batch_size x devices x num_nodes``).",
+    )
+    epochs: int = setting(50, rule=Rule.at_least(1), help="training epochs, the paper's 50.")
+    optimizer: str = setting(
+        "adam", rule=Rule.one_of(OPTIMIZERS),
+        help="``adam`` (the paper, Keras eps 1e-7), ``adamw`` or ``sgd`` (with ``momentum``, ``nesterov``).",
+    )
+    lr: float = setting(
+        1e-4, rule=Rule.number_in(0.0, 10.0, low_open=True),
+        help="base learning rate (the paper's 1e-4); ``lr_schedule`` scales it per epoch.",
+    )
+    betas: tuple[float, float] = setting(
+        (0.9, 0.999), rule=Rule("must be two numbers in [0, 1)", _is_betas), help="Adam/AdamW betas (Keras' 0.9, 0.999)."
+    )
+    eps: float = setting(
+        1e-7, rule=Rule.number_in(0.0, 1.0, low_open=True),
+        help="Adam/AdamW epsilon (Keras' 1e-7; PyTorch's default would be 1e-8).",
+    )
+    weight_decay: float = setting(
+        0.0, rule=Rule.number_in(0.0, 1.0), help="weight decay of every optimiser (0: none; decoupled for ``adamw``)."
+    )
+    momentum: float = setting(
+        0.9, rule=Rule.number_in(0.0, 1.0, high_open=True), help="SGD momentum (``optimizer: sgd`` only)."
+    )
+    nesterov: bool = setting(False, rule=_BOOL, help="SGD with Nesterov momentum (``optimizer: sgd`` only).")
+    lr_schedule: str = setting(
+        "paper_step", rule=Rule.one_of(LR_SCHEDULES),
+        help="``\"paper_step\"`` (multiples 1, 0.1, 0.01, 0.001 of ``lr`` at epochs 16, 26, 41), ``\"constant\"`` "
+        "or ``\"cosine\"`` (per epoch).",
+    )
+    loss: dict[str, Any] = setting(
+        factory=lambda: {"reduction": "batch"},
+        rule=Rule("must be a mapping of ALLHybridLoss keyword arguments", _is_mapping),
+        help="keyword arguments of :class:`focusnet.losses.ALLHybridLoss` (``reduction`` etc.).",
+    )
+    augment: AugmentConfig = setting(
+        factory=AugmentConfig, rule=Rule("must be a mapping of settings", lambda v: isinstance(v, AugmentConfig)),
+        help="the :class:`AugmentConfig` section (off by default).",
+    )
+    threshold: float = setting(
+        0.5, rule=Rule.number_in(0.0, 1.0, low_open=True, high_open=True),
+        help="probability threshold of the predicted masks for the metrics.",
+    )
+    monitor: str = setting(
+        "val_loss", rule=Rule.one_of(MONITORS),
+        help="what picks ``best.ckpt``: ``\"val_loss\"`` (lowest, the paper's) or ``\"val_dice\"`` (highest "
+        "per-image mean validation Dice at ``threshold``).",
+    )
+    seed: int = setting(
+        0, rule=Rule.at_least(0), help="global seed of weights, batch order, dropout and augmentation."
+    )
+    deterministic: bool | str = setting(
+        "warn", rule=Rule.one_of(DETERMINISTIC),
+        help="``true`` (deterministic algorithms), ``false`` or ``\"warn\"``.",
+    )
+    num_workers: int = setting(
+        0, rule=Rule.at_least(0), help="DataLoader workers (0: the data is already in memory)."
+    )
+    num_threads: int | None = setting(
+        None, rule=Rule.at_least(1, nullable=True), help="CPU threads for torch (None: torch's default)."
+    )
+    max_minutes: float | None = setting(
+        None, rule=Rule.number_in(0.0, 1e6, low_open=True, nullable=True),
+        help="wall-time budget for training (None: no budget); checked after each epoch, so a run can overshoot "
+        "it by at most one epoch. The best weights so far are kept.",
+    )
+    out_dir: str | None = setting(
+        None, rule=Rule.text("must be a folder path or null", nullable=True),
+        help="the run folder; None means ``runs/<model>-<time>``.",
+    )
+    accelerator: str = setting(
+        "cpu", rule=Rule.one_of(DEVICES),
+        help="``cpu``, ``cuda``, ``mps`` or ``auto`` (CUDA when available); passed to ``lightning.Trainer``. "
+        "``gpu`` still means ``cuda``, with a warning.",
+    )
+    devices: int | str = setting(
+        1, rule=Rule("must be an integer >= 1 or 'auto'", lambda v: (_is_int(v) and v >= 1) or v == "auto"),
+        help="devices per node (an integer or ``auto``); ``devices > 1`` trains with DDP.",
+    )
+    num_nodes: int = setting(1, rule=Rule.at_least(1), help="machines; ``num_nodes > 1`` trains with DDP.")
+    strategy: str = setting(
+        "auto", rule=Rule.one_of(STRATEGIES),
+        help="Lightning strategy; ``auto`` becomes ``ddp`` when training on several devices.",
+    )
+    precision: str = setting(
+        "32-true", rule=Rule.one_of(PRECISIONS),
+        help="``32-true``, ``bf16-mixed`` or ``16-mixed`` (mixed precision is for GPUs; the loss is always summed "
+        "in float32). The older ``32``, ``fp32`` and ``bf16`` still work, with a warning.",
+    )
+    channels_last: bool = setting(
+        False, rule=_BOOL, help="``channels_last`` memory format for the model and its inputs."
+    )
+    sync_batchnorm: bool = setting(False, rule=_BOOL, help="convert BatchNorm to SyncBatchNorm under DDP.")
+    progress_bar: bool = setting(True, rule=_BOOL, help="show Lightning's progress bar.")
+    eval_batch_size: int = setting(
+        16, rule=Rule.at_least(1), help="batch size of the final evaluation (inference only)."
+    )
 
     def __post_init__(self) -> None:
         # normalise the JSON/YAML spellings (lists, paths, mappings) to the declared types
@@ -389,74 +563,19 @@ class TrainConfig:
 
     # ------------------------------------------------------------------------------ validation
     def validate(self) -> "TrainConfig":
-        """Check every field; raise :class:`FocusNetError` naming the first bad key. Returns self."""
-        if not isinstance(self.model, str) or not self.model:
-            raise _config_error(f"model: must be a registered model name; got {self.model!r}")
-        if self.preset is not None and (not isinstance(self.preset, str) or not self.preset):
-            raise _config_error(f"preset: must be a preset name or null; got {self.preset!r}")
-        if not isinstance(self.model_kwargs, dict) or not all(isinstance(k, str) for k in self.model_kwargs):
-            raise _config_error(f"model_kwargs: must be a mapping of keyword arguments; got {self.model_kwargs!r}")
+        """Check every field (:func:`settings`); raise :class:`FocusNetError` naming the first bad key.
+
+        Deprecated spellings (``precision: fp32``, ``accelerator: gpu``) are replaced by the current ones,
+        with a :class:`FutureWarning`. Returns self.
+        """
+        _validate_fields(self, "")
         for key in ("in_channels",):
             if key in self.model_kwargs:
                 raise _config_error(f"model_kwargs.{key}: set by 'channels'; remove it from model_kwargs")
-        if not isinstance(self.data, DataConfig):
-            raise _config_error(f"data: must be a mapping of settings; got {self.data!r}")
-        self.data.validate()
-        _int("size", self.size, 8)
-        _choice("channels", self.channels, (1, 3))
-        _choice("normalization", self.normalization, NORMALIZATIONS)
-        _int("batch_size", self.batch_size, 1)
-        _int("epochs", self.epochs, 1)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _float("lr", self.lr, 0.0, 10.0, low_open=True)
-        b = self.betas
-        if not (
-            isinstance(b, tuple)
-            and len(b) == 2
-            and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and 0.0 <= x < 1.0 for x in b)
-        ):
-            raise _config_error(f"betas: must be two numbers in [0, 1); got {b!r}")
-        _float("eps", self.eps, 0.0, 1.0, low_open=True)
-        _float("weight_decay", self.weight_decay, 0.0, 1.0)
-        _float("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _bool("nesterov", self.nesterov)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _choice("monitor", self.monitor, MONITORS)
         self._validate_loss()
-        if not isinstance(self.augment, AugmentConfig):
-            raise _config_error(f"augment: must be a mapping of settings; got {self.augment!r}")
-        self.augment.validate()
-        _float("threshold", self.threshold, 0.0, 1.0, low_open=True, high_open=True)
-        _int("seed", self.seed, 0)
-        if self.deterministic not in DETERMINISTIC or (
-            isinstance(self.deterministic, int) and not isinstance(self.deterministic, bool)
-        ):
-            raise _config_error(f"deterministic: invalid value {self.deterministic!r}; choose one of: true, false, warn")
-        _int("num_workers", self.num_workers, 0)
-        if self.num_threads is not None:
-            _int("num_threads", self.num_threads, 1)
-        if self.max_minutes is not None:
-            _float("max_minutes", self.max_minutes, 0.0, 1e6, low_open=True)
-        if self.out_dir is not None and (not isinstance(self.out_dir, str) or not self.out_dir):
-            raise _config_error(f"out_dir: must be a folder path or null; got {self.out_dir!r}")
-        _choice("accelerator", self.accelerator, ACCELERATORS)
-        if not (
-            (isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 1)
-            or self.devices == "auto"
-        ):
-            raise _config_error(f"devices: must be an integer >= 1 or 'auto'; got {self.devices!r}")
-        _int("num_nodes", self.num_nodes, 1)
-        _choice("strategy", self.strategy, STRATEGIES)
-        _choice("precision", self.precision, PRECISIONS)
-        _bool("channels_last", self.channels_last)
-        _bool("sync_batchnorm", self.sync_batchnorm)
-        _bool("progress_bar", self.progress_bar)
-        _int("eval_batch_size", self.eval_batch_size, 1)
         return self
 
     def _validate_loss(self) -> None:
-        if not isinstance(self.loss, dict) or not all(isinstance(k, str) for k in self.loss):
-            raise _config_error(f"loss: must be a mapping of ALLHybridLoss keyword arguments; got {self.loss!r}")
         from focusnet.losses import ALLHybridLoss
 
         try:

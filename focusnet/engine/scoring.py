@@ -16,10 +16,10 @@ from focusnet.data.io import IMAGE_EXTENSIONS, read_mask
 from focusnet.engine.predict import OVERLAY_SUFFIX, PROB_SUFFIX
 from focusnet.errors import FocusNetError
 from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
+from focusnet.vocab import MASK_RULES
 
 __all__ = ["format_summary", "score_folders"]
 
-MASK_RULES = ("binary", "nonzero", "half")
 _THRESHOLDS = {
     "binary": "binary masks as given",
     "nonzero": "any value > 0 is foreground (--mask-rule nonzero)",
@@ -137,8 +137,7 @@ def score_folders(
         (0.8731, 259)
     """
     pred_dir, true_dir = Path(pred_dir), Path(true_dir)
-    if mask_rule not in MASK_RULES:
-        raise FocusNetError(f"unknown mask rule {mask_rule!r}; choose one of: {', '.join(MASK_RULES)}")
+    MASK_RULES.normalize(mask_rule)
     if not (math.isnan(empty_score) or 0.0 <= empty_score <= 1.0):
         raise FocusNetError(
             f"--empty-score must be between 0 and 1 (or nan to leave such images out); got {empty_score}"

@@ -1,6 +1,11 @@
-"""timm-style model registry: ``create_model(name, **kwargs)`` and ``list_models()``."""
+"""timm-style model registry: ``create_model(name, **kwargs)`` and ``list_models()``.
+
+``model_constructor(name)`` and ``model_signature(name)`` give the registered function and its
+keyword arguments (for documentation and argument checks); nothing outside reads the table itself.
+"""
 from __future__ import annotations
 
+import inspect
 from typing import Callable, TypeVar
 
 import torch.nn as nn
@@ -52,6 +57,28 @@ def list_presets(name: str) -> tuple[str, ...]:
     _import_all()
     _check_name(name)
     return _PRESETS[name]
+
+
+def model_constructor(name: str) -> Callable[..., nn.Module]:
+    """The function registered under ``name`` (its module documents the model).
+
+    Example:
+        >>> model_constructor("focusnetpp").__module__
+        'focusnet.models.focusnetpp'
+    """
+    _import_all()
+    _check_name(name)
+    return _MODELS[name]
+
+
+def model_signature(name: str) -> inspect.Signature:
+    """The signature of the constructor registered under ``name``: the keyword arguments it takes.
+
+    Example:
+        >>> "preset" in model_signature("focusnetpp").parameters
+        True
+    """
+    return inspect.signature(model_constructor(name))
 
 
 def create_model(name: str, **kwargs) -> nn.Module:

@@ -224,7 +224,7 @@ def test_preset_is_resolved_and_checked_against_the_model():
         ("lr_schedule", "step", "paper_step, constant, cosine"),
         ("normalization", "zscore", "minmax"),
         ("optimizer", "rmsprop", "adam, adamw, sgd"),
-        ("precision", "fp8", "32-true, 32, bf16-mixed, 16-mixed"),
+        ("precision", "fp8", "32-true, bf16-mixed, 16-mixed"),
         ("num_nodes", 0, ">= 1"),
         ("channels", 2, "1, 3"),
         ("batch_size", 0, ">= 1"),

@@ -36,9 +36,7 @@ from PIL import Image, UnidentifiedImageError
 
 from focusnet.data.io import read_image, read_mask
 from focusnet.errors import DOCS_FORMAT, DOCS_OWN_DATA, FocusNetError
-
-FORMATS = ("isic2018", "dsb2018", "folder", "nnunet")
-MASK_RULES = ("binary", "nonzero", "half")
+from focusnet.vocab import FORMATS, MASK_RULES
 
 # Conversion kinds recorded per item (``notes``). Those in WARN_KINDS also give a warning line in
 # the prepare summary; the others (e.g. dropping an opaque alpha channel, the normal DSB case)
@@ -161,8 +159,7 @@ def get_reader(fmt: str) -> Reader:
         >>> get_reader("folder").default_split
         'random'
     """
-    if fmt not in FORMATS:
-        raise FocusNetError(f"unknown data format {fmt!r}; choose one of: {', '.join(FORMATS)}", see=DOCS_OWN_DATA)
+    FORMATS.normalize(fmt, see=DOCS_OWN_DATA)
     module = importlib.import_module(f"{__name__}.{fmt}")
     return Reader(fmt, module.list_items, module.DEFAULT_SPLIT, module.LAYOUT)
 
@@ -172,8 +169,7 @@ def check_options(channels: int, mask_rule: str) -> None:
     """Refuse a channel count other than 1/3 or an unknown mask rule."""
     if channels not in (1, 3):
         raise FocusNetError(f"channels must be 1 (grey) or 3 (RGB), got {channels}", see=DOCS_OWN_DATA)
-    if mask_rule not in MASK_RULES:
-        raise FocusNetError(f"unknown mask rule {mask_rule!r}; choose one of: {', '.join(MASK_RULES)}", see=DOCS_OWN_DATA)
+    MASK_RULES.normalize(mask_rule, see=DOCS_OWN_DATA)
 
 
 # How a format is named in "pass the ... folder" (not "the folder folder").
