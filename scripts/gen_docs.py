@@ -62,11 +62,13 @@ HASH_KEY = "focusnet-docs-source"
 API_MODULES = (
     "focusnet",
     "focusnet.models",
+    "focusnet.models.registry",
     "focusnet.losses",
     "focusnet.metrics",
     "focusnet.weights",
     "focusnet.complexity",
     "focusnet.errors",
+    "focusnet.vocab",
     "focusnet.runtime",
     "focusnet.kernels",
     "focusnet.data.synthetic",

@@ -13,6 +13,8 @@ import torch.nn as nn
 from focusnet.errors import FocusNetError
 from focusnet.runtime import tune_cpu_allocator
 
+__all__ = ["create_model", "list_models", "list_presets", "model_constructor", "model_signature", "register_model"]
+
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _PRESETS: dict[str, tuple[str, ...]] = {}
 
