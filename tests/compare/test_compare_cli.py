@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from focusnet.cli import main
-from focusnet.compare.report import check_report
 from focusnet.compare.runner import parse_model_specs, run_compare
 from focusnet.errors import FocusNetError
+from tests.compare.html_check import check_report
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = ROOT / "configs" / "demo.yaml"

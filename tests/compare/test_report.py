@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from focusnet.compare.report import (
-    check_report,
-    dump_dom_with_chromium,
-    find_browser,
-    markdown_to_html,
-    render_with_chromium,
-    write_report,
-)
+from focusnet.compare.report import markdown_to_html, write_report
+from tests.compare.chromium import dump_dom_with_chromium, find_browser, render_with_chromium
+from tests.compare.html_check import check_report
 
 EVIL = "<script>alert(1)</script>"
 IDS = ["a1", "b2", "c3", "d4", "e5", f"id{EVIL}"]

@@ -17,10 +17,11 @@ from torch.utils.data import DataLoader
 
 from focusnet.cli import main
 from focusnet.data.cache import IMAGES, MANIFEST, MASKS, normalize_batch, open_cache, prepare
-from focusnet.data.folder import SegmentationDataset, list_pairs
+from focusnet.data.folder import list_pairs
 from focusnet.data.paths import data_root
 from focusnet.data.preprocess import normalize_image, resize_mask
 from focusnet.errors import FocusNetError
+from tests.data.folder_dataset import SegmentationDataset
 
 REAL = data_root()
 CROP = REAL / "isic2018_task1_512crop"

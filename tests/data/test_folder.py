@@ -10,12 +10,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from focusnet.data.folder import Pair, SegmentationDataset, list_pairs, shared_mask_suffix
+from focusnet.data.folder import Pair, list_pairs, shared_mask_suffix
 from focusnet.data.io import read_image, read_mask
 from focusnet.data.paths import data_root
 from focusnet.data.preprocess import normalize_image, resize_image, resize_mask
 from focusnet.data.synthetic import generate
 from focusnet.errors import FocusNetError
+from tests.data.folder_dataset import SegmentationDataset
 
 
 @pytest.fixture(scope="module")
