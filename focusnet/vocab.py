@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping
 from focusnet.errors import FocusNetError
 
 __all__ = [
+    "BENCHMARK_PRECISIONS",
     "DEVICES",
     "FORMATS",
     "MASK_RULES",
@@ -160,6 +161,9 @@ PRECISIONS = Vocabulary(
     ("32-true", "bf16-mixed", "16-mixed"),
     aliases={"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed"},
 )
+
+#: What ``focusnet benchmark`` runs: float32, and bfloat16 autocast with float32 weights.
+BENCHMARK_PRECISIONS = PRECISIONS.subset("32-true", "bf16-mixed")
 
 #: Where models run: torch's device types, plus ``auto`` (CUDA when available, else CPU).
 #: A command that takes a device index accepts ``cuda:N`` too.

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from focusnet.errors import FocusNetError
+from focusnet.vocab import BENCHMARK_PRECISIONS, DEVICES
 
 __all__ = [
     "BACKENDS",
@@ -60,7 +61,7 @@ __all__ = [
     "spec_label",
 ]
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = BENCHMARK_PRECISIONS  # 32-true, bf16-mixed (the older fp32, bf16 with a FutureWarning)
 BACKENDS = ("torch", "onnxruntime")
 PHASES = ("inference", "train")
 #: Registry-style name of MONAI's BasicUNet (2D, default features) when ``monai`` is installed.
@@ -299,8 +300,7 @@ def _check_inputs(
 ) -> None:
     from focusnet.models import list_models, list_presets
 
-    if precision not in PRECISIONS:
-        raise FocusNetError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    PRECISIONS.normalize(precision)
     if size < 1 or batch_size < 1:
         raise FocusNetError(f"size and batch size must be positive, got size={size}, batch size={batch_size}")
     if repeats < 1 or warmup < 0:
@@ -333,7 +333,7 @@ def run_benchmark(
     models: Iterable[ModelSpec | str],
     size: int = 256,
     batch_size: int = 8,
-    precision: str = "fp32",
+    precision: str = "32-true",
     device: str = "cpu",
     channels_last: bool = False,
     compile: bool = False,  # noqa: A002 - the torch name
@@ -360,7 +360,8 @@ def run_benchmark(
             :mod:`focusnet.engine.export` and ``onnxruntime``.
         size: input height and width.
         batch_size: images per step.
-        precision: ``"fp32"`` or ``"bf16"`` (``torch.autocast`` with bfloat16, weights fp32).
+        precision: ``"32-true"`` or ``"bf16-mixed"`` (``torch.autocast`` with bfloat16, weights fp32);
+            the older ``"fp32"``/``"bf16"`` work with a :class:`FutureWarning`.
         device: ``"cpu"`` or ``"cuda[:N]"``.
         channels_last: models, inputs and the conv probe in ``torch.channels_last``.
         compile: ``torch.compile`` each model (compilation happens in the warm-up).
@@ -406,6 +407,8 @@ def run_benchmark(
         specs.append(base)
     seen: set[tuple[str, str | None, str]] = set()
     specs = [s for s in specs if not (s in seen or seen.add(s))]  # type: ignore[func-returns-value]
+    precision = PRECISIONS.normalize(precision, stacklevel=2)
+    device = DEVICES.normalize(device, stacklevel=2) if device in DEVICES.aliases else device  # gpu -> cuda
     _check_inputs(specs, size, batch_size, precision, device, repeats, warmup)
     if len(conv_shape) != 4 or min(conv_shape) < 1:
         raise FocusNetError(f"conv_shape must be (batch, channels, height, width), got {tuple(conv_shape)}")
@@ -429,7 +432,7 @@ def run_benchmark(
         "allocator_tuning": allocator_tuning,
         "train_step": "zero_grad + forward + ALLHybridLoss + backward + Adam(lr=1e-4) step, train mode",
         "inference_step": "eval mode, torch.inference_mode(), forward only",
-        "autocast": "torch.autocast(dtype=torch.bfloat16), weights fp32" if precision == "bf16" else None,
+        "autocast": "torch.autocast(dtype=torch.bfloat16), weights fp32" if precision == "bf16-mixed" else None,
         "memory": (
             "torch.cuda.max_memory_allocated minus allocated after building"
             if device.startswith("cuda")
@@ -439,7 +442,7 @@ def run_benchmark(
         "ratio_convention": "median over repeats of (row / baseline) measured in the same round-robin round",
     }
     machine = machine_info(device)
-    if precision == "bf16" and not machine["bf16"]["native"]:
+    if precision == "bf16-mixed" and not machine["bf16"]["native"]:
         notes.append("bf16 is not native on this device: it runs emulated and slowly")
     common = {
         "size": size,
@@ -721,7 +724,7 @@ class _Bench:
         self.device = torch.device(job["device"])
         self.cuda = self.device.type == "cuda"
         self.fmt = torch.channels_last if job["channels_last"] else torch.contiguous_format
-        self.bf16 = job["precision"] == "bf16"
+        self.bf16 = job["precision"] == "bf16-mixed"
         self.hwm_reset_ok = True
         self._compiled: set[str] = set()
         if job["kind"] == "conv":

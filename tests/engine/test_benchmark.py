@@ -91,7 +91,7 @@ def test_conv_peak_machine_and_settings(tiny_run: tuple[dict, str, str]) -> None
     assert machine["torch_version"] and machine["cpu_model"]
     assert isinstance(machine["bf16"]["native"], bool)
     st = result["settings"]
-    assert (st["size"], st["batch_size"], st["precision"], st["baseline"]) == (32, 2, "fp32", "unet")
+    assert (st["size"], st["batch_size"], st["precision"], st["baseline"]) == (32, 2, "32-true", "unet")
     assert "3 x forward" in st["flop_convention"]
     # every worker reports the same allocator setting (on unless FOCUSNET_ALLOCATOR_TUNING=0)
     assert st["allocator_tuned"] is (sys.platform.startswith("linux") and os.environ.get("FOCUSNET_ALLOCATOR_TUNING") != "0")
