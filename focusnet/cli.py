@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from focusnet.errors import FocusNetError
+from focusnet.vocab import BENCHMARK_PRECISIONS, DEVICES, FORMATS, MASK_RULES
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -126,7 +127,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--mask-rule",
-        choices=["binary", "nonzero", "half"],
+        choices=MASK_RULES,
         default="binary",
         help="how mask pixel values are read (default: refuse non-binary masks)",
     )
@@ -169,14 +170,28 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. epochs=10 data.source=/data/isic")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<model>-<time>)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR", help="continue this run from its last.ckpt")
-    p.add_argument("--devices", default=None, help="devices per node (an integer or auto)")
-    p.add_argument("--num-nodes", type=int, default=None, help="number of nodes (DDP)")
-    p.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], default=None, help="cpu, gpu or auto")
-    p.add_argument("--precision", choices=["32", "32-true", "bf16-mixed", "16-mixed"], default=None, help="32 (default), bf16-mixed or 16-mixed (GPU)")
-    p.add_argument("--seed", type=int, default=None, help="global seed (weights, batch order, dropout, augmentation)")
+    _config_flag(p, "--devices", "devices")
+    _config_flag(p, "--num-nodes", "num_nodes", type=int)
+    _config_flag(p, "--accelerator", "accelerator")
+    _config_flag(p, "--precision", "precision")
+    _config_flag(p, "--seed", "seed", type=int)
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms only")
     p.set_defaults(func=_cmd_train)
     _allow_late_overrides(p)
+
+
+def _config_flag(p: argparse.ArgumentParser, flag: str, key: str, **kwargs: object) -> None:
+    """A flag that sets config key ``key``: its choices and help come from the key's declaration
+    (:func:`focusnet.engine.config.settings`); a deprecated spelling is replaced, with a warning."""
+    from focusnet.engine.config import TrainConfig, settings
+
+    setting = settings(TrainConfig)[key]
+    default = setting.default if not isinstance(setting.default, bool) else str(setting.default).lower()
+    text = setting.help.replace("``", "").rstrip(".")
+    extra: dict = {"default": None, "help": f"{text} (default: the config's, else {default})"}
+    if setting.choices is not None:
+        extra.update(choices=setting.choices, type=setting.choices.argparse_type(flag))
+    p.add_argument(flag, **{**extra, **kwargs})
 
 
 def _allow_late_overrides(p: argparse.ArgumentParser) -> None:
@@ -279,8 +294,13 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=256, help="input height and width (default 256)")
     p.add_argument("--batch-size", type=int, default=8, help="images per step (default 8)")
     p.add_argument("--in-channels", type=int, default=3)
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: torch.autocast bfloat16")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument(
+        "--precision", choices=BENCHMARK_PRECISIONS, type=BENCHMARK_PRECISIONS.argparse_type("--precision"),
+        default="32-true", help="32-true (default) or bf16-mixed (torch.autocast bfloat16, weights float32); "
+        "the older fp32 and bf16 still work, with a warning",
+    )
+    p.add_argument("--device", default="cpu", type=DEVICES.argparse_type("--device"),
+                   help="cpu or cuda[:N] (default cpu; the older gpu still works, with a warning)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per phase (default 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed warm-up steps per phase (default 2)")
     p.add_argument(
@@ -360,22 +380,22 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         "(images.npy, masks.npy, manifest.json with the splits). Preparing again with unchanged "
         "sources and settings does nothing. The source folder is never written to.",
     )
-    p.add_argument("--format", required=True, choices=["isic2018", "dsb2018", "folder", "nnunet"], help="dataset layout")
+    p.add_argument("--format", required=True, choices=FORMATS, help="dataset layout")
     p.add_argument("--source", required=True, type=Path, help="dataset folder (read only)")
     p.add_argument("--out", type=Path, default=Path("prepared"), help="folder for caches (default: prepared/)")
     p.add_argument("--size", type=int, default=None,
                    help="network input side (default 256; with --check the size is not used and not reported "
                    "unless given: training resizes to its config's size)")
-    p.add_argument("--channels", type=int, choices=[1, 3], default=3, help="3 = RGB (default), 1 = grey")
+    p.add_argument("--channels", type=int, choices=_config_choices("channels"), default=3, help="3 = RGB (default), 1 = grey")
     p.add_argument(
         "--normalization",
-        choices=["minmax", "unit"],
+        choices=_config_choices("normalization"),
         default="minmax",
         help="per-image min-max to [0,1] (default, the authors') or /255; applied when loading",
     )
     p.add_argument(
         "--mask-rule",
-        choices=["binary", "nonzero", "half"],
+        choices=MASK_RULES,
         default="binary",
         help="binary: refuse masks with more than two values (default); nonzero: any value > 0 is "
         "foreground; half: >= half of the maximum",
@@ -395,6 +415,13 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_prepare)
+
+
+def _config_choices(key: str) -> tuple:
+    """The allowed values of config key ``key`` (``focusnet prepare`` takes the same as the config)."""
+    from focusnet.engine.config import TrainConfig, settings
+
+    return tuple(settings(TrainConfig)[key].choices or ())
 
 
 def _format_prepare(s: dict, size_given: bool = True) -> str:
