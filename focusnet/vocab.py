@@ -116,7 +116,7 @@ class Vocabulary(tuple):
         """
         if self._is_value(value):
             return value
-        if isinstance(value, str) and value in self.aliases:
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in self.aliases:
             new = self.aliases[value]
             warnings.warn(
                 f"{key or self.name} {value!r} is deprecated; write {new!r} (the same setting)",
@@ -132,7 +132,7 @@ class Vocabulary(tuple):
 
         Example:
             >>> PRECISIONS.subset("32-true", "bf16-mixed").aliases
-            {'32': '32-true', 'fp32': '32-true', 'bf16': 'bf16-mixed'}
+            {'32': '32-true', 32: '32-true', 'fp32': '32-true', 'bf16': 'bf16-mixed'}
         """
         return Vocabulary(self.name, values, {k: v for k, v in self.aliases.items() if v in values})
 
@@ -159,7 +159,7 @@ FORMATS = Vocabulary("data format", ("folder", "isic2018", "dsb2018", "nnunet"))
 PRECISIONS = Vocabulary(
     "precision",
     ("32-true", "bf16-mixed", "16-mixed"),
-    aliases={"32": "32-true", "fp32": "32-true", "bf16": "bf16-mixed"},
+    aliases={"32": "32-true", 32: "32-true", "fp32": "32-true", "bf16": "bf16-mixed"},  # 32: YAML's reading of 32
 )
 
 #: What ``focusnet benchmark`` runs: float32, and bfloat16 autocast with float32 weights.

@@ -49,9 +49,10 @@ def _listed(message: str) -> list[str]:
 # ------------------------------------------------------------------------- one definition
 def test_the_shared_vocabularies_are_defined_once_and_imported_everywhere() -> None:
     from focusnet.data import cache, readers
+    from focusnet.data.cache import build
     from focusnet.engine import benchmark, config, scoring
 
-    assert scoring.MASK_RULES is readers.MASK_RULES is cache.MASK_RULES is config.MASK_RULES is MASK_RULES
+    assert scoring.MASK_RULES is readers.MASK_RULES is build.MASK_RULES is config.MASK_RULES is MASK_RULES
     assert readers.FORMATS is cache.FORMATS is config.FORMATS is FORMATS
     assert config.PRECISIONS is PRECISIONS and config.ACCELERATORS is DEVICES
     assert benchmark.PRECISIONS is BENCHMARK_PRECISIONS
@@ -131,9 +132,9 @@ def test_the_config_reference_lists_exactly_the_vocabulary() -> None:
 
 
 # ---------------------------------------------------------------------- the older spellings
-@pytest.mark.parametrize(("old", "new"), [("fp32", "32-true"), ("bf16", "bf16-mixed"), ("32", "32-true")])
+@pytest.mark.parametrize(("old", "new"), [("fp32", "32-true"), ("bf16", "bf16-mixed"), ("32", "32-true"), (32, "32-true")])
 def test_an_old_precision_spelling_still_works_and_warns(old: str, new: str) -> None:
-    with pytest.warns(FutureWarning, match=f"precision '{old}' is deprecated; write '{new}'"):
+    with pytest.warns(FutureWarning, match=f"precision {old!r} is deprecated; write '{new}'"):
         assert TrainConfig(precision=old).precision == new
     with pytest.warns(FutureWarning, match=f"'{new}'"):
         assert TrainConfig.from_dict({"precision": old}).to_dict()["precision"] == new
@@ -158,6 +159,8 @@ def test_an_old_spelling_on_the_command_line_still_parses_and_warns(tmp_path: Pa
     with pytest.warns(FutureWarning):
         loaded = load_config(config)
     assert (loaded.precision, loaded.accelerator) == ("32-true", "cuda")
+    with pytest.warns(FutureWarning, match="precision 32 is deprecated"):  # YAML reads precision=32 as a number
+        assert load_config(config, ["precision=32", "accelerator=cpu"]).precision == "32-true"
 
 
 def test_the_benchmark_takes_the_old_precision_with_a_warning() -> None:
