@@ -315,6 +315,13 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phases", default="inference,train", help="inference, train or both (default both)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile every model")
+    p.add_argument(
+        "--cuda-graphs",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="on CUDA, replay every model's forward and backward as CUDA graphs, as focusnet train does "
+        "(default auto: on for CUDA; off: eager)",
+    )
     p.add_argument("--include-monai", action="store_true", help="add MONAI's BasicUNet if monai is installed")
     p.add_argument(
         "--no-allocator-tuning",
@@ -349,6 +356,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         device=args.device,
         channels_last=args.channels_last,
         compile=args.compile,
+        cuda_graphs=args.cuda_graphs,
         repeats=args.repeats,
         warmup=args.warmup,
         baseline=None if args.baseline.lower() == "none" else parse_model_spec(args.baseline),

@@ -350,6 +350,7 @@ def run_benchmark(
     threads: int | None = None,
     seed: int = 0,
     allocator_tuning: bool | None = None,
+    cuda_graphs: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark ``models`` against ``baseline`` in one run; returns a JSON-ready dict.
@@ -381,6 +382,9 @@ def run_benchmark(
         seed: seed of weights, inputs and targets.
         allocator_tuning: apply :func:`focusnet.runtime.tune_cpu_allocator` in every worker
             (baseline included); ``None``: unless ``FOCUSNET_ALLOCATOR_TUNING=0``.
+        cuda_graphs: ``auto``/``on``: on CUDA, run every model (baseline included) through
+            :class:`~focusnet.engine.cuda_graphs.GraphedModel` (forward and backward replayed as CUDA
+            graphs), as ``focusnet train`` does; ``off``: eager. Not combined with ``compile``.
         progress: called with one line per finished round (e.g. ``print``).
 
     Returns:
@@ -410,6 +414,8 @@ def run_benchmark(
     precision = PRECISIONS.normalize(precision, stacklevel=2)
     device = DEVICES.normalize(device, stacklevel=2) if device in DEVICES.aliases else device  # gpu -> cuda
     _check_inputs(specs, size, batch_size, precision, device, repeats, warmup)
+    if cuda_graphs not in ("auto", "on", "off"):  # focusnet.engine.cuda_graphs.CUDA_GRAPH_MODES (imports torch)
+        raise FocusNetError(f"cuda_graphs must be auto, on or off; got {cuda_graphs!r}")
     if len(conv_shape) != 4 or min(conv_shape) < 1:
         raise FocusNetError(f"conv_shape must be (batch, channels, height, width), got {tuple(conv_shape)}")
 
@@ -430,6 +436,7 @@ def run_benchmark(
         "threads": threads,
         "seed": seed,
         "allocator_tuning": allocator_tuning,
+        "cuda_graphs": cuda_graphs,
         "train_step": "zero_grad + forward + ALLHybridLoss + backward + Adam(lr=1e-4) step, train mode",
         "inference_step": "eval mode, torch.inference_mode(), forward only",
         "autocast": "torch.autocast(dtype=torch.bfloat16), weights fp32" if precision == "bf16-mixed" else None,
@@ -455,6 +462,7 @@ def run_benchmark(
         "threads": threads,
         "seed": seed,
         "allocator_tuning": allocator_tuning,
+        "cuda_graphs": cuda_graphs,
     }
     jobs = [{"label": "conv_peak", "kind": "conv", "conv_shape": list(conv_shape), **common}]
     jobs += [
@@ -473,8 +481,8 @@ def run_benchmark(
                 w.setup = reply
             else:
                 w.error = reply.get("error", "setup failed")
-        for key in ("allocator_tuned", "native_kernels"):
-            values = {w.setup.get(key) for w in workers if w.setup}
+        for key in ("allocator_tuned", "native_kernels", "cuda_graphs_used"):
+            values = {w.setup.get(key) for w in workers if w.setup and key in w.setup}
             settings[key] = values.pop() if len(values) == 1 else None
         conv, model_workers = workers[0], workers[1:]
         timings: dict[str, dict[str, list[float | None]]] = {w.label: {p: [] for p in phases} for w in workers}
@@ -644,7 +652,9 @@ def format_markdown(result: dict[str, Any]) -> str:
         "- CPU allocator tuning (focusnet.runtime, every process): "
         + {True: "on", False: "off"}.get(st.get("allocator_tuned"), "mixed or unknown")
         + "; native training kernels (focusnet.kernels): "
-        + {True: "available", False: "unavailable"}.get(st.get("native_kernels"), "unknown"),
+        + {True: "available", False: "unavailable"}.get(st.get("native_kernels"), "unknown")
+        + ("; CUDA graphs (focusnet.engine.cuda_graphs): " + {True: "on", False: "off"}.get(st.get("cuda_graphs_used"), "mixed")
+           if st["device"].startswith("cuda") else ""),
     ]
     b, c, h, w = cp["shape"]
     if cp.get("flops_per_s"):
@@ -765,6 +775,7 @@ class _Bench:
         import torch
 
         from focusnet.complexity import count_flops, count_parameters
+        from focusnet.engine.cuda_graphs import GraphedModel, graph_mode_applies
         from focusnet.losses import ALLHybridLoss
 
         model = self._build(job)
@@ -779,6 +790,11 @@ class _Bench:
         self.loss_fn = ALLHybridLoss()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
         self.fn = torch.compile(self.model) if job["compile"] else self.model
+        graphs, _ = graph_mode_applies(job.get("cuda_graphs", "auto"), job["device"], job["precision"])
+        graphs = graphs and not job["compile"] and job["backend"] == "torch"
+        self.info["cuda_graphs_used"] = graphs
+        if graphs:
+            self.fn = GraphedModel(self.model)
         self.onnx = None
         if job["backend"] == "onnxruntime":
             self._setup_onnx(model)

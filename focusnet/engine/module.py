@@ -10,6 +10,10 @@ an empty prediction of an empty mask scoring 1 as in ISIC) and ``lr``.
   the loss is the mean of the heads' losses (heads of another size are resized to the mask).
 * Optional batch augmentation (flips, 90-degree and free rotations, colour jitter) in torch, on the
   device, per image (:func:`augment_batch`); off by default, as in the paper.
+* On a CUDA device the model runs through :class:`~focusnet.engine.cuda_graphs.GraphedModel`
+  (forward and backward replayed as CUDA graphs; ``cuda_graphs="auto"``, the default, graphs
+  single-device ``32-true`` and ``bf16-mixed`` runs; ``"off"`` runs eagerly). The loss, the
+  optimiser step and the augmentation stay eager; the state_dict is the model's own.
 * Validation and test metrics come from per-image TP/FP/FN/TN gathered from every process (and
   de-duplicated by item index, since DDP pads the last shard), never from one process's shard.
 
@@ -23,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Sequence
 
 import lightning as L
@@ -31,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from focusnet.engine.config import AugmentConfig, LRFactor, TrainConfig
+from focusnet.engine.cuda_graphs import GraphedModel, graph_mode_applies
 from focusnet.losses import ALLHybridLoss
 from focusnet.metrics import confusion_counts, metrics_from_counts
 
@@ -131,6 +137,7 @@ class SegmentationModule(L.LightningModule):
             ``logits > log(t / (1 - t))`` (``logits > 0`` at 0.5), which equals ``sigmoid > t``.
         augment: :class:`~focusnet.engine.config.AugmentConfig` settings (a dict).
         channels_last: feed the model ``channels_last`` tensors.
+        cuda_graphs: ``auto``, ``on`` or ``off`` (see :func:`~focusnet.engine.cuda_graphs.graph_mode_applies`).
     """
 
     def __init__(
@@ -150,6 +157,7 @@ class SegmentationModule(L.LightningModule):
         threshold: float = 0.5,
         augment: dict[str, Any] | None = None,
         channels_last: bool = False,
+        cuda_graphs: str = "auto",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
@@ -165,6 +173,11 @@ class SegmentationModule(L.LightningModule):
         self._epoch_loss_sum: torch.Tensor | float = 0.0
         self._epoch_loss_count = 0
         self._epoch_lr: float | None = None
+        self._epoch_started: float | None = None
+        self._train_seconds: float | None = None
+        # not a submodule (the state_dict stays the model's): set up in on_fit_start where it applies
+        self.__dict__["_graphed"] = None
+        self.graph_reason = "not set up"
 
     @classmethod
     def from_config(cls, model: nn.Module, config: TrainConfig) -> "SegmentationModule":
@@ -184,11 +197,24 @@ class SegmentationModule(L.LightningModule):
             threshold=config.threshold,
             augment=config.to_dict()["augment"],
             channels_last=config.channels_last,
+            cuda_graphs=getattr(config, "cuda_graphs", "auto"),
         )
 
     # ----------------------------------------------------------------------------------- steps
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
+
+    def on_fit_start(self) -> None:
+        trainer = self.trainer
+        applies, self.graph_reason = graph_mode_applies(
+            self.hparams.get("cuda_graphs", "auto"), str(self.device), str(trainer.precision), trainer.world_size
+        )
+        self.__dict__["_graphed"] = GraphedModel(self.model) if applies else None
+
+    def _run(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's logits, through its CUDA graphs where they apply."""
+        graphed = self.__dict__.get("_graphed")
+        return graphed(images) if graphed is not None else self.model(images)
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else images
@@ -217,7 +243,7 @@ class SegmentationModule(L.LightningModule):
             heads = self.model.forward_all(images)
             loss = torch.stack([self._loss(h, masks) for h in heads]).mean()
         else:
-            loss = self._loss(self.model(images), masks)
+            loss = self._loss(self._run(images), masks)
         loss = loss + self._penalty()
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images.shape[0], sync_dist=True)
         self._epoch_loss_sum = self._epoch_loss_sum + loss.detach().float() * images.shape[0]  # float64 is not on every device
@@ -230,6 +256,19 @@ class SegmentationModule(L.LightningModule):
         self._epoch_lr = float(opt.param_groups[0]["lr"])
         self._epoch_loss_sum, self._epoch_loss_count = 0.0, 0
         self.log("lr", self._epoch_lr, on_step=False, on_epoch=True, sync_dist=True)
+        self._epoch_started, self._train_seconds = time.perf_counter(), None
+
+    def _training_done(self) -> None:
+        """Clock the epoch's training batches (validation excluded), once, after the device finished."""
+        if self._train_seconds is None and self._epoch_started is not None:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self._train_seconds = time.perf_counter() - self._epoch_started
+
+    def on_train_epoch_end(self) -> None:
+        self._training_done()
+        if self._train_seconds is not None:  # metrics.csv: seconds of this epoch's training batches
+            self.log("train_seconds", self._train_seconds, on_step=False, on_epoch=True, sync_dist=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store this epoch's training row (``train_loss``, ``lr``) in the checkpoint.
@@ -248,12 +287,13 @@ class SegmentationModule(L.LightningModule):
 
     def _eval_step(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
         images, masks = batch[0], batch[1]
-        logits = self.model(self._inputs(images))
+        logits = self._run(self._inputs(images))
         self._counts.append(confusion_counts(logits > self.threshold_logit, masks > 0.5).cpu())
         self._index.append(batch[2].cpu() if len(batch) > 2 else torch.arange(len(images)))
         return logits
 
     def on_validation_epoch_start(self) -> None:
+        self._training_done()  # validation runs inside the training epoch, before on_train_epoch_end
         self._counts, self._index = [], []
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:

@@ -25,7 +25,8 @@ from the same parameters and buffers (state_dict unchanged):
   grouped 3x3 convolution, BatchNorm and max-pooling are much faster than in NCHW;
 * every 1x1 convolution is one matrix product ``(N*H*W, C_in) @ W^T + b`` on the NHWC view
   (:func:`conv1x1_cl`). PyTorch otherwise sends a single-threaded, batch < 16 1x1 convolution to
-  its slow im2col path. Grouped 1x1 convolutions use a block-diagonal weight built on the fly from
+  its slow im2col path. On CUDA it stays a cuDNN convolution (``channels_last``), whose weight
+  gradient is split over the pixels where cuBLAS's is not. Grouped 1x1 convolutions use a block-diagonal weight built on the fly from
   the same parameter; the attention gate reads the whole trunk output with zero columns for the
   feature groups, so no channel slice is ever copied;
 * in eval mode without autograd (inference) a BatchNorm that directly follows a convolution is
@@ -297,7 +298,8 @@ def conv1x1_cl(
     sigmoid: bool = False,
     leaky_slope: float | None = None,
 ) -> torch.Tensor:
-    """A 1x1 convolution with a dense ``(C_out, C_in)`` weight as one matrix product on the NHWC view.
+    """A 1x1 convolution with a dense ``(C_out, C_in)`` weight as one matrix product on the NHWC view
+    (on CUDA: cuDNN's 1x1 convolution in ``channels_last``).
 
     Returns an NCHW-shaped tensor in ``channels_last`` memory (a view of the ``(N, H, W, C_out)``
     product). Exact up to float rounding. ``sigmoid=True`` (or ``leaky_slope=s``: LeakyReLU) applies
@@ -311,9 +313,16 @@ def conv1x1_cl(
         True
     """
     n, c, h, w = x.shape
-    x2 = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
     act = "sigmoid" if sigmoid else None if leaky_slope is None else "leaky_relu"
     slope = 0.0 if leaky_slope is None else float(leaky_slope)
+    if x.device.type == "cuda":
+        # cuDNN's 1x1 convolution on the channels_last tensor: a GEMM with TF32 where PyTorch lets
+        # convolutions use it (the plain path's numerics), and a split-K weight gradient; cuBLAS
+        # picks a 32x32-tile kernel without split-K for grad^T @ x over N*H*W pixels (issue 19:
+        # 58 of 83 ms of FocusNet++'s fp32 step on an H200)
+        y = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight[:, :, None, None], bias)
+        return _apply_act(y, act, slope)
+    x2 = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
     if use_fused_inference(x):
         attr, scalars = _act_attr(act, slope)
         y = torch.ops.mkldnn._linear_pointwise(x2, weight, bias, attr, scalars, "")
