@@ -1,4 +1,4 @@
-"""Figures for ``focusnet compare``: qualitative grid, training curves, Dice distributions, thumbnails.
+"""Figures for ``focusnet compare``: qualitative grid, training curves, Dice distributions.
 
 Every figure is drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
 display, no global backend switch, nothing left open) and written as ``<out_stem>.png`` (150 dpi)
@@ -7,20 +7,22 @@ colour-blind-friendly palette without green); the ground truth is always drawn i
 (:data:`TRUTH_COLOR`), dashed where matplotlib draws it.
 
 Inputs are the ``comparison`` dict and the in-memory ``cases`` list described in the compare
-interface: failed models and models without curves or per-image metrics are skipped.
+interface: failed models and models without curves or per-image metrics are skipped. The colours
+(:mod:`focusnet.compare.colors`) and the contour thumbnails (:mod:`focusnet.compare.thumbnails`)
+have modules of their own and are importable from here too.
 """
 from __future__ import annotations
 
 import io
 import math
-import zlib
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from focusnet.atomic import atomic_write
+from focusnet.compare.colors import PALETTE, PREDICTION_FALLBACK_COLOR, TRUTH_COLOR, model_colors
+from focusnet.compare.thumbnails import bool_mask, case_thumbnail_png, rgb_uint8
 
 __all__ = [
     "PALETTE",
@@ -33,79 +35,13 @@ __all__ = [
     "training_curves",
 ]
 
-# Okabe-Ito and Paul Tol colours (colour-blind friendly), greens left out: green is the ground truth.
-PALETTE: tuple[str, ...] = (
-    "#0072B2",  # blue
-    "#D55E00",  # vermillion
-    "#CC79A7",  # reddish purple
-    "#E69F00",  # orange
-    "#56B4E9",  # sky blue
-    "#882255",  # wine
-    "#F0E442",  # yellow
-    "#332288",  # indigo
-    "#999999",  # grey
-    "#AA4499",  # purple
-    "#DDCC77",  # sand
-    "#000000",  # black
-)
-TRUTH_COLOR = "#00C28A"  # a bright bluish green, told apart from red/orange by deuteranopes
-PREDICTION_FALLBACK_COLOR = "#E41A1C"  # red, when no model colour is given
-
-# Preferred palette slot of each registered model, so a model's colour does not depend on which
-# other models are compared.
-_KNOWN = {
-    "focusnetpp": 0,
-    "unet": 1,
-    "focusnet": 2,
-    "attention_unet": 3,
-    "unetpp": 4,
-    "bcdunet": 5,
-    "r2unet": 6,
-    "wide_unet": 7,
-    "fcn": 8,
-}
 _DPI = 150
 _METRIC_LABELS = {"dice": "Dice", "jaccard": "Jaccard", "precision": "precision", "recall": "recall"}
 
 
 # --------------------------------------------------------------------------------------------
-# colours and case selection
+# case selection
 # --------------------------------------------------------------------------------------------
-def model_colors(names: Iterable[str]) -> dict[str, str]:
-    """A fixed colour (hex string) per model name.
-
-    A registered model's exact name always gets its own slot (``focusnetpp`` is blue, ``unet``
-    vermillion, ...); other names ("model-preset", custom) start at a slot derived from a CRC of
-    the name and take the next free one. Pass the same list (e.g. every model of the comparison)
-    to every figure and the colours agree.
-
-    Example:
-        >>> model_colors(["focusnetpp", "unet"])
-        {'focusnetpp': '#0072B2', 'unet': '#D55E00'}
-    """
-    names = list(dict.fromkeys(str(n) for n in names))
-    out: dict[str, str] = {}
-    used: set[int] = set()
-    for name in names:
-        if name in _KNOWN:
-            out[name] = PALETTE[_KNOWN[name]]
-            used.add(_KNOWN[name])
-    for name in names:
-        if name in out:
-            continue
-        base = name.split("-", 1)[0]
-        start = _KNOWN.get(base, zlib.crc32(name.encode("utf-8")) % len(PALETTE))
-        slot = start
-        for step in range(len(PALETTE)):
-            candidate = (start + step) % len(PALETTE)
-            if candidate not in used:
-                slot = candidate
-                break
-        used.add(slot)
-        out[name] = PALETTE[slot]
-    return {name: out[name] for name in names}
-
-
 def _finite(x: Any) -> bool:
     try:
         return x is not None and math.isfinite(float(x))
@@ -145,129 +81,6 @@ def select_cases(dice_by_id: Mapping[str, float], per_group: int = 2) -> list[tu
     picks += [("worst", ids[i]) for i in range(n - n_worst, n)]
     return picks
 
-
-# --------------------------------------------------------------------------------------------
-# array helpers
-# --------------------------------------------------------------------------------------------
-def _rgb_uint8(image: Any) -> np.ndarray:
-    """(H, W, 3) uint8 from a grey/RGB/RGBA array, uint8 or float (0-1 or any range)."""
-    a = np.asarray(image)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    if a.ndim != 3 or a.shape[2] < 3:
-        raise ValueError(f"image must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got {a.shape}")
-    a = a[..., :3]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    if a.dtype == np.bool_:
-        return (a.astype(np.uint8) * 255)
-    f = a.astype(np.float64)
-    f = np.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = (float(f.min()), float(f.max())) if f.size else (0.0, 1.0)
-    if lo >= 0.0 and hi <= 1.0:
-        f = f * 255.0
-    elif hi > 255.0 or lo < 0.0:
-        f = (f - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(f)
-    return np.clip(np.rint(f), 0, 255).astype(np.uint8)
-
-
-def _mask(mask: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A bool (H, W) mask, resized (nearest) to ``shape`` (H, W) when given and different."""
-    m = np.asarray(mask)
-    if m.ndim == 3 and m.shape[0] == 1:
-        m = m[0]
-    if m.ndim == 3 and m.shape[2] == 1:
-        m = m[..., 0]
-    if m.ndim != 2:
-        raise ValueError(f"mask must have shape (H, W); got {m.shape}")
-    m = m.astype(bool) if m.dtype == np.bool_ else (m > (127 if m.dtype == np.uint8 and m.max() > 1 else 0.5))
-    if shape is not None and tuple(m.shape) != tuple(shape):
-        pil = Image.fromarray(m.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
-        m = np.asarray(pil) > 127
-    return m
-
-
-def _contour(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels: the mask XOR its 4-neighbour erosion (outside the image counts as background)."""
-    if not mask.any():
-        return mask
-    padded = np.pad(mask, 1, constant_values=False)
-    eroded = (
-        padded[1:-1, 1:-1]
-        & padded[:-2, 1:-1]
-        & padded[2:, 1:-1]
-        & padded[1:-1, :-2]
-        & padded[1:-1, 2:]
-    )
-    return mask & ~eroded
-
-
-def _hex_rgb(color: str) -> tuple[int, int, int]:
-    c = color.lstrip("#")
-    if len(c) != 6:
-        raise ValueError(f"colour must be '#RRGGBB'; got {color!r}")
-    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
-
-
-# --------------------------------------------------------------------------------------------
-# thumbnails (PIL + numpy only: the report draws hundreds of them)
-# --------------------------------------------------------------------------------------------
-def _thumb_size(shape: tuple[int, ...], size: int) -> tuple[int, int]:
-    h, w = int(shape[0]), int(shape[1])
-    scale = size / max(h, w, 1)
-    return max(1, round(w * scale)), max(1, round(h * scale))  # PIL's (width, height)
-
-
-def _thumb_base(image: Any, size: int) -> np.ndarray:
-    rgb = _rgb_uint8(image)
-    wh = _thumb_size(rgb.shape, size)
-    return np.asarray(Image.fromarray(rgb).resize(wh, Image.BILINEAR, reducing_gap=2.0)).copy()
-
-
-def _thumb_png(base: np.ndarray, truth: Any, prediction: Any | None, color: str) -> bytes:
-    out = base.copy()
-    shape = out.shape[:2]
-    if truth is not None:
-        out[_contour(_mask(truth, shape))] = _hex_rgb(TRUTH_COLOR)
-    if prediction is not None:
-        out[_contour(_mask(prediction, shape))] = _hex_rgb(color)
-    buf = io.BytesIO()
-    Image.fromarray(out).save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
-
-
-def case_thumbnail_png(
-    image: Any,
-    truth: Any,
-    prediction: Any | None,
-    size: int = 96,
-    color: str | None = None,
-) -> bytes:
-    """A small PNG of one image with the true (green) and predicted (``color``) contours.
-
-    The image is resized so its long side is ``size`` pixels; masks (any resolution) are resized
-    to it with nearest neighbour, and a contour is the mask XOR its erosion, one pixel wide.
-
-    Args:
-        image: (H, W) or (H, W, 3) uint8 (or float) image.
-        truth: bool (H', W') ground-truth mask (None: not drawn).
-        prediction: bool (H'', W'') predicted mask (None: not drawn).
-        size: long side of the thumbnail in pixels.
-        color: "#RRGGBB" of the predicted contour (default red).
-
-    Returns:
-        The PNG file's bytes.
-
-    Example:
-        >>> img = np.zeros((40, 60, 3), np.uint8); m = np.zeros((40, 60), bool); m[10:30, 20:40] = True
-        >>> Image.open(io.BytesIO(case_thumbnail_png(img, m, m, size=30))).size
-        (30, 20)
-    """
-    if size < 1:
-        raise ValueError(f"size must be >= 1; got {size}")
-    return _thumb_png(_thumb_base(image, size), truth, prediction, color or PREDICTION_FALLBACK_COLOR)
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,9 +181,9 @@ def qualitative_grid(
     fig = _new_figure((panel * ncols, panel * len(rows) + 0.3))
     axes = np.atleast_2d(fig.subplots(len(rows), ncols, squeeze=False))
     for r, (group, image_id, case) in enumerate(rows):
-        image = _rgb_uint8(case["image"])
+        image = rgb_uint8(case["image"])
         shape = image.shape[:2]
-        truth = _mask(case["truth"], shape)
+        truth = bool_mask(case["truth"], shape)
         predictions = case.get("predictions") or {}
         dice = case.get("dice") or {}
 
@@ -389,7 +202,7 @@ def qualitative_grid(
             ax.imshow(image, interpolation="antialiased")
             pred = predictions.get(name)
             if pred is not None:
-                pm = _mask(pred, shape)
+                pm = bool_mask(pred, shape)
                 fill = np.ma.masked_where(~pm, pm.astype(np.float32))
                 ax.imshow(fill, cmap=ListedColormap([color]), alpha=0.30, vmin=0, vmax=1, interpolation="nearest")
                 _draw_contour(ax, pm, color, "-", 1.3)

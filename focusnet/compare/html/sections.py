@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from focusnet.compare.figures import TRUTH_COLOR, _thumb_base, _thumb_png, model_colors
+from focusnet.compare.colors import PREDICTION_FALLBACK_COLOR, TRUTH_COLOR, model_colors
 from focusnet.compare.html.markdown import markdown_to_html
 from focusnet.compare.html.values import NUM, data_value, escape, finite, num, png_uri, pvalue, scalar
+from focusnet.compare.thumbnails import thumbnail_base, thumbnail_png
 
 __all__ = ["GALLERY_THUMB_SIZE", "GALLERY_ZOOM", "sections", "summary_line"]
 
@@ -253,7 +254,7 @@ def _gallery_section(
     left_out = len(cases) - len(shown)
 
     legend = [f'<span class="swatch" style="background:{TRUTH_COLOR}"></span>ground truth']
-    legend += [f'<span class="swatch" style="background:{escape(colors.get(n, "#E41A1C"))}"></span>{escape(n)}' for n in names]
+    legend += [f'<span class="swatch" style="background:{escape(colors.get(n, PREDICTION_FALLBACK_COLOR))}"></span>{escape(n)}' for n in names]
     parts = ['<p class="note">Contours: ' + " ".join(legend) +
              ". Click a column header to sort (again to reverse); click a thumbnail to enlarge it.</p>"]
     if left_out > 0:
@@ -272,14 +273,14 @@ def _gallery_section(
         values = {n: dice.get(n, per_image.get(n, {}).get(image_id)) for n in names}
         parts.append(f'<tr><td class="num">{index}</td><td>{escape(image_id)}</td>')
         try:
-            base = _thumb_base(case["image"], GALLERY_THUMB_SIZE) if case.get("image") is not None else None
+            base = thumbnail_base(case["image"], GALLERY_THUMB_SIZE) if case.get("image") is not None else None
         except (ValueError, TypeError):
             base = None
         for n in names:
             if base is None:
                 parts.append("<td>—</td>")
                 continue
-            png = _thumb_png(base, case.get("truth"), predictions.get(n), colors.get(n, "#E41A1C"))
+            png = thumbnail_png(base, case.get("truth"), predictions.get(n), colors.get(n, PREDICTION_FALLBACK_COLOR))
             parts.append(f'<td><img class="thumb" src="{png_uri(png)}" alt="{escape(image_id)} {escape(n)}"></td>')
         for n in names:
             v = values[n]
