@@ -41,8 +41,12 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
+import focusnet
 from focusnet.atomic import atomic_write
+from focusnet.data.preprocess import NORMALIZATIONS
+from focusnet.engine.rundir import RunDir
 from focusnet.errors import FocusNetError
+from focusnet.models import create_model, list_presets, registry
 
 __all__ = [
     "FORMAT",
@@ -58,7 +62,6 @@ FORMAT = "focusnet.weights"
 FORMAT_VERSION = 1
 WEIGHTS_SUFFIX = ".safetensors"
 CONFIG_SUFFIX = ".json"
-RUN_WEIGHTS = ("weights", "best.safetensors")  # <run>/weights/best.safetensors
 
 _META_FORMAT = "format"
 _META_CONFIG = "focusnet_config"
@@ -191,8 +194,6 @@ class SavedModelConfig:
         return cfg
 
     def validate(self, source: str | Path = "model config") -> "SavedModelConfig":
-        from focusnet.data.preprocess import NORMALIZATIONS
-
         p = self.preprocessing
         size = p.get("size")
         sides = size if isinstance(size, (list, tuple)) else [size]
@@ -235,8 +236,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def _constructor_default(name: str, key: str, fallback: int) -> int:
     import inspect
-
-    from focusnet.models import registry
 
     registry._import_all()
     fn = registry._MODELS.get(name)
@@ -329,8 +328,6 @@ class _SkipMetaInit(TorchFunctionMode):
 
 def _build_meta(cfg: SavedModelConfig) -> nn.Module:
     """The config's model on the meta device (no memory, no weight initialisation)."""
-    from focusnet.models import create_model
-
     try:
         with torch.device("meta"), _SkipMetaInit():
             return create_model(cfg.model, **cfg.model_args())
@@ -369,9 +366,6 @@ def save_weights(
             shapes differ), so a file that could never be loaded is never written.
     """
     from safetensors.torch import save as st_save
-
-    import focusnet
-    from focusnet.models import list_presets
 
     weights_path, config_path = _split_path(path_stem_or_file)
     kwargs = dict(model_kwargs or {})
@@ -425,8 +419,8 @@ def _looks_like_pickle(path: Path) -> bool:
 
 def _pickle_error(path: Path) -> FocusNetError:
     hint = ""
-    for run in (path.parent, path.parent.parent):
-        candidate = run.joinpath(*RUN_WEIGHTS)
+    for folder in (path.parent, path.parent.parent):
+        candidate = RunDir(folder).best_weights
         if candidate.is_file():
             hint = f" (here: {candidate})"
             break
@@ -442,20 +436,19 @@ def resolve_weights(path: str | Path) -> tuple[Path, Path | None]:
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        for candidate in (path.joinpath(*RUN_WEIGHTS), path / RUN_WEIGHTS[1]):
+        run = RunDir(path)
+        for candidate in (run.best_weights, path / run.best_weights.name):
             if candidate.is_file():
                 return resolve_weights(candidate)
-        from focusnet.engine.evaluate import interrupted_note
-
-        note = interrupted_note(path)
-        if note is not None and (path / "best.ckpt").is_file():
+        note = run.interrupted_note()
+        if note is not None and run.file(RunDir.BEST_CKPT).is_file():
             raise FocusNetError(
                 f"{note}, or keep it as it is with `focusnet train --resume {path} epochs=N` (N: the epochs finished), "
                 "which writes the weights of its best epoch so far"
             )
         found = sorted(p.relative_to(path).as_posix() for p in list(path.glob("*.safetensors")) + list(path.glob("weights/*.safetensors")))
         hint = f"; found {', '.join(found[:4])}: pass one of them" if found else "; pass a .safetensors file or a run folder"
-        raise FocusNetError(f"{path}: no {'/'.join(RUN_WEIGHTS)} in this folder{hint}")
+        raise FocusNetError(f"{path}: no {RunDir.BEST_WEIGHTS} in this folder{hint}")
     if not path.exists():
         raise FocusNetError(
             f"{path}: file not found; pass a .safetensors weights file, its .json config, or a run folder "
@@ -608,8 +601,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
         )
     model.load_state_dict(state, strict=True, assign=True)
     if _has_meta_tensors(model):  # a model keeping tensors outside its state dict: build it for real
-        from focusnet.models import create_model
-
         model = create_model(cfg.model, **cfg.model_args())
         model.load_state_dict(state, strict=True)
     model = model.to(device).eval()

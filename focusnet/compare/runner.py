@@ -47,9 +47,21 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
+import focusnet
 from focusnet.atomic import atomic_write
+from focusnet.compare import figures, report, tables
+from focusnet.compare.profiles import describe_profile, describe_run, profile_overrides
+from focusnet.compare.stats import compare_statistics
+from focusnet.complexity import measure
+from focusnet.engine import evaluate as ev
+from focusnet.engine import train as tr  # compare's training step: train, resume and the checks before them
+from focusnet.engine.config import expand_path, load_config
+from focusnet.engine.plots import read_epoch_metrics
+from focusnet.engine.rundir import EvalSummary, RunDir, torch_threads
 from focusnet.errors import FocusNetError
+from focusnet.models import list_models, registry
 
 __all__ = ["ModelSpec", "parse_model_specs", "run_compare", "DEFAULT_MODELS", "STATE_JSON", "COMPARISON_JSON"]
 
@@ -137,10 +149,8 @@ def _split_top(text: str) -> list[str]:
 
 def _accepted_kwargs(model: str) -> set[str] | None:
     """Keyword arguments the model's constructor accepts (None: any)."""
-    from focusnet.models.registry import _MODELS, _import_all
-
-    _import_all()
-    sig = inspect.signature(_MODELS[model])
+    registry._import_all()
+    sig = inspect.signature(registry._MODELS[model])
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
     return set(sig.parameters)
@@ -154,8 +164,6 @@ def _model_config(base: Any, spec: ModelSpec, run_dir: Path) -> tuple[Any, list[
     its constructor accepts (e.g. ``bn_momentum`` for every BatchNorm model that takes it); the
     others are dropped and returned.
     """
-    from focusnet.engine.train import resolve_model
-
     accepted = _accepted_kwargs(spec.model) if spec.model in _registered() else None
     inherited = dict(base.model_kwargs)
     dropped = []
@@ -163,12 +171,10 @@ def _model_config(base: Any, spec: ModelSpec, run_dir: Path) -> tuple[Any, list[
         dropped = sorted(k for k in inherited if k not in accepted)
         inherited = {k: v for k, v in inherited.items() if k in accepted}
     config = base.replace(model=spec.model, preset=spec.preset, model_kwargs={**inherited, **spec.kwargs}, out_dir=str(run_dir))
-    return resolve_model(config), dropped
+    return tr.resolve_model(config), dropped
 
 
 def _registered() -> list[str]:
-    from focusnet.models import list_models
-
     return list_models()
 
 
@@ -180,8 +186,6 @@ def _protocol_key(config: Any) -> dict[str, Any]:
 
 
 def _absolute_data(config: Any) -> Any:
-    from focusnet.engine.config import expand_path
-
     d = config.to_dict()["data"]
     if d.get("source"):
         d["source"] = str(Path(expand_path(d["source"])).resolve())
@@ -263,12 +267,6 @@ def run_compare(
     Raises:
         FocusNetError: bad config, model, override or output folder (before anything is trained).
     """
-    import torch
-
-    from focusnet.compare.profiles import describe_profile, describe_run, profile_overrides
-    from focusnet.engine.config import load_config
-    from focusnet.engine.train import check_model_input
-
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     specs = parse_model_specs(models) if isinstance(models, str) else list(models)
     if not specs:
@@ -282,7 +280,7 @@ def run_compare(
     # Everything that can fail on bad input fails here, before anything is written or trained.
     configs = {s.name: _model_config(base, s, runs_dir / s.name) for s in specs}
     for config, _ in configs.values():
-        check_model_input(config)  # unknown keyword arguments, a size the model cannot take -> FocusNetError now
+        tr.check_model_input(config)  # unknown keyword arguments, a size the model cannot take -> FocusNetError now
     if out_dir.exists() and not out_dir.is_dir():
         raise FocusNetError(f"--out: {out_dir} exists and is not a folder")
     state_path = out_dir / STATE_JSON
@@ -342,16 +340,14 @@ def run_compare(
 
 def _train_and_evaluate(config: Any, run_dir: Path, entry: dict, state: dict, state_path: Path,
                         say: Callable[[str], None], prefix: str) -> None:
-    from focusnet.engine import evaluate as ev
-    from focusnet.engine import train as tr
-
-    if (run_dir / tr.SUMMARY_JSON).is_file():
+    run = RunDir(run_dir)
+    if run.has_summary():
         say(f"{prefix}: finished earlier; reusing {run_dir}")
     else:
         entry["attempts"] = int(entry.get("attempts", 0)) + 1
         start = time.perf_counter()
         try:
-            if (run_dir / tr.LAST_CKPT).is_file():
+            if run.file(RunDir.LAST_CKPT).is_file():
                 say(f"{prefix}: resuming {run_dir} from its last checkpoint")
                 tr.resume(run_dir, [f"num_threads={config.num_threads}"] if config.num_threads else [])
             else:
@@ -365,10 +361,10 @@ def _train_and_evaluate(config: Any, run_dir: Path, entry: dict, state: dict, st
         finally:
             entry["train_seconds"] = float(entry.get("train_seconds", 0.0)) + time.perf_counter() - start
             _write_json(state_path, state)
-    if not (run_dir / ev.EVAL_DIR / "test" / ev.SUMMARY_JSON).is_file():
+    summary = run.read_eval_summary("test")
+    if summary is None:
         say(f"{prefix}: evaluating the test split at model and original resolution")
-        ev.evaluate_run(run_dir, split="test", threshold=config.threshold, overwrite=True)
-    summary = json.loads((run_dir / ev.EVAL_DIR / "test" / ev.SUMMARY_JSON).read_text())
+        summary = ev.evaluate_run(run_dir, split="test", threshold=config.threshold, overwrite=True)
     res = summary.get("original_resolution") or summary["model_resolution"]
     entry.update(status="done", error=None)
     say(f"{prefix}: test Dice {res['mean']['dice']:.4f} (per-image mean), Jaccard {res['mean']['jaccard']:.4f}; "
@@ -378,18 +374,12 @@ def _train_and_evaluate(config: Any, run_dir: Path, entry: dict, state: dict, st
 # ------------------------------------------------------------------------------------- results
 def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, config_path: Path,
              profile: str, out_dir: Path) -> dict[str, Any]:
-    from focusnet.compare.profiles import describe_profile, describe_run
-    from focusnet.compare.stats import compare_statistics
-    from focusnet.complexity import measure
-    from focusnet.engine import evaluate as ev
-    from focusnet.engine import train as tr
-    from focusnet.engine.plots import read_epoch_metrics
-
     models, split_info = [], None
     for spec in specs:
         entry = state["models"][spec.name]
         config = configs[spec.name][0]
         run_dir = out_dir / "runs" / spec.name
+        run = RunDir(run_dir)
         row: dict[str, Any] = {"name": spec.name, "model": spec.model, "preset": config.preset,
                                "status": entry["status"], "error": entry.get("error"), "run_dir": str(run_dir)}
         try:
@@ -400,21 +390,22 @@ def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, 
         row.update(params=m["params"] if m else None, gmacs=round(m["macs"] / 1e9, 4) if m else None, gmacs_size=config.size)
         row.update(train_seconds=round(float(entry.get("train_seconds", 0.0)), 1))
         if entry["status"] == "done":
-            summary = json.loads((run_dir / ev.EVAL_DIR / "test" / ev.SUMMARY_JSON).read_text())
+            summary = _eval_summary(run)
             row["summary"] = summary.get("original_resolution") or summary["model_resolution"]
             row["summary_model_res"] = summary["model_resolution"]
             row["metrics_resolution"] = "original" if summary.get("original_resolution") else "model"
-            metrics = read_epoch_metrics(run_dir / tr.METRICS_CSV) if (run_dir / tr.METRICS_CSV).is_file() else {}
+            metrics_csv = run.file(RunDir.METRICS_CSV)
+            metrics = read_epoch_metrics(metrics_csv) if metrics_csv.is_file() else {}
             row["curves"] = {k: {str(e): v for e, v in sorted(metrics.get(k, {}).items())}
                              for k in ("train_loss", "val_loss", "val_dice")}
             row["epochs_run"] = len(metrics.get("train_loss", {}))
             # numbered from 0 like every epoch focusnet shows (metrics.csv, curves, best.json); a key of "curves"
-            row["best_epoch"] = tr._checkpoint_epoch(run_dir / tr.BEST_CKPT)
-            split = tr.read_split(run_dir)
+            row["best_epoch"] = run.checkpoint_epoch(RunDir.BEST_CKPT)
+            split = run.read_split()
             if split_info is None:
                 split_info = split
             elif split_info != split:
-                row.update(status="failed", error=f"{run_dir / tr.SPLIT_JSON}: another split than the other models'; delete this run and compare again")
+                row.update(status="failed", error=f"{run.file(RunDir.SPLIT_JSON)}: another split than the other models'; delete this run and compare again")
         models.append(row)
 
     s = base.size
@@ -459,19 +450,22 @@ def _collect(specs: Sequence[ModelSpec], configs: dict, state: dict, base: Any, 
     return _clean(comparison)
 
 
+def _eval_summary(run: RunDir) -> EvalSummary:
+    """The run's evaluation of the test split (written by :func:`_train_and_evaluate`)."""
+    summary = run.read_eval_summary("test")
+    if summary is None:
+        raise FocusNetError(f"{run.eval_dir('test')}: no evaluation of the test split; compare again to write it")
+    return summary
+
+
 def _versions() -> dict[str, str]:
     import lightning
-    import torch
-
-    import focusnet
 
     return {"focusnet": getattr(focusnet, "__version__", "?"), "torch": torch.__version__,
             "lightning": lightning.__version__, "numpy": np.__version__, "python": platform.python_version()}
 
 
 def _hardware(config: Any) -> str:
-    import torch
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -488,11 +482,6 @@ def _hardware(config: Any) -> str:
 # ------------------------------------------------------------------------------------- outputs
 def _cases(comparison: dict, configs: dict, out_dir: Path) -> list[dict[str, Any]]:
     """Every test image with its truth and each done model's mask, at model resolution."""
-    import torch
-
-    from focusnet.engine import evaluate as ev
-    from focusnet.engine.train import torch_threads
-
     done = [m for m in comparison["models"] if m["status"] == "done"]
     if not done:
         return []
@@ -506,7 +495,7 @@ def _cases(comparison: dict, configs: dict, out_dir: Path) -> list[dict[str, Any
     for m in done:
         config = configs[m["name"]][0]
         dice = {r["id"]: r["dice"] for r in m["summary"]["per_image"]}
-        model, _ = ev._load_weights(Path(m["run_dir"]), torch.device("cpu"))
+        model, _ = ev.load_best_model(Path(m["run_dir"]), torch.device("cpu"))
         model.eval()
         with torch_threads(config.num_threads), torch.inference_mode():
             for start in range(0, len(cases), 16):
@@ -521,8 +510,6 @@ def _cases(comparison: dict, configs: dict, out_dir: Path) -> list[dict[str, Any
 
 def _write_outputs(comparison: dict, specs: Sequence[ModelSpec], configs: dict, out_dir: Path,
                    say: Callable[[str], None], gallery_limit: int, show: Callable[[str], None]) -> None:
-    from focusnet.compare import figures, report, tables
-
     _write_json(out_dir / COMPARISON_JSON, comparison)
     written = tables.write_tables(comparison, out_dir / "tables")
     fig_dir = out_dir / "figures"

@@ -16,9 +16,8 @@ Example:
 """
 from __future__ import annotations
 
-import warnings
-
 import csv
+import hashlib
 import io
 import json
 import math
@@ -31,12 +30,15 @@ import torch
 from torch import nn
 
 from focusnet.atomic import atomic_write
+from focusnet.data.cache import PreparedDataset
+from focusnet.data.readers import get_reader
+from focusnet.engine.predict import probabilities_to_size
+from focusnet.engine.rundir import EvalSummary, RunDir, ScoreSummary, torch_threads
 from focusnet.errors import FocusNetError
-from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
+from focusnet.metrics import _EMPTY_RULE, METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
+from focusnet.weights import load_model as load_safetensors
 
 __all__ = ["EvalData", "evaluate_checkpoint", "evaluate_run", "format_evaluation_markdown", "load_eval_data", "load_checkpoint"]
-
-_MODEL_PREFIX = "model."
 
 
 def _device(accelerator: str) -> torch.device:
@@ -57,37 +59,7 @@ def load_checkpoint(run_dir: str | Path, checkpoint: str = "best.ckpt") -> nn.Mo
 
 def _load(run_dir: str | Path, checkpoint: str) -> tuple[nn.Module, int | None]:
     """(model in eval mode, the checkpoint's epoch or None)."""
-    from focusnet.engine.train import build_model, read_config
-
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    path = Path(checkpoint) if Path(checkpoint).is_absolute() else run_dir / checkpoint
-    if not path.is_file():
-        raise FocusNetError(f"{path}: checkpoint not found; did training finish?")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise FocusNetError(
-            f"{path}: not a focusnet checkpoint or cannot be read safely ({type(exc).__name__}: {first}); "
-            "use the run's weights/best.safetensors or best.ckpt written by focusnet train"
-        ) from None
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise FocusNetError(f"{path}: not a Lightning checkpoint or state dict")
-    # The LightningModule stores the network as `model`; the loss has no parameters or buffers.
-    weights = {k[len(_MODEL_PREFIX):]: v for k, v in state.items() if k.startswith(_MODEL_PREFIX)} or state
-    model = build_model(config)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise FocusNetError(
-            f"{path}: weights do not fit the model in {run_dir / 'config.json'} ({str(exc).splitlines()[0]})"
-        ) from None
-    epoch = ckpt.get("epoch") if isinstance(ckpt.get("epoch"), int) else None
-    return model.eval(), epoch
+    return RunDir(run_dir).load_checkpoint(checkpoint)
 
 
 def evaluate_checkpoint(
@@ -95,25 +67,23 @@ def evaluate_checkpoint(
     split: str = "test",
     checkpoint: str = "best.ckpt",
     device: str | torch.device | None = None,
-) -> dict:
+) -> ScoreSummary:
     """Score ``checkpoint`` of ``run_dir`` on the ``split`` ids of its ``split.json``.
 
     Returns:
         The :func:`focusnet.metrics.summarize` dict (``focusnet score --json`` schema) with
         ``protocol`` holding the split, resolution, threshold, model, preset, run and checkpoint.
     """
-    from focusnet.engine import train as train_mod
-
     run_dir = Path(run_dir)
-    config = train_mod.read_config(run_dir)
-    data = load_eval_data(run_dir, split)  # the run's layout: prepared cache or data folder
-    model, epoch = _load(run_dir, checkpoint)
+    config = RunDir(run_dir).read_config()
+    data = load_eval_data(run_dir, split)  # from the run's prepared cache
+    model, epoch = RunDir(run_dir).load_checkpoint(checkpoint, config)
     dev = torch.device(device) if device is not None else _device(config.accelerator)
     model.to(dev)
     threshold_logit = math.log(config.threshold / (1.0 - config.threshold))
 
     counts = []
-    with train_mod.torch_threads(config.num_threads), torch.inference_mode():
+    with torch_threads(config.num_threads), torch.inference_mode():
         for start in range(0, len(data), config.eval_batch_size):
             images = data.images[start : start + config.eval_batch_size].to(dev)
             masks = data.masks[start : start + config.eval_batch_size].to(dev)
@@ -130,7 +100,7 @@ def evaluate_checkpoint(
         "checkpoint": checkpoint + (f" (epoch {epoch})" if epoch is not None else ""),
         "selection": _selection(config),
     }
-    return summarize(torch.cat(counts), data.ids, empty_score=1.0, protocol=protocol)
+    return ScoreSummary(**summarize(torch.cat(counts), data.ids, empty_score=1.0, protocol=protocol))
 
 
 def _selection(config: Any) -> str:
@@ -141,10 +111,10 @@ def _selection(config: Any) -> str:
 
 
 # =========================================================================== evaluate_run (CLI)
-EVAL_DIR = "eval"
+EVAL_DIR = RunDir.EVAL_DIR
 MODEL_RES_CSV = "per_image_model_res.csv"
 ORIGINAL_RES_CSV = "per_image_original_res.csv"
-SUMMARY_JSON = "summary.json"
+SUMMARY_JSON = RunDir.SUMMARY_JSON
 SUMMARY_MD = "summary.md"
 CSV_COLUMNS = ("id", "orig_h", "orig_w", "tp", "fp", "fn", "tn", "precision", "recall", "dice", "jaccard")
 RESIZE_BACK_RULE = (
@@ -152,9 +122,6 @@ RESIZE_BACK_RULE = (
     "bilinear resize (Pillow BILINEAR, anti-aliased when shrinking; focusnet.engine.predict."
     "probabilities_to_size), then thresholded"
 )
-# Config keys that name a prepared cache (focusnet.data.cache) in a cache-based run.
-_CACHE_KEYS = ("cache", "cache_dir", "prepared", "data_cache")
-_WEIGHTS = ("weights", "best.safetensors")
 
 
 @dataclass
@@ -181,113 +148,25 @@ class EvalData:
         return len(self.ids)
 
 
-def _cache_path(config: Any) -> str | None:
-    for key in _CACHE_KEYS:
-        value = getattr(config, key, None)
-        if isinstance(value, (str, Path)) and str(value):
-            return str(value)
-    return None
-
-
-# Files a cache-based run may record its prepared cache in (key "cache"), checked in this order.
-_RUN_CACHE_RECORDS = ("data.json", "cache.json", "prepare.json", "summary.json")
-
-
-def _run_cache(run_dir: Path, config: Any) -> str:
-    """The prepared cache of a cache-based run (config key ``data``).
-
-    The cache the run recorded (a ``"cache"`` entry in one of its JSON files, or a config key
-    naming it) when it still exists; otherwise the cache of the run's ``data`` settings, prepared
-    again if needed (a no-op when it is up to date, see :func:`focusnet.data.cache.prepare`).
-    """
-    from focusnet.data.cache import MANIFEST, prepare
-    from focusnet.engine.config import expand_path
-
-    recorded = _cache_path(config)
-    candidates = [recorded] if recorded else []
-    for name in _RUN_CACHE_RECORDS:
-        path = run_dir / name
-        if path.is_file():
-            try:
-                value = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            for entry in (value, value.get("data") if isinstance(value, dict) else None):
-                if isinstance(entry, dict) and isinstance(entry.get("cache"), str):
-                    candidates.append(entry["cache"])
-    for candidate in candidates:
-        if (Path(candidate) / MANIFEST).is_file():
-            return candidate
-    data = config.data
-    if data.source is None:
-        raise FocusNetError(f"{run_dir / 'config.json'}: data.source is not set; cannot find the run's data")
-    from focusnet.engine import train as train_mod
-
-    if hasattr(train_mod, "prepare_data"):  # the engine's own call: same settings, same cache
-        summary = train_mod.prepare_data(config)
-    else:
-        summary = prepare(
-            data.format,
-            expand_path(data.source),
-            expand_path(data.cache_dir),
-            size=config.size,
-            channels=config.channels,
-            normalization=config.normalization,
-            mask_rule=data.mask_rule,
-            split=expand_path(data.split) if data.split.lower().endswith(".json") else data.split,
-            seed=data.split_seed,
-            fold=data.fold,
-            progress=False,
-            skip_bad=data.skip_bad,
-            **data.reader_options(),
-        )
-    return summary["cache"]
-
-
 def load_eval_data(run_dir: str | Path, split: str = "test") -> EvalData:
-    """The ``split`` ids of the run's ``split.json``, from its prepared cache or its data folder.
+    """The ``split`` ids of the run's ``split.json``, from the prepared cache the run trained on.
 
-    The layout is detected from the run's config: a ``data`` section (or a ``cache`` key) means the
-    cache-based layout: model-resolution tensors come from the prepared cache, original masks
-    from the source files named in its manifest, read with its reader. Otherwise (the first
-    engine's layout) ``data_root`` holds ``image_dir``/``mask_dir`` and everything is read there.
+    Model-resolution tensors come from the cache (the one the run recorded; for a run folder
+    from before that record, the cache of its ``data`` settings, prepared again if needed), original
+    masks from the source files named in its manifest, read with its reader.
     """
-    from focusnet.engine import train as train_mod
-
-    run_dir = Path(run_dir)
-    config = train_mod.read_config(run_dir)
-    split_ids = train_mod.read_split(run_dir)
+    run = RunDir(run_dir)
+    config = run.read_config()
+    split_ids = run.read_split()
     if split not in split_ids:
         raise FocusNetError(f"split: unknown split {split!r}; choose one of: {', '.join(split_ids)}")
     ids = split_ids[split]
     if not ids:
-        raise FocusNetError(f"{run_dir / 'split.json'}: the {split} split is empty; nothing to evaluate")
-    if _cache_path(config) is not None or hasattr(config, "data"):
-        return _cache_data(_run_cache(run_dir, config), config, ids)
-    return _folder_data(config, split_ids, split)
+        raise FocusNetError(f"{run.file(RunDir.SPLIT_JSON)}: the {split} split is empty; nothing to evaluate")
+    return _cache_data(run.prepared_cache(config), config, ids)
 
 
-def _folder_data(config: Any, split_ids: dict[str, list[str]], split: str) -> EvalData:
-    from focusnet.data.folder import list_pairs
-    from focusnet.data.io import read_mask
-    from focusnet.engine import train as train_mod
-
-    data = train_mod.load_split_tensors(config, split_ids, parts=(split,))[split]
-    pairs = {p.id: p for p in list_pairs(config.data_root, config.image_dir, config.mask_dir, config.mask_suffix)}  # first-engine layout
-
-    def read(image_id: str) -> np.ndarray:
-        return read_mask(pairs[image_id].mask, rule=config.mask_rule)
-
-    return EvalData(
-        data.images, data.masks, list(data.ids), data.orig_sizes, read, f"folder {config.data_root}"
-    )
-
-
-def _cache_data(cache_path: str, config: Any, ids: list[str]) -> EvalData:
-    from focusnet.data.cache import open_cache
-    from focusnet.data.readers import get_reader
-
-    ds = open_cache(cache_path)
+def _cache_data(ds: PreparedDataset, config: Any, ids: list[str]) -> EvalData:
     normalization = getattr(config, "normalization", None)
     images, masks, ids = ds.tensors(ids, normalization=normalization)
     sizes = ds.orig_size_tensor(ids)
@@ -314,21 +193,8 @@ def _cache_data(cache_path: str, config: Any, ids: list[str]) -> EvalData:
     return EvalData(images, masks, list(ids), sizes, read, f"cache {ds.path} (source {source}, format {settings['format']})")
 
 
-def _weights_file(run_dir: Path) -> Path:
-    """The file :func:`_load_weights` reads: ``weights/best.safetensors`` when present, else ``best.ckpt``."""
-    safe = run_dir.joinpath(*_WEIGHTS)
-    if safe.is_file():
-        return safe
-    ckpt = run_dir / "best.ckpt"
-    if not ckpt.is_file():
-        raise FocusNetError(f"{ckpt}: checkpoint not found; did training finish an epoch?")
-    return ckpt
-
-
 def _fingerprint(path: Path) -> str:
     """``sha256:<hex>`` of a weights file: which weights an evaluation scored."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -342,20 +208,7 @@ def interrupted_note(run_dir: str | Path) -> str | None:
     Says how many epochs finished (from ``progress.json``) and how to finish the run; None for a
     finished run. Epochs are counted, and numbered from 0 as in ``logs/metrics.csv``.
     """
-    import shlex
-
-    run_dir = Path(run_dir)
-    if run_dir.joinpath(*_WEIGHTS).is_file() or not (run_dir / "config.json").is_file():
-        return None
-    try:
-        progress = json.loads((run_dir / "progress.json").read_text())
-        done, total = int(progress["epochs_done"]), int(progress["max_epochs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        done = total = None
-    finished = f"{done} of {total} epochs finished" if done is not None else "no epoch finished"
-    fix = (f"finish it with `focusnet train --resume {shlex.quote(str(run_dir))}`"
-           if (run_dir / "last.ckpt").is_file() else "start a new run (no last.ckpt to resume from)")
-    return f"{run_dir}: training was interrupted ({finished}), so it has no {'/'.join(_WEIGHTS)} yet; {fix}"
+    return RunDir(run_dir).interrupted_note()
 
 
 def stale_evaluations(run_dir: str | Path) -> list[Path]:
@@ -364,13 +217,13 @@ def stale_evaluations(run_dir: str | Path) -> list[Path]:
     After ``focusnet train --resume`` trains further, these are out of date; ``focusnet evaluate
     --overwrite`` replaces them. Evaluations written before ``weights_sha256`` existed are not listed.
     """
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     try:
-        current = _fingerprint(_weights_file(run_dir))
+        current = _fingerprint(run.weights_file())
     except (FocusNetError, OSError):
         return []
     stale = []
-    for summary in sorted((run_dir / EVAL_DIR).glob(f"*/{SUMMARY_JSON}")):
+    for summary in run.eval_summaries():
         try:
             earlier = json.loads(summary.read_text()).get("weights_sha256")
         except (OSError, ValueError, AttributeError):
@@ -380,16 +233,15 @@ def stale_evaluations(run_dir: str | Path) -> list[Path]:
     return stale
 
 
-def _load_weights(run_dir: Path, device: torch.device) -> tuple[nn.Module, str]:
-    """The best model: ``weights/best.safetensors`` when present (no unpickling), else ``best.ckpt``."""
-    safe = run_dir.joinpath(*_WEIGHTS)
-    if safe.is_file():
-        from focusnet.weights import load_model as load_safetensors
-
-        return load_safetensors(safe, device=device), str(Path(*_WEIGHTS))
-    model, epoch = _load(run_dir, "best.ckpt")
-    label = "best.ckpt" + (f" (epoch {epoch}, numbered from 0)" if epoch is not None else "")
-    note = interrupted_note(run_dir)
+def load_best_model(run_dir: str | Path, device: torch.device) -> tuple[nn.Module, str]:
+    """``(the run's best model, which file it came from)``: ``weights/best.safetensors`` when present
+    (no unpickling), else ``best.ckpt`` (``weights_only``), with a note when training was interrupted."""
+    run = RunDir(run_dir)
+    if run.best_weights.is_file():
+        return load_safetensors(run.best_weights, device=device), RunDir.BEST_WEIGHTS
+    model, epoch = run.load_checkpoint(RunDir.BEST_CKPT)
+    label = RunDir.BEST_CKPT + (f" (epoch {epoch}, numbered from 0)" if epoch is not None else "")
+    note = run.interrupted_note()
     if note is not None:
         label += "; " + note.split(": ", 1)[1]
     return model.to(device), label
@@ -403,7 +255,7 @@ def _check_outputs(out_dir: Path, overwrite: bool) -> None:
         )
 
 
-def _earlier_evaluation(out_dir: Path, fingerprint: str, settings: dict, overwrite: bool) -> dict | None:
+def _earlier_evaluation(out_dir: Path, fingerprint: str, settings: dict, overwrite: bool) -> EvalSummary | None:
     """The existing evaluation in ``out_dir`` when it scored the same weights with the same settings.
 
     Then nothing needs to be written and the caller returns it (an evaluation is a function of the
@@ -498,7 +350,7 @@ def evaluate_run(
     overwrite: bool = False,
     device: str | torch.device | None = None,
     batch_size: int | None = None,
-) -> dict:
+) -> EvalSummary:
     """Evaluate a run's best weights on one split, at model and at original resolution; write the results.
 
     Steps: the model is loaded from ``<run>/weights/best.safetensors`` when present (no
@@ -543,19 +395,16 @@ def evaluate_run(
         FocusNetError: not a run folder, unknown split, bad threshold/empty score, missing weights
             or data, or an existing evaluation without ``overwrite``.
     """
-    from focusnet.engine import train as train_mod
-    from focusnet.engine.predict import probabilities_to_size
-    from focusnet.metrics import _EMPTY_RULE
-
     run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     if not (isinstance(threshold, (int, float)) and 0.0 < float(threshold) < 1.0):
         raise FocusNetError(f"threshold: must be a probability strictly between 0 and 1; got {threshold!r}")
     threshold = float(threshold)
     if not (math.isnan(empty_score) or 0.0 <= empty_score <= 1.0):
         raise FocusNetError(f"--empty-score must be between 0 and 1 (or nan to leave such images out); got {empty_score}")
-    config = train_mod.read_config(run_dir)
-    out_dir = run_dir / EVAL_DIR / split
-    fingerprint = _fingerprint(_weights_file(run_dir))
+    config = run.read_config()
+    out_dir = run.eval_dir(split)
+    fingerprint = _fingerprint(run.weights_file())
     settings = {"threshold": threshold, "empty_score": None if math.isnan(empty_score) else float(empty_score),
                 "original_resolution": bool(original_resolution)}
     earlier = _earlier_evaluation(out_dir, fingerprint, settings, overwrite)
@@ -563,12 +412,12 @@ def evaluate_run(
         return earlier
     data = load_eval_data(run_dir, split)
     dev = torch.device(device) if device is not None else _device(config.accelerator)
-    model, weights = _load_weights(run_dir, dev)
+    model, weights = load_best_model(run_dir, dev)
     batch = int(batch_size or config.eval_batch_size)
     sizes = [(int(h), int(w)) for h, w in data.orig_sizes.tolist()]
 
     model_counts, orig_counts = [], []
-    with train_mod.torch_threads(config.num_threads), torch.inference_mode():
+    with torch_threads(config.num_threads), torch.inference_mode():
         for start in range(0, len(data.ids), batch):
             probs = torch.sigmoid(model(data.images[start : start + batch].to(dev)).float())
             truth = data.masks[start : start + batch].to(dev) > 0.5
@@ -624,7 +473,7 @@ def evaluate_run(
         )
 
     files = [MODEL_RES_CSV] + ([ORIGINAL_RES_CSV] if original_resolution else []) + [SUMMARY_JSON, SUMMARY_MD]
-    summary = {
+    summary = EvalSummary(**{
         "split": split,
         "threshold": threshold,
         "empty_score": None if math.isnan(empty_score) else float(empty_score),
@@ -641,7 +490,7 @@ def evaluate_run(
         "model_resolution": model_res,
         "original_resolution": orig_res,
         "files": [str(Path(EVAL_DIR) / split / f) for f in files],
-    }
+    })
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_outputs(out_dir, overwrite)  # again: another evaluation may have finished meanwhile
     atomic_write(out_dir / MODEL_RES_CSV, _csv_text(model_res, sizes))

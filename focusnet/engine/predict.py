@@ -47,6 +47,7 @@ from focusnet.atomic import replace_into, temp_path
 from focusnet.data.io import IMAGE_EXTENSIONS, read_image
 from focusnet.data.preprocess import normalize_image, resize_image
 from focusnet.errors import FocusNetError
+from focusnet.weights import load_model, load_model_config
 
 __all__ = ["BACKENDS", "collect_inputs", "predict", "probabilities_to_size", "overlay_image"]
 
@@ -256,7 +257,7 @@ def _torch_runner(model, device) -> Callable[[np.ndarray], np.ndarray]:
 
 def _onnx_runner(onnx_path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
     try:
-        from focusnet.engine.export import OnnxPredictor
+        from focusnet.engine.export import OnnxPredictor  # needs onnxruntime, an optional extra
     except ImportError as exc:  # onnxruntime missing, or an old focusnet
         raise FocusNetError(f"backend onnxruntime is unavailable ({exc}); pip install 'focusnet[onnx]'") from None
     onnx_path = Path(onnx_path)
@@ -286,8 +287,6 @@ def _with_tta(run: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray],
 def _resolve_model(model_or_path, backend: str, onnx_path, device, config):
     """``(run(x) -> probabilities, SavedModelConfig, description)``."""
     import torch.nn as nn
-
-    from focusnet.weights import load_model, load_model_config
 
     if backend not in BACKENDS:
         raise FocusNetError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

@@ -1,9 +1,11 @@
 """Train a segmentation model with Lightning, then evaluate its best checkpoint on the test split.
 
-:func:`train` writes one self-contained run folder::
+:func:`train` writes one self-contained run folder, through :class:`~focusnet.engine.rundir.RunDir`
+(which owns its layout and every read of it)::
 
     <run>/config.json, config.yaml   the resolved TrainConfig (paths absolute, preset resolved)
-    <run>/environment.json           versions, devices, seed, world size, command line (+ one entry per resume)
+    <run>/environment.json           versions, devices, seed, command line, the prepared cache used
+                                     (+ one entry per resume)
     <run>/split.json                 the train/val/test ids (from the prepared cache)
     <run>/best.ckpt, last.ckpt       full state (model, optimiser, scheduler, epoch, RNG): best by
                                      val_loss (the test split is never looked at), and last, every epoch
@@ -14,8 +16,8 @@
     <run>/curves.png                 loss and validation Dice per epoch
     <run>/summary.json               test-split metrics of best.ckpt (``focusnet score --json`` schema)
 
-Data come from the prepared cache only (:func:`load_split_tensors`: :func:`focusnet.data.cache.prepare`,
-a no-op when the cache is up to date, then :func:`~focusnet.data.cache.open_cache`).
+Data come from the prepared cache only, prepared (:func:`focusnet.data.cache.prepare`, a no-op when
+the cache is up to date) and opened once per command; :func:`load_split_tensors` reads the splits.
 
 :func:`resume` continues a run from its ``last.ckpt``; with the per-epoch reseeding of
 :class:`~focusnet.engine.callbacks.StepSeed` the result is bit-identical to an uninterrupted run on
@@ -32,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import json
+import contextvars
 import logging
 import os
 import platform
@@ -44,14 +46,20 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-import yaml
 from torch import nn
 
-from focusnet.data.splits import SPLIT_NAMES
-from focusnet.engine.config import TrainConfig, expand_path
-from focusnet.atomic import atomic_write
+import focusnet
+from focusnet.data.cache import PreparedDataset, open_cache
 from focusnet.data.readers import data_set_name
+from focusnet.data.splits import SPLIT_NAMES
+from focusnet.diskspace import MARGIN_BYTES, ensure_free_space
+from focusnet.engine.config import TrainConfig, apply_overrides, expand_path, parse_override
+from focusnet.engine.plots import plot_training_curves
+from focusnet.engine.rundir import CacheRecord, RunDir, ScoreSummary, build_model, prepare_data, torch_threads
 from focusnet.errors import DOCS_CONFIG, DOCS_FORMAT, FocusNetError
+from focusnet.metrics import summarize
+from focusnet.models import list_presets
+from focusnet.weights import save_weights
 
 __all__ = [
     "SplitTensors",
@@ -68,19 +76,15 @@ __all__ = [
     "train",
 ]
 
-CONFIG_JSON = "config.json"
-CONFIG_YAML = "config.yaml"
-ENVIRONMENT_JSON = "environment.json"
-SPLIT_JSON = "split.json"
-SUMMARY_JSON = "summary.json"
-BEST_CKPT = "best.ckpt"
-LAST_CKPT = "last.ckpt"
-LOG_DIR = "logs"
-METRICS_CSV = f"{LOG_DIR}/metrics.csv"
-TRAIN_LOG = f"{LOG_DIR}/train.log"
-CURVES_PNG = "curves.png"
-WEIGHTS_DIR = "weights"
-READY = ".ready"
+# The run folder's layout is RunDir's; these names stay for the code that reads them from here.
+SUMMARY_JSON = RunDir.SUMMARY_JSON
+BEST_CKPT = RunDir.BEST_CKPT
+LAST_CKPT = RunDir.LAST_CKPT
+LOG_DIR = RunDir.LOG_DIR
+METRICS_CSV = RunDir.METRICS_CSV
+TRAIN_LOG = RunDir.TRAIN_LOG
+CURVES_PNG = RunDir.CURVES_PNG
+WEIGHTS_DIR = RunDir.WEIGHTS_DIR
 RUN_DIR_ENV = "FOCUSNET_RUN_DIR"  # rank 0 tells the processes Lightning launches where the run is
 # What may change when resuming (the rest would make the continuation a different run).
 RESUME_OVERRIDABLE = ("epochs", "accelerator", "devices", "num_nodes", "strategy", "num_threads", "num_workers", "progress_bar", "eval_batch_size")
@@ -126,7 +130,7 @@ def _launched_distributed() -> bool:
 # ------------------------------------------------------------------------------------- run folder
 def default_run_dir(prefix: str) -> Path:
     """``runs/<prefix>-YYYYmmdd-HHMMSS`` (relative to the working directory)."""
-    return Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return RunDir.default(prefix).path
 
 
 def prepare_run_dir(run_dir: str | Path, keep: Iterable[str | Path] = ()) -> Path:
@@ -137,25 +141,7 @@ def prepare_run_dir(run_dir: str | Path, keep: Iterable[str | Path] = ()) -> Pat
         keep: paths inside ``run_dir`` that may already exist (e.g. the data folder the demo
             generated there); anything else makes the folder count as used.
     """
-    run_dir = Path(run_dir)
-    check_run_dir(run_dir, keep)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def check_run_dir(run_dir: str | Path, keep: Iterable[str | Path] = ()) -> None:
-    """Refuse a run folder that exists and holds anything but ``keep`` (creates nothing)."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise FocusNetError(f"{run_dir}: exists and is not a folder; choose a new run folder with --out")
-    if run_dir.is_dir():
-        allowed = {Path(k).resolve() for k in keep}
-        used = sorted(p.name for p in run_dir.iterdir() if p.resolve() not in allowed)
-        if used:
-            raise FocusNetError(
-                f"{run_dir}: run folder already exists and is not empty ({', '.join(used[:3])}"
-                f"{', ...' if len(used) > 3 else ''}); runs are never overwritten, choose a new folder with --out"
-            )
+    return RunDir(run_dir).create(keep).path
 
 
 def _top_entry_inside(path: Path, folder: Path) -> Path | None:
@@ -167,31 +153,14 @@ def _top_entry_inside(path: Path, folder: Path) -> Path | None:
     return folder.resolve() / rel.parts[0] if rel.parts else None
 
 
-def _write_json(path: Path, data: object) -> None:
-    atomic_write(path, json.dumps(data, indent=2) + "\n")
-
-
 def read_config(run_dir: str | Path) -> TrainConfig:
     """The :class:`TrainConfig` saved in a run folder."""
-    path = Path(run_dir) / CONFIG_JSON
-    if not path.is_file():
-        raise FocusNetError(f"{path}: not found; is {run_dir} a run folder made by `focusnet train`?")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise FocusNetError(f"{path}: not valid JSON ({exc})") from None
-    return TrainConfig.from_dict(data)
+    return RunDir(run_dir).read_config()
 
 
 def read_split(run_dir: str | Path) -> dict[str, list[str]]:
     """The ``{"train": [...], "val": [...], "test": [...]}`` ids saved in a run folder."""
-    path = Path(run_dir) / SPLIT_JSON
-    if not path.is_file():
-        raise FocusNetError(f"{path}: not found; is {run_dir} a run folder made by `focusnet train`?")
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict) or any(k not in data for k in SPLIT_NAMES):
-        raise FocusNetError(f"{path}: expected the keys {', '.join(SPLIT_NAMES)}")
-    return {k: [str(i) for i in data[k]] for k in SPLIT_NAMES}
+    return RunDir(run_dir).read_split()
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -213,34 +182,8 @@ def _resolve_data(config: TrainConfig) -> TrainConfig:
     return config.replace(data=data)
 
 
-def prepare_data(config: TrainConfig, progress: bool = False) -> dict:
-    """Prepare (or find up to date) the cache of ``config.data``; returns ``prepare``'s summary."""
-    from focusnet.data.cache import prepare
-
-    d = config.data
-    return prepare(
-        d.format,
-        expand_path(d.source) if d.source else d.source,
-        expand_path(d.cache_dir),
-        size=config.size,
-        channels=config.channels,
-        normalization=config.normalization,
-        mask_rule=d.mask_rule,
-        split=d.split,
-        seed=d.split_seed,
-        fold=d.fold,
-        progress=progress,
-        skip_bad=d.skip_bad,
-        **d.reader_options(),
-    )
-
-
-def make_split(config: TrainConfig) -> dict[str, list[str]]:
-    """The train/val/test ids of ``config.data`` (prepares the cache when needed)."""
-    from focusnet.data.cache import open_cache
-
-    cache = open_cache(prepare_data(config)["cache"])
-    return {k: list(cache.splits.get(k, [])) for k in SPLIT_NAMES}
+# The cache the running command opened (set by _run), so that it is prepared and opened once per command.
+_COMMAND_CACHE: contextvars.ContextVar[PreparedDataset | None] = contextvars.ContextVar("focusnet_command_cache", default=None)
 
 
 def load_split_tensors(
@@ -254,9 +197,7 @@ def load_split_tensors(
     Returns:
         ``{part: SplitTensors}`` with the items in the order of ``split[part]``.
     """
-    from focusnet.data.cache import open_cache
-
-    cache = open_cache(prepare_data(config)["cache"])
+    cache = _COMMAND_CACHE.get() or open_cache(prepare_data(config)["cache"])
     out: dict[str, SplitTensors] = {}
     for part in parts:
         if part not in split:
@@ -270,8 +211,6 @@ def load_split_tensors(
 
 def resolve_model(config: TrainConfig) -> TrainConfig:
     """``config`` with the model name checked and ``preset=None`` replaced by the model's default preset."""
-    from focusnet.models import list_presets
-
     presets = list_presets(config.model)  # FocusNetError for an unknown model
     if config.preset is None:
         return config.replace(preset=presets[0]) if presets else config
@@ -280,16 +219,6 @@ def resolve_model(config: TrainConfig) -> TrainConfig:
     if config.preset not in presets:
         raise FocusNetError(f"preset: unknown preset {config.preset!r} for model {config.model!r}; choose one of: {', '.join(presets)}")
     return config
-
-
-def build_model(config: TrainConfig) -> nn.Module:
-    """``create_model(config.model, in_channels=..., preset=..., **config.model_kwargs)``."""
-    from focusnet.models import create_model
-
-    try:
-        return create_model(config.model, **config.model_args())
-    except TypeError as exc:
-        raise FocusNetError(f"model_kwargs: {exc}") from None
 
 
 def check_model_input(config: TrainConfig) -> None:
@@ -326,18 +255,6 @@ def check_model_input(config: TrainConfig) -> None:
 
 
 # ------------------------------------------------------------------------------------------ train
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None):
-    """Run with ``torch.set_num_threads(num_threads)`` (None: unchanged), restoring the old value."""
-    old = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 @contextlib.contextmanager
 def _restore_determinism():
     """Undo the process-wide ``torch.use_deterministic_algorithms`` that ``Trainer(deterministic=...)`` sets."""
@@ -392,7 +309,7 @@ def _quiet_lightning(log_file: Path | None):
 
 
 def _loader(data: SplitTensors, config: TrainConfig, train: bool, distributed: bool) -> torch.utils.data.DataLoader:
-    from focusnet.engine.callbacks import EpochShuffleSampler
+    from focusnet.engine.callbacks import EpochShuffleSampler  # imports Lightning: only when training
 
     n, b = len(data), (config.batch_size if train else config.eval_batch_size)
     sampler = EpochShuffleSampler(n, config.seed) if train and not distributed else None
@@ -414,8 +331,6 @@ def _is_distributed(config: TrainConfig) -> bool:
 
 def _environment(config: TrainConfig, run_dir: Path, resumed: bool) -> dict:
     import lightning
-
-    import focusnet
 
     cuda = torch.cuda.is_available()
     env = {
@@ -451,24 +366,6 @@ def _environment(config: TrainConfig, run_dir: Path, resumed: bool) -> dict:
     return env
 
 
-def _record_environment(run_dir: Path, env: dict) -> None:
-    path = run_dir / ENVIRONMENT_JSON
-    if path.is_file():
-        data = json.loads(path.read_text())
-        data.setdefault("resumes", []).append(env)
-    else:
-        data = dict(env)
-    _write_json(path, data)
-
-
-def _wait_for(path: Path, timeout: float = 3600.0) -> None:
-    start = time.monotonic()
-    while not path.exists():
-        if time.monotonic() - start > timeout:
-            raise FocusNetError(f"{path}: rank 0 did not prepare the run within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
 def checkpoint_bytes(model: nn.Module) -> int:
     """Estimated disk space of a run's checkpoints: best, last and the temporary file each is written
     to before renaming, each holding the parameters and buffers (4 bytes a value) and Adam's two moments."""
@@ -477,8 +374,6 @@ def checkpoint_bytes(model: nn.Module) -> int:
 
 
 def _ensure_space_for_run(model: nn.Module, run_dir: Path) -> None:
-    from focusnet.diskspace import MARGIN_BYTES, ensure_free_space
-
     ensure_free_space(run_dir, checkpoint_bytes(model) + MARGIN_BYTES, "the run's checkpoints and logs")
 
 
@@ -509,12 +404,10 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> Path:
         FocusNetError: not a run folder, no ``last.ckpt``, or an override of a key that would make
             it a different run.
     """
-    from focusnet.engine.config import apply_overrides, parse_override
-
     run_dir = Path(run_dir)
     if not (run_dir / LAST_CKPT).is_file():
         raise FocusNetError(f"{run_dir / LAST_CKPT}: not found; nothing to resume (did the run finish an epoch?)")
-    config = read_config(run_dir)
+    config = RunDir(run_dir).read_config()
     for item in overrides:
         key = parse_override(item)[0][0]
         if key not in RESUME_OVERRIDABLE:
@@ -529,8 +422,6 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> Path:
 
 def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
     import lightning as L
-
-    from focusnet.engine.module import SegmentationModule
 
     config = resolve_model(config.validate())
     rank0 = global_rank() == 0
@@ -549,36 +440,51 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
             raise FocusNetError("out_dir: give --out when launching with torchrun or SLURM, so every process uses the same run folder")
         else:
             run_dir = default_run_dir(config.model)
+        run = RunDir(run_dir)
         if rank0:
             keep = [k for k in (_top_entry_inside(Path(config.data.source), run_dir),
                                 _top_entry_inside(Path(config.data.cache_dir), run_dir)) if k is not None]
-            check_run_dir(run_dir, keep)
+            run.check_unused(keep)
             _ensure_space_for_run(model, run_dir)
-            split = make_split(config)  # prepares the cache (bad data fails here)
-            run_dir = prepare_run_dir(run_dir, keep=keep)
+            cache = open_cache(prepare_data(config)["cache"])  # this command's one prepare (bad data fails here)
+            split = {k: list(cache.splits.get(k, [])) for k in SPLIT_NAMES}
+            run.create(keep)
             config = config.replace(out_dir=str(run_dir.resolve()))
-            _write_json(run_dir / SPLIT_JSON, split)
-            _write_json(run_dir / CONFIG_JSON, config.to_dict())
-            (run_dir / CONFIG_YAML).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-            _record_environment(run_dir, _environment(config, run_dir, resumed=False))
-            (run_dir / READY).write_text("")
+            run.write_split(split)
+            run.write_config(config)
+            run.record_environment(_environment(config, run_dir, resumed=False), cache=CacheRecord.of(cache))
+            run.mark_ready()
         else:
-            _wait_for(run_dir / READY)
-            config = read_config(run_dir)
-            split = read_split(run_dir)
+            run.wait_ready()
+            config = run.read_config()
+            split = run.read_split()
+            cache = run.prepared_cache(config)
         ckpt_path = None
     else:
-        run_dir = resume_dir.resolve()
+        run = RunDir(resume_dir.resolve())
         L.seed_everything(config.seed, workers=True, verbose=False)
         model = build_model(config)
-        split = read_split(run_dir)
+        split = run.read_split()
+        cache = run.prepared_cache(config)  # the one the run trained on (prepared again only when gone)
         if rank0:
-            _ensure_space_for_run(model, run_dir)
-            _write_json(run_dir / CONFIG_JSON, config.to_dict())
-            (run_dir / CONFIG_YAML).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-            _record_environment(run_dir, _environment(config, run_dir, resumed=True))
-        ckpt_path = str(run_dir / LAST_CKPT)
-    os.environ[RUN_DIR_ENV] = str(run_dir)  # inherited by the processes Lightning launches
+            _ensure_space_for_run(model, run.path)
+            run.write_config(config)
+            run.record_environment(_environment(config, run.path, resumed=True), cache=CacheRecord.of(cache))
+        ckpt_path = str(run.file(LAST_CKPT))
+    os.environ[RUN_DIR_ENV] = str(run.path)  # inherited by the processes Lightning launches
+    token = _COMMAND_CACHE.set(cache)
+    try:
+        return _fit(config, run, model, split, ckpt_path, rank0, distributed)
+    finally:
+        _COMMAND_CACHE.reset(token)
+
+
+def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, list[str]], ckpt_path: str | None,
+         rank0: bool, distributed: bool) -> Path:
+    """Fit on train/val, then score the best weights on the test split; the folder's training files."""
+    from focusnet.engine.module import SegmentationModule  # imports Lightning, which only training needs
+
+    run_dir = run.path
 
     # Lightning's CSV logger deletes an existing metrics.csv: keep the earlier epochs' rows.
     earlier = _read_rows(run_dir / METRICS_CSV) if ckpt_path is not None and rank0 else []
@@ -616,9 +522,9 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
             _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "last", trainer, "last")
         if not split["test"]:
             if trainer.is_global_zero:
-                module.model.load_state_dict(_best_state(run_dir))
+                module.model.load_state_dict(run.read_checkpoint(BEST_CKPT)[0])
                 _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "best", trainer, "best",
-                              epoch=_checkpoint_epoch(run_dir / BEST_CKPT))
+                              epoch=run.checkpoint_epoch(BEST_CKPT))
                 _plot(config, run_dir)
                 log.warning("the split has no test images; no summary.json (score the val split with `focusnet evaluate`)")
             return run_dir
@@ -627,10 +533,10 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
         trainer.test(module, _loader(test, config, train=False, distributed=distributed), ckpt_path=str(run_dir / BEST_CKPT),
                      verbose=False, weights_only=True)
         if trainer.is_global_zero:
-            best_epoch = _checkpoint_epoch(run_dir / BEST_CKPT)
+            best_epoch = run.checkpoint_epoch(BEST_CKPT)
             _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "best", trainer, "best", epoch=best_epoch)
             summary = _summary(module, test, config, run_dir, best_epoch)
-            _write_json(run_dir / SUMMARY_JSON, summary)
+            run.write_summary(summary)
             _plot(config, run_dir)
             log.info("test Dice %.4f (per-image mean, %d images)", summary["mean"]["dice"], summary["count"])
     return run_dir
@@ -674,7 +580,7 @@ def _read_rows(path: Path) -> list[dict]:
 def _with_checkpoint_row(rows: list[dict], ckpt_path: Path) -> list[dict]:
     """``rows`` plus the checkpoint's own training row when ``rows`` lack it: a run stopped between
     Lightning's checkpoint (end of validation) and its epoch-end logging of ``train_loss``/``lr``."""
-    from focusnet.engine.module import EPOCH_ROW_KEY
+    from focusnet.engine.module import EPOCH_ROW_KEY  # imports Lightning: only when resuming
 
     try:
         row = torch.load(ckpt_path, map_location="cpu", weights_only=True).get(EPOCH_ROW_KEY)
@@ -778,22 +684,7 @@ def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
     )
 
 
-def _best_state(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(run_dir / BEST_CKPT, map_location="cpu", weights_only=True)["state_dict"]
-    return {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-
-
-def _checkpoint_epoch(path: Path) -> int | None:
-    try:
-        epoch = torch.load(path, map_location="cpu", weights_only=True).get("epoch")
-    except Exception:  # noqa: BLE001 - only informative
-        return None
-    return int(epoch) if isinstance(epoch, int) else None
-
-
 def _save_weights(model: nn.Module, config: TrainConfig, stem: Path, trainer, which: str, epoch: int | None = None) -> None:
-    from focusnet.weights import save_weights
-
     kwargs = config.model_args()
     extra = {"run": str(stem.parent.parent), "which": which, "epoch": epoch if epoch is not None else trainer.current_epoch - 1}
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("val_loss", "val_dice")}
@@ -807,9 +698,7 @@ def _save_weights(model: nn.Module, config: TrainConfig, stem: Path, trainer, wh
         model.to(memory_format=torch.channels_last)
 
 
-def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epoch: int | None) -> dict:
-    from focusnet.metrics import summarize
-
+def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epoch: int | None) -> ScoreSummary:
     counts, index = module.test_counts, module.test_index
     if counts is None or len(index) != len(test) or not torch.equal(index, torch.arange(len(test))):
         raise FocusNetError(f"{run_dir}: the test evaluation did not cover every test image once")
@@ -824,12 +713,10 @@ def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epo
         "selection": "highest per-image mean val_dice on the val split" if config.monitor == "val_dice" else "lowest val_loss on the val split",
         "processes": int(module.trainer.world_size) if module.trainer is not None else 1,
     }
-    return summarize(counts, test.ids, empty_score=1.0, protocol=protocol)
+    return ScoreSummary(**summarize(counts, test.ids, empty_score=1.0, protocol=protocol))
 
 
 def _plot(config: TrainConfig, run_dir: Path) -> None:
-    from focusnet.engine.plots import plot_training_curves
-
     metrics_csv = run_dir / METRICS_CSV
     if metrics_csv.is_file():
         plot_training_curves(metrics_csv, run_dir / CURVES_PNG, title=f"{config.model} ({config.preset}) - {run_dir.name}")
