@@ -33,7 +33,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import math
 import os
@@ -62,6 +61,7 @@ from focusnet.engine.plots import read_epoch_metrics
 from focusnet.engine.rundir import EvalSummary, RunDir, torch_threads
 from focusnet.errors import FocusNetError
 from focusnet.models import list_models, registry
+from focusnet.vocab import uses_cuda
 
 __all__ = ["ModelSpec", "parse_model_specs", "run_compare", "DEFAULT_MODELS", "STATE_JSON", "COMPARISON_JSON"]
 
@@ -149,8 +149,7 @@ def _split_top(text: str) -> list[str]:
 
 def _accepted_kwargs(model: str) -> set[str] | None:
     """Keyword arguments the model's constructor accepts (None: any)."""
-    registry._import_all()
-    sig = inspect.signature(registry._MODELS[model])
+    sig = registry.model_signature(model)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
     return set(sig.parameters)
@@ -474,7 +473,7 @@ def _hardware(config: Any) -> str:
                 break
     except OSError:
         pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and config.accelerator in ("gpu", "auto") else "no GPU used"
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and uses_cuda(config.accelerator) else "no GPU used"
     threads = config.num_threads or torch.get_num_threads()
     return f"{cpu} ({os.cpu_count()} logical CPUs, {threads} torch threads); {gpu}"
 
