@@ -88,13 +88,13 @@ def step_fn(model, x, y, graphed: bool, bf16: bool, infer: bool = False):
     return train_step
 
 
-def measure_models(models, batch: int, size: int, iters: int, repeats: int, variants) -> list[dict]:
+def measure_models(models, batch: int, size: int, iters: int, repeats: int, variants, precisions=("fp32", "bf16")) -> list[dict]:
     rows = []
     x = torch.rand(batch, 3, size, size, device="cuda")
     y = (torch.rand(batch, 1, size, size, device="cuda") > 0.7).float()
     for spec in models:
         name, kw = _spec(spec)
-        for prec in ("fp32", "bf16"):
+        for prec in precisions:
             for variant in variants:
                 graphed = variant.startswith("graphed")
                 path = variant.split("-", 1)[1] if "-" in variant else "fast"
@@ -117,7 +117,7 @@ def measure_models(models, batch: int, size: int, iters: int, repeats: int, vari
                     torch.backends.cuda.matmul.allow_tf32 = old
                 rows.append(row)
                 tr, inf = row.get("train", {}), row.get("inference", {})
-                print(f"{spec:22s} {prec} {variant:18s} train {tr.get('img_s', 0):8.1f} img/s  "
+                print(f"{spec:22s} b{batch:<3d} {prec} {variant:18s} train {tr.get('img_s', 0):8.1f} img/s  "
                       f"infer {inf.get('img_s', 0):8.1f} img/s {row.get('error', '')}", flush=True)
                 del model
                 torch.cuda.empty_cache()
@@ -153,7 +153,7 @@ def measure_grouped(batch: int, size: int, iters: int, repeats: int) -> list[dic
     return rows
 
 
-def profile(spec: str, batch: int, size: int) -> dict:
+def profile(spec: str, batch: int, size: int, bf16: bool = False) -> dict:
     from torch.profiler import ProfilerActivity, profile as prof
 
     name, kw = _spec(spec)
@@ -161,7 +161,7 @@ def profile(spec: str, batch: int, size: int) -> dict:
     model = create_model(name, **kw).cuda()
     x = torch.rand(batch, 3, size, size, device="cuda")
     y = (torch.rand(batch, 1, size, size, device="cuda") > 0.7).float()
-    fn = step_fn(model, x, y, graphed=False, bf16=False)
+    fn = step_fn(model, x, y, graphed=False, bf16=bf16)
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
@@ -180,6 +180,7 @@ def profile(spec: str, batch: int, size: int) -> dict:
     table = p.key_averages().table(sort_by="cuda_time_total" if hasattr(p.key_averages()[0], "cuda_time_total") else "self_cuda_time_total", row_limit=25)
     return {
         "model": spec,
+        "precision": "bf16" if bf16 else "fp32",
         "kernel_time_per_step_ms": total_us / 1000,
         "launches_per_step": launches,
         "top_kernels": [{"us_per_step": t, "calls_per_step": n, "name": k[:160]} for t, n, k in top],
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--models", default="focusnetpp:paper,unet")
     ap.add_argument("--variants", default="eager,graphed,eager-plain,graphed-plain,graphed-plain-cl,graphed-tf32mm")
+    ap.add_argument("--sweep-models", default="focusnetpp:paper,unet", help="models of the batch-size sweep")
+    ap.add_argument("--sweep-batches", default="", help="e.g. 16,32,64: graphed training/inference at these batches")
+    ap.add_argument("--profile-bf16", action="store_true", help="profile the bf16 step too")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: models, grouped, profile")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -211,9 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     t0 = time.perf_counter()
     if "profile" not in skip:
-        result["profile"] = [profile(m, args.batch, args.size) for m in args.models.split(",")]
+        result["profile"] = [
+            profile(m, args.batch, args.size, bf16)
+            for m in args.models.split(",")
+            for bf16 in ((False, True) if args.profile_bf16 else (False,))
+        ]
         for p in result["profile"]:
-            print(f"== profile {p['model']}: {p['kernel_time_per_step_ms']:.2f} ms of kernels, "
+            print(f"== profile {p['model']} {p['precision']}: {p['kernel_time_per_step_ms']:.2f} ms of kernels, "
                   f"{p['launches_per_step']:.0f} launches per step", flush=True)
             for k in p["top_kernels"][:12]:
                 print(f"   {k['us_per_step']:9.1f} us  {k['calls_per_step']:6.1f}x  {k['name'][:100]}")
@@ -221,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     if "models" not in skip:
         result["models"] = measure_models(args.models.split(","), args.batch, args.size, args.iters, args.repeats,
                                           args.variants.split(","))
+        (args.out / "step.json").write_text(json.dumps(result, indent=1))
+    for b in filter(None, args.sweep_batches.split(",")):
+        result.setdefault("sweep", []).extend(
+            measure_models(args.sweep_models.split(","), int(b), args.size, args.iters, args.repeats, ["graphed"])
+        )
         (args.out / "step.json").write_text(json.dumps(result, indent=1))
     if "grouped" not in skip:
         result["grouped_conv"] = measure_grouped(args.batch, args.size, args.iters, args.repeats)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from focusnet.errors import FocusNetError
-from focusnet.vocab import BENCHMARK_PRECISIONS, DEVICES, FORMATS, MASK_RULES
+from focusnet.vocab import BENCHMARK_PRECISIONS, CUDA_GRAPHS, DEVICES, FORMATS, MASK_RULES
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -317,7 +317,7 @@ def _add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile every model")
     p.add_argument(
         "--cuda-graphs",
-        choices=("auto", "on", "off"),
+        choices=CUDA_GRAPHS,
         default="auto",
         help="on CUDA, replay every model's forward and backward as CUDA graphs, as focusnet train does "
         "(default auto: on for CUDA; off: eager)",

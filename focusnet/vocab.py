@@ -36,6 +36,7 @@ from focusnet.errors import FocusNetError
 
 __all__ = [
     "BENCHMARK_PRECISIONS",
+    "CUDA_GRAPHS",
     "DEVICES",
     "FORMATS",
     "MASK_RULES",
@@ -168,6 +169,9 @@ BENCHMARK_PRECISIONS = PRECISIONS.subset("32-true", "bf16-mixed")
 #: Where models run: torch's device types, plus ``auto`` (CUDA when available, else CPU).
 #: A command that takes a device index accepts ``cuda:N`` too.
 DEVICES = Vocabulary("device", ("cpu", "cuda", "mps", "auto"), aliases={"gpu": "cuda"})
+
+#: When the model runs through CUDA graphs (focusnet.engine.cuda_graphs.graph_mode_applies).
+CUDA_GRAPHS = Vocabulary("cuda_graphs setting", ("auto", "on", "off"))
 
 
 def uses_cuda(device: str) -> bool:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from focusnet.errors import FocusNetError
-from focusnet.vocab import BENCHMARK_PRECISIONS, DEVICES
+from focusnet.vocab import BENCHMARK_PRECISIONS, CUDA_GRAPHS, DEVICES
 
 __all__ = [
     "BACKENDS",
@@ -414,8 +414,7 @@ def run_benchmark(
     precision = PRECISIONS.normalize(precision, stacklevel=2)
     device = DEVICES.normalize(device, stacklevel=2) if device in DEVICES.aliases else device  # gpu -> cuda
     _check_inputs(specs, size, batch_size, precision, device, repeats, warmup)
-    if cuda_graphs not in ("auto", "on", "off"):  # focusnet.engine.cuda_graphs.CUDA_GRAPH_MODES (imports torch)
-        raise FocusNetError(f"cuda_graphs must be auto, on or off; got {cuda_graphs!r}")
+    cuda_graphs = CUDA_GRAPHS.normalize(cuda_graphs, key="cuda_graphs")
     if len(conv_shape) != 4 or min(conv_shape) < 1:
         raise FocusNetError(f"conv_shape must be (batch, channels, height, width), got {tuple(conv_shape)}")
 

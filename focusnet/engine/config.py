@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 from focusnet.data.preprocess import NORMALIZATIONS
 from focusnet.errors import DOCS_CONFIG, FocusNetError
-from focusnet.vocab import DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary
+from focusnet.vocab import CUDA_GRAPHS, DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary
 
 __all__ = [
     "ACCELERATORS",
@@ -531,6 +531,11 @@ class TrainConfig:
     )
     channels_last: bool = setting(
         False, rule=_BOOL, help="``channels_last`` memory format for the model and its inputs."
+    )
+    cuda_graphs: str = setting(
+        "auto", rule=Rule.one_of(CUDA_GRAPHS),
+        help="replay the model's forward and backward as CUDA graphs: ``auto`` on one CUDA device in "
+        "``32-true`` or ``bf16-mixed``, ``on`` also under DDP, ``off`` never (see docs/how-to/speed.md).",
     )
     sync_batchnorm: bool = setting(False, rule=_BOOL, help="convert BatchNorm to SyncBatchNorm under DDP.")
     progress_bar: bool = setting(True, rule=_BOOL, help="show Lightning's progress bar.")

@@ -21,6 +21,8 @@ tensors (copies of the graph's static outputs), so results may be kept across ca
 accumulate correctly. The warm-up iterations that precede a capture run on the real first batch
 and leave BatchNorm's running statistics as they found them. Under autocast the capture runs with
 the autocast cache off (a requirement of graph capture); the autocast state is part of the key.
+Each shape's capture has its own memory pool (the backward graph shares the forward's), so graphs
+of different shapes and modes never write into each other's buffers.
 Parameters must stay where they are: moving the model (``.to()``) or replacing a parameter
 invalidates the graphs, which are then captured again.
 
@@ -39,10 +41,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from focusnet.vocab import CUDA_GRAPHS
+
 __all__ = ["CUDA_GRAPH_MODES", "GraphedModel", "graph_mode_applies", "graphs_supported"]
 
 #: Values of the ``cuda_graphs`` setting (config key and ``--cuda-graphs``).
-CUDA_GRAPH_MODES = ("auto", "on", "off")
+CUDA_GRAPH_MODES = CUDA_GRAPHS
 
 Mode = Literal["train", "infer"]
 
@@ -65,8 +69,7 @@ def graph_mode_applies(setting: str, device: str, precision: str = "32-true", wo
         >>> graph_mode_applies("off", "cuda")
         (False, 'cuda_graphs is off')
     """
-    if setting not in CUDA_GRAPH_MODES:
-        raise ValueError(f"cuda_graphs must be one of {', '.join(CUDA_GRAPH_MODES)}; got {setting!r}")
+    setting = CUDA_GRAPHS.normalize(setting, key="cuda_graphs")
     if setting == "off":
         return False, "cuda_graphs is off"
     if not str(device).startswith("cuda") and str(device) != "gpu":
@@ -100,7 +103,7 @@ class _Key:
 class _Capture:
     """One input shape's graphs: the forward (and, for training, the backward) with static buffers."""
 
-    def __init__(self, model: nn.Module, sample: torch.Tensor, key: _Key, pool, warmup: int) -> None:
+    def __init__(self, model: nn.Module, sample: torch.Tensor, key: _Key, warmup: int) -> None:
         self.key = key
         self.params = [p for p in model.parameters() if p.requires_grad] if key.mode == "train" else []
         self.static_in = torch.empty_strided(sample.shape, sample.stride(), dtype=sample.dtype, device=sample.device)
@@ -129,17 +132,22 @@ class _Capture:
         torch.cuda.set_rng_state(rng, sample.device)
 
         self.forward_graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.forward_graph, pool=pool), ctx():
+        with torch.cuda.graph(self.forward_graph), ctx():  # a private memory pool per capture
             self.static_out = model(self.static_in)
         self.backward_graph: torch.cuda.CUDAGraph | None = None
         self.static_grads: tuple[torch.Tensor | None, ...] = ()
         if key.mode == "train":
             self.static_grad_out = torch.empty_like(self.static_out)
             self.backward_graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.backward_graph, pool=pool):
+            with torch.cuda.graph(self.backward_graph, pool=self.forward_graph.pool()):
                 self.static_grads = torch.autograd.grad(
                     self.static_out, self.params, self.static_grad_out, allow_unused=True
                 )
+            # the backward graph holds the saved activations' addresses (this capture's private
+            # pool, which nothing else allocates from); the autograd graph itself is no longer
+            # needed, and keeping it would pin the parameters' AccumulateGrad nodes to the capture
+            # stream (a stream synchronisation per parameter in every later backward)
+            self.static_out = self.static_out.detach()
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         self.static_in.copy_(x)
@@ -192,7 +200,6 @@ class GraphedModel(nn.Module):
         self.warmup = int(warmup)
         self._captures: dict[_Key, _Capture | None] = {}
         self._params_at_capture: tuple[int, ...] = ()
-        self._pool = None
         self.stats = {"captured": 0, "replayed": 0, "eager": 0}
 
     def _key(self, x: torch.Tensor) -> _Key | None:
@@ -217,7 +224,6 @@ class GraphedModel(nn.Module):
         now = tuple(t.data_ptr() for t in self.model.parameters()) + tuple(b.data_ptr() for b in self.model.buffers())
         if now != self._params_at_capture:
             self._captures.clear()
-            self._pool = None
             self._params_at_capture = now
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -242,10 +248,8 @@ class GraphedModel(nn.Module):
         return _GraphedTrainStep.apply(capture, x, *capture.params)
 
     def _capture(self, x: torch.Tensor, key: _Key) -> _Capture | None:
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
         try:
-            capture = _Capture(self.model, x, key, self._pool, self.warmup)
+            capture = _Capture(self.model, x, key, self.warmup)
         except Exception as exc:  # an op that cannot be captured: run this shape eagerly from now on
             warnings.warn(
                 f"CUDA graph capture of {type(self.model).__name__} failed ({type(exc).__name__}: {exc}); "

@@ -197,7 +197,7 @@ class SegmentationModule(L.LightningModule):
             threshold=config.threshold,
             augment=config.to_dict()["augment"],
             channels_last=config.channels_last,
-            cuda_graphs=getattr(config, "cuda_graphs", "auto"),
+            cuda_graphs=config.cuda_graphs,
         )
 
     # ----------------------------------------------------------------------------------- steps

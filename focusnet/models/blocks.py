@@ -291,6 +291,11 @@ class _MatmulBias(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
+def _cudnn_1x1(x: torch.Tensor) -> bool:
+    """Whether :func:`conv1x1_cl` runs a 1x1 convolution (cuDNN, on CUDA) rather than a matrix product."""
+    return x.device.type == "cuda"
+
+
 def conv1x1_cl(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -315,7 +320,7 @@ def conv1x1_cl(
     n, c, h, w = x.shape
     act = "sigmoid" if sigmoid else None if leaky_slope is None else "leaky_relu"
     slope = 0.0 if leaky_slope is None else float(leaky_slope)
-    if x.device.type == "cuda":
+    if _cudnn_1x1(x):
         # cuDNN's 1x1 convolution on the channels_last tensor: a GEMM with TF32 where PyTorch lets
         # convolutions use it (the plain path's numerics), and a split-K weight gradient; cuBLAS
         # picks a 32x32-tile kernel without split-K for grad^T @ x over N*H*W pixels (issue 19:

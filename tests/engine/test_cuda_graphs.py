@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from focusnet.errors import FocusNetError
 from focusnet.engine.cuda_graphs import CUDA_GRAPH_MODES, GraphedModel, graph_mode_applies
 from focusnet.models import create_model
 
@@ -39,7 +40,7 @@ def test_graph_mode_rule(setting: str, device: str, precision: str, world: int, 
 
 
 def test_graph_mode_rejects_unknown_setting() -> None:
-    with pytest.raises(ValueError, match="auto, on, off"):
+    with pytest.raises(FocusNetError, match="auto, on, off"):
         graph_mode_applies("yes", "cuda")
     assert CUDA_GRAPH_MODES == ("auto", "on", "off")
 

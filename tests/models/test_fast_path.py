@@ -336,3 +336,20 @@ def test_conv_train_falls_back_without_autograd_or_bias() -> None:
     conv = torch.nn.Conv2d(4, 4, 3, padding=1)
     with torch.no_grad():
         assert torch.equal(blocks.conv_train(x, conv), conv(x))
+
+
+@pytest.mark.parametrize("preset", ["paper", "official"])
+def test_cudnn_1x1_branch_computes_the_same(monkeypatch: pytest.MonkeyPatch, preset: str) -> None:
+    """On CUDA the fast path's 1x1 convolutions run as convolutions, not matrix products (issue 19).
+    That branch, forced on the CPU: outputs, input and parameter gradients as the matrix products."""
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset=preset).eval()
+    _randomise_bn(model)
+    x = torch.randn(2, 3, 32, 32)
+    out_mm, gx_mm, g_mm = _run(model, x, True)
+    calls = []
+    monkeypatch.setattr(blocks, "_cudnn_1x1", lambda t: calls.append(t.shape) or True)
+    out_cv, gx_cv, g_cv = _run(model, x, True)
+    assert len(calls) >= 5 * 4  # conv_in, gate, expand, conv_out, shortcut... of every block
+    assert _close(out_cv, out_mm) and _close(gx_cv, gx_mm)
+    _assert_grads_close(g_cv, g_mm, PARAM_GRAD_TOL)
