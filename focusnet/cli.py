@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from focusnet.compare.profiles import PROFILES
+from focusnet.data.splits import SPLIT_NAMES
 from focusnet.errors import FocusNetError
-from focusnet.vocab import BENCHMARK_PRECISIONS, CUDA_GRAPHS, DEVICES, FORMATS, MASK_RULES
+from focusnet.vocab import BACKENDS, BENCHMARK_PRECISIONS, CUDA_GRAPHS, DEVICES, FORMATS, MASK_RULES
 
 
 # ----------------------------------------------------------------------------------------- models
@@ -509,9 +511,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action="store_true", help="average over identity, horizontal and vertical flips")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's, 0.5)")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="inference engine (default torch)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference engine (default torch)")
     p.add_argument("--onnx", type=Path, default=None, metavar="FILE", help="exported .onnx model for --backend onnxruntime")
-    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument("--device", default=None, type=DEVICES.argparse_type("--device"),
+                   help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the per-image results as JSON instead of the summary")
@@ -568,7 +571,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "resolutions in the `focusnet score --json` schema) and summary.md.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder written by training")
-    p.add_argument("--split", choices=["train", "val", "test"], default="test", help="which split (default test)")
+    p.add_argument("--split", choices=SPLIT_NAMES, default="test", help="which split (default test)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold (default 0.5)")
     p.add_argument(
         "--empty-score",
@@ -582,7 +585,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="also score at each image's original resolution (default: yes)",
     )
-    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: the run's accelerator)")
+    p.add_argument("--device", default=None, type=DEVICES.argparse_type("--device"),
+                   help="torch device, e.g. cpu or cuda (default: the run's accelerator)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation of this split")
     p.add_argument("--json", action="store_true", help="print summary.json instead of the tables")
     p.set_defaults(func=_cmd_evaluate)
@@ -639,7 +643,7 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides after the profile's, e.g. data.source=/data/isic")
     p.add_argument("--models", default=None, metavar="LIST",
                    help="comma-separated NAME[:PRESET][[KEY=VALUE;...]] (default focusnetpp,unet,attention_unet)")
-    p.add_argument("--profile", choices=["quick", "paper"], default="quick",
+    p.add_argument("--profile", choices=tuple(PROFILES), default="quick",
                    help="quick: 128x128, 8 epochs, Adam 1e-3 cosine, flips (CPU, minutes per model), replacing the "
                    "config's size, epochs, lr and schedule; paper: the config as written (the paper's protocol; a GPU). "
                    "KEY=VALUE overrides replace the profile's values; the header and the report say what ran")

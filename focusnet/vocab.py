@@ -35,6 +35,7 @@ from typing import Any, Iterable, Mapping
 from focusnet.errors import FocusNetError
 
 __all__ = [
+    "BACKENDS",
     "BENCHMARK_PRECISIONS",
     "CUDA_GRAPHS",
     "DEVICES",
@@ -169,6 +170,9 @@ BENCHMARK_PRECISIONS = PRECISIONS.subset("32-true", "bf16-mixed")
 #: Where models run: torch's device types, plus ``auto`` (CUDA when available, else CPU).
 #: A command that takes a device index accepts ``cuda:N`` too.
 DEVICES = Vocabulary("device", ("cpu", "cuda", "mps", "auto"), aliases={"gpu": "cuda"})
+
+#: Inference engines of ``focusnet predict`` and ``focusnet benchmark`` (``NAME@onnxruntime``).
+BACKENDS = Vocabulary("backend", ("torch", "onnxruntime"))
 
 #: When the model runs through CUDA graphs (focusnet.engine.cuda_graphs.graph_mode_applies).
 CUDA_GRAPHS = Vocabulary("cuda_graphs setting", ("auto", "on", "off"))

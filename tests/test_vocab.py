@@ -15,7 +15,9 @@ import pytest
 from focusnet.cli import build_parser
 from focusnet.engine.config import AugmentConfig, DataConfig, TrainConfig, load_config, settings
 from focusnet.errors import FocusNetError
-from focusnet.vocab import BENCHMARK_PRECISIONS, DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary, show
+from focusnet.compare.profiles import PROFILES
+from focusnet.data.splits import SPLIT_NAMES
+from focusnet.vocab import BACKENDS, BENCHMARK_PRECISIONS, DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary, show
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = {"": TrainConfig, "data.": DataConfig, "augment.": AugmentConfig}
@@ -55,7 +57,7 @@ def test_the_shared_vocabularies_are_defined_once_and_imported_everywhere() -> N
     assert scoring.MASK_RULES is readers.MASK_RULES is build.MASK_RULES is config.MASK_RULES is MASK_RULES
     assert readers.FORMATS is cache.FORMATS is config.FORMATS is FORMATS
     assert config.PRECISIONS is PRECISIONS and config.ACCELERATORS is DEVICES
-    assert benchmark.PRECISIONS is BENCHMARK_PRECISIONS
+    assert benchmark.PRECISIONS is BENCHMARK_PRECISIONS and benchmark.BACKENDS is BACKENDS
     assert MASK_RULES == ("binary", "nonzero", "half")
     assert PRECISIONS == ("32-true", "bf16-mixed", "16-mixed") and BENCHMARK_PRECISIONS == ("32-true", "bf16-mixed")
     assert DEVICES == ("cpu", "cuda", "mps", "auto")
@@ -71,6 +73,9 @@ def test_the_shared_vocabularies_are_defined_once_and_imported_everywhere() -> N
         ("score", "--mask-rule", MASK_RULES),
         ("prepare", "--mask-rule", MASK_RULES),
         ("prepare", "--format", FORMATS),
+        ("predict", "--backend", BACKENDS),
+        ("evaluate", "--split", SPLIT_NAMES),
+        ("compare", "--profile", tuple(PROFILES)),
     ],
 )
 def test_argparse_choices_are_the_vocabulary(command: str, flag: str, vocabulary: Vocabulary) -> None:
@@ -149,8 +154,9 @@ def test_an_old_spelling_on_the_command_line_still_parses_and_warns(tmp_path: Pa
         assert parser.parse_args(["train", "c.yaml", "--accelerator", "gpu"]).accelerator == "cuda"
     with pytest.warns(FutureWarning, match="--precision 'fp32' is deprecated; write '32-true'"):
         assert parser.parse_args(["benchmark", "--precision", "fp32"]).precision == "32-true"
-    with pytest.warns(FutureWarning, match="--device 'gpu' is deprecated; write 'cuda'"):
-        assert parser.parse_args(["benchmark", "--device", "gpu"]).device == "cuda"
+    for command in (["benchmark"], ["predict", "m", "x.png", "out"], ["evaluate", "run"]):
+        with pytest.warns(FutureWarning, match="--device 'gpu' is deprecated; write 'cuda'"):
+            assert parser.parse_args([*command, "--device", "gpu"]).device == "cuda"
     assert parser.parse_args(["benchmark"]).precision == "32-true"
     with pytest.raises(SystemExit):  # benchmark runs no float16
         parser.parse_args(["benchmark", "--precision", "16-mixed"])

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from focusnet.errors import FocusNetError
-from focusnet.vocab import BENCHMARK_PRECISIONS, CUDA_GRAPHS, DEVICES
+from focusnet.vocab import BACKENDS, BENCHMARK_PRECISIONS, CUDA_GRAPHS, DEVICES
 
 __all__ = [
     "BACKENDS",
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 PRECISIONS = BENCHMARK_PRECISIONS  # 32-true, bf16-mixed (the older fp32, bf16 with a FutureWarning)
-BACKENDS = ("torch", "onnxruntime")
 PHASES = ("inference", "train")
 #: Registry-style name of MONAI's BasicUNet (2D, default features) when ``monai`` is installed.
 MONAI_BASICUNET = "monai_basicunet"
