@@ -203,11 +203,7 @@ def _fingerprint(path: Path) -> str:
 
 
 def interrupted_note(run_dir: str | Path) -> str | None:
-    """One line when ``run_dir``'s training stopped before its last epoch (no ``weights/best.safetensors``).
-
-    Says how many epochs finished (from ``progress.json``) and how to finish the run; None for a
-    finished run. Epochs are counted, and numbered from 0 as in ``logs/metrics.csv``.
-    """
+    """:meth:`RunDir.interrupted_note <focusnet.engine.rundir.RunDir.interrupted_note>` of ``run_dir`` (for the CLI)."""
     return RunDir(run_dir).interrupted_note()
 
 
