@@ -4,7 +4,7 @@ One process, CUDA events, medians of ``--repeats`` timings of ``--iters`` steps 
 (FocusNet++ presets and U-Net), precision (fp32, bf16 autocast) and execution variant:
 
 * ``eager`` / ``graphed`` (focusnet.engine.cuda_graphs.GraphedModel: forward and backward replayed);
-* ``fast`` (the fast path of focusnet.models.blocks, channels_last, 1x1 convolutions as matrix
+* ``fast`` (the fast path of focusnet.models.resganet, channels_last, 1x1 convolutions as matrix
   products) / ``plain`` (layer by layer, NCHW) / ``plain-cl`` (layer by layer, channels_last input);
 * ``tf32mm``: ``torch.backends.cuda.matmul.allow_tf32 = True`` (cuDNN convolutions already use TF32
   by default in fp32, matrix products do not).
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from focusnet.engine.cuda_graphs import GraphedModel  # noqa: E402
 from focusnet.losses import ALLHybridLoss  # noqa: E402
 from focusnet.models import create_model  # noqa: E402
-from focusnet.models.blocks import fast_path  # noqa: E402
+from focusnet.models.resganet import fast_path  # noqa: E402
 
 
 def _time(fn, iters: int, repeats: int) -> dict:

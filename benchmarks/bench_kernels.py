@@ -19,7 +19,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from focusnet.kernels import ENV_VAR, bn_leaky_relu, bn_leaky_relu_available, residual_tail
+from focusnet.kernels import ENV_VAR, bn_leaky_relu, bn_leaky_relu_available
+from focusnet.models.layers import SqueezeExcite
+from focusnet.models.resganet import block_tail
 from focusnet.losses import ALLHybridLoss
 from focusnet.models import create_model
 from focusnet.runtime import tune_cpu_allocator
@@ -51,10 +53,10 @@ def _kernel_rows(shapes: list[tuple[int, int, int, int]], repeats: int) -> list[
         skip = torch.randn(shape, generator=gen).contiguous(memory_format=CL).requires_grad_(True)
         grad = torch.randn(shape, generator=gen).contiguous(memory_format=CL)
         bn = torch.nn.BatchNorm2d(c)
-        se = (torch.randn(max(1, c // 16), c, requires_grad=True), torch.randn(c, max(1, c // 16), requires_grad=True))
+        se = SqueezeExcite(c)  # the block's tail: the native kernel, or PyTorch's operators with it off
         cases = {
             "bn_leaky_relu": lambda: bn_leaky_relu(y, bn, 0.3).backward(grad),
-            "residual_tail": lambda: residual_tail(y, skip, bn, 0.3, se).backward(grad),
+            "residual_tail": lambda: block_tail(y, skip, bn, se, 0.3).backward(grad),
         }
         for name, fn in cases.items():
             times = {}

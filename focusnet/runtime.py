@@ -27,9 +27,29 @@ import ctypes.util
 import os
 import sys
 
-__all__ = ["ENV_VAR", "allocator_tuned", "env_flag", "tune_cpu_allocator"]
+__all__ = [
+    "ENV_VAR",
+    "FAST_PATH_ENV_VAR",
+    "KERNEL_MARCH_ENV_VAR",
+    "NATIVE_KERNELS_ENV_VAR",
+    "allocator_tuned",
+    "env_flag",
+    "fast_path_default",
+    "kernel_march",
+    "native_kernels_enabled",
+    "tune_cpu_allocator",
+]
 
+# The environment switches, read here and nowhere else (FOCUSNET_DATA, where the data lives, is
+# focusnet.data.paths's one setting).
 ENV_VAR = "FOCUSNET_ALLOCATOR_TUNING"
+"""``0`` keeps glibc's default allocator behaviour (:func:`tune_cpu_allocator`)."""
+FAST_PATH_ENV_VAR = "FOCUSNET_FAST_PATH"
+"""``0`` runs ResGANet / FocusNet++ layer by layer (:mod:`focusnet.models.resganet.execution`)."""
+NATIVE_KERNELS_ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
+"""``0`` uses PyTorch's operators instead of the native CPU training kernels (:mod:`focusnet.kernels`)."""
+KERNEL_MARCH_ENV_VAR = "FOCUSNET_KERNEL_MARCH"
+"""The ``-march`` the native kernels are built for (default ``native``)."""
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -52,6 +72,31 @@ def env_flag(name: str, default: bool = True) -> bool:
     if value is None:
         return default
     return value.strip().lower() not in {"0", "false", "no", "off"}
+
+
+def fast_path_default() -> bool:
+    """The fast path's default: on unless ``FOCUSNET_FAST_PATH`` says ``0``/``false``/``no``/``off``.
+
+    Example:
+        >>> isinstance(fast_path_default(), bool)
+        True
+    """
+    return env_flag(FAST_PATH_ENV_VAR)
+
+
+def native_kernels_enabled() -> bool:
+    """Whether the native CPU training kernels may be built and used (``FOCUSNET_NATIVE_KERNELS``)."""
+    return env_flag(NATIVE_KERNELS_ENV_VAR)
+
+
+def kernel_march() -> str:
+    """The ``-march`` the native kernels are built for: ``$FOCUSNET_KERNEL_MARCH``, or ``native``.
+
+    Example:
+        >>> kernel_march() == (os.environ.get("FOCUSNET_KERNEL_MARCH") or "native")
+        True
+    """
+    return os.environ.get(KERNEL_MARCH_ENV_VAR) or "native"
 
 
 def _libc() -> ctypes.CDLL | None:

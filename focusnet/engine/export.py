@@ -29,7 +29,7 @@ from torch import nn
 
 from focusnet.atomic import replace_into, temp_path
 from focusnet.errors import FocusNetError
-from focusnet.models.blocks import bn_affine
+from focusnet.models.resganet import bn_affine
 
 __all__ = [
     "FORMATS",

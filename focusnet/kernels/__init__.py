@@ -46,16 +46,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.runtime import env_flag
+from focusnet.runtime import KERNEL_MARCH_ENV_VAR, NATIVE_KERNELS_ENV_VAR, kernel_march, native_kernels_enabled
 
 __all__ = [
     "ENV_VAR", "MARCH_ENV_VAR", "TAIL_MIN_ELEMENTS", "kernel_march", "bn_leaky_relu", "bn_leaky_relu_available", "native_library", "residual_tail",
     "residual_tail_applies",
 ]
 
-ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
+ENV_VAR = NATIVE_KERNELS_ENV_VAR
 _SOURCES = (Path(__file__).with_name("bn_leaky_relu.c"), Path(__file__).with_name("residual_tail.c"))
-MARCH_ENV_VAR = "FOCUSNET_KERNEL_MARCH"
+MARCH_ENV_VAR = KERNEL_MARCH_ENV_VAR
 # -fno-trapping-math: the kernels' LeakyReLU selects (z > 0 ? z : z * slope) are if-converted only
 # when the compiler may evaluate both sides; without it GCC leaves every such loop scalar unless
 # AVX-512 masking saves it, so on AVX2 (and ARM) CPUs the normalise and backward passes ran 3-4x
@@ -69,18 +69,6 @@ _ERROR: str | None = None
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "focusnet" / "kernels"
-
-
-def kernel_march() -> str:
-    """The ``-march`` the kernels are built for: ``$FOCUSNET_KERNEL_MARCH``, or ``native``.
-
-    Set it to ``x86-64-v3`` (AVX2 + FMA) to build for, and measure as, a CPU without AVX-512.
-
-    Example:
-        >>> kernel_march() == (os.environ.get("FOCUSNET_KERNEL_MARCH") or "native")
-        True
-    """
-    return os.environ.get(MARCH_ENV_VAR) or "native"
 
 
 def _flags() -> list[str]:
@@ -113,7 +101,7 @@ def native_library() -> ctypes.CDLL | None:
         True
     """
     global _LIB, _TRIED, _ERROR
-    if not env_flag(ENV_VAR):
+    if not native_kernels_enabled():
         return None
     if _TRIED:
         return _LIB
@@ -372,24 +360,27 @@ def residual_tail(
     se: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``leaky_relu(se(bn(y)) + skip, slope)``, the end of a residual block, in one native kernel
-    each way where :func:`residual_tail_applies` (running statistics updated as ``bn`` does);
-    otherwise with PyTorch's operators.
+    each way (running statistics updated as ``bn`` does). Only where :func:`residual_tail_applies`;
+    :func:`focusnet.models.resganet.tail.block_tail` chooses between this and PyTorch's operators.
 
     ``se`` is ``(w_reduce, w_expand)``, the two bias-free linear weights of squeeze-and-excitation
     (``s = sigmoid(w_expand @ relu(w_reduce @ mean_hw(z)))``, ``z * s``), or ``None``.
 
+    Raises:
+        ValueError: the kernel does not apply to these arguments.
+
     Example:
         >>> bn = torch.nn.BatchNorm2d(4)
-        >>> y = torch.randn(2, 4, 5, 5).contiguous(memory_format=torch.channels_last)
-        >>> residual_tail(y, torch.zeros_like(y), bn, 0.3).shape
-        torch.Size([2, 4, 5, 5])
+        >>> y = torch.randn(2, 4, 128, 128).contiguous(memory_format=torch.channels_last)
+        >>> not residual_tail_applies(y, y, bn) or residual_tail(y, torch.zeros_like(y), bn, 0.3).shape == y.shape
+        True
     """
     if not residual_tail_applies(y, skip, bn, se):
-        z = bn(y)
-        if se is not None:
-            s = torch.sigmoid(F.relu(z.mean(dim=(2, 3)) @ se[0].t()) @ se[1].t())
-            z = z * s[:, :, None, None]
-        return F.leaky_relu(z + skip, slope)
+        raise ValueError(
+            "residual_tail: the native kernel does not apply to these arguments (it needs a training-mode "
+            "BatchNorm2d and large float32 channels_last CPU tensors); use "
+            "focusnet.models.resganet.tail.block_tail, which falls back to PyTorch's operators"
+        )
     w_reduce, w_expand = se if se is not None else (None, None)
     out, mean, var = _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope)
     _update_running_stats(bn, mean, var, y.shape[0] * y.shape[2] * y.shape[3])

@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 
 from focusnet.errors import FocusNetError
-from focusnet.models.blocks import keras_init_
+from focusnet.models.layers import keras_init_
 
 __all__ = ["ConvLSTM2d", "RecurrentConvBlock", "RRCNNBlock", "keras_hard_sigmoid"]
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.models.blocks import batch_norm, check_input_size, keras_init_
+from focusnet.models.layers import batch_norm, check_input_size, keras_init_
 from focusnet.models.registry import register_model
 
 __all__ = ["AttentionGate", "AttentionUNet", "TFSameConvTranspose2d", "build"]

@@ -40,7 +40,7 @@ import torch.nn as nn
 
 from focusnet.errors import FocusNetError
 from focusnet.models._recurrent import ConvLSTM2d
-from focusnet.models.blocks import batch_norm, check_input_size, keras_init_
+from focusnet.models.layers import batch_norm, check_input_size, keras_init_
 from focusnet.models.registry import register_model
 
 __all__ = ["BCDUNet", "build"]

@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 
 from focusnet.errors import FocusNetError
-from focusnet.models.blocks import check_input_size
+from focusnet.models.layers import check_input_size
 from focusnet.models.registry import register_model
 
 __all__ = ["FCN8s", "bilinear_kernel", "build"]

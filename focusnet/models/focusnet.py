@@ -37,8 +37,8 @@ Departures from the authors' code (all documented choices, none changing the cou
   ``authors_batchnorm=True`` reproduces the authors' behaviour (see :class:`BatchStatBatchNorm2d`);
 * the Keras ``l2`` kernel regularisers (λ = 1e-4 on the residual blocks and the stem,
   5e-4 on the initial 3×3 conv) are not applied implicitly: those kernels are
-  :class:`~focusnet.models.blocks.L2Conv2d`, and :meth:`FocusNet.l2_penalty` (like
-  :func:`focusnet.models.blocks.l2_penalty`) returns their sum Σ λ·Σw² for adding to the loss;
+  :class:`~focusnet.models.layers.L2Conv2d`, and :meth:`FocusNet.l2_penalty` (like
+  :func:`focusnet.models.layers.l2_penalty`) returns their sum Σ λ·Σw² for adding to the loss;
 * only the fused output is returned; the side outputs feed the fusion head and are not
   supervised separately;
 * initialisers: He-normal for every conv, Glorot-uniform for the SE dense layers;
@@ -53,7 +53,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from focusnet.errors import FocusNetError
-from focusnet.models.blocks import (
+from focusnet.models.layers import (
     KERAS_BN_EPS,
     KERAS_BN_MOMENTUM,
     L2Conv2d,
@@ -267,10 +267,10 @@ class FocusNet(nn.Module):
     def l2_penalty(self) -> torch.Tensor:
         """The Keras regularisation loss Σ λ·Σw² (add it to the loss).
 
-        The regularised kernels are :class:`~focusnet.models.blocks.L2Conv2d`: the initial 3×3
+        The regularised kernels are :class:`~focusnet.models.layers.L2Conv2d`: the initial 3×3
         conv (λ = 5e-4), the 7×7 stem and every conv of every residual block, shortcuts
         included (λ = 1e-4). Biases are not regularised. Same as
-        :func:`focusnet.models.blocks.l2_penalty` on the model.
+        :func:`focusnet.models.layers.l2_penalty` on the model.
 
         Returns:
             A scalar tensor (differentiable).

@@ -23,7 +23,7 @@ Departures from the paper and the authors' code (and why):
   (the loss works on logits for numerical stability). The per-scale sigmoids inside the head stay.
 * The released code's defects are not reproduced: its dropout layers are dead (we apply the paper's
   bottleneck dropout in the ``paper`` preset), and its group slicing uses a late-binding lambda.
-* The ResGANet block runs its four groups as grouped convolutions (see ``blocks.py``); this is a
+* The ResGANet block runs its four groups as grouped convolutions (see :mod:`focusnet.models.resganet`); this is a
   relabelling of channels, checked against a branch-by-branch reference in the tests.
 """
 from __future__ import annotations
@@ -36,18 +36,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from focusnet.errors import FocusNetError
-from focusnet.models.blocks import (
-    KERAS_BN_EPS,
-    KERAS_BN_MOMENTUM,
-    KERAS_LEAKY_SLOPE,
-    ResGANet,
-    SqueezeExcite,
-    _conv_bn_lrelu,
-    batch_norm,
-    conv1x1_cl,
-    modules_fast_ok,
-    use_fast_path,
-)
+from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, batch_norm
+from focusnet.models.resganet import ResGANet, Strategy, choose_strategy, conv1x1_cl
+from focusnet.models.resganet.ops import _conv_bn_lrelu
 from focusnet.models.registry import register_model
 
 
@@ -221,39 +212,53 @@ class FocusNetPP(nn.Module):
                 f"focusnetpp: input height and width must be divisible by 16, got {h}x{w}; "
                 "resize or pad the image"
             )
-        if use_fast_path(x) and self._fast_ok():
-            return self.forward_fast(x)
-        return self.forward_plain(x)
+        strategy = self._strategy(x)
+        if strategy == "plain":
+            return self.forward_plain(x)
+        return self.forward_fast(x, strategy)
 
-    def _fast_ok(self) -> bool:
-        return modules_fast_ok(self) and all(isinstance(stage[0], ResGANet) for stage in self.decoder)
+    def _strategy(self, x: torch.Tensor) -> Strategy:
+        """The execution of every block of this call, chosen once (``plain`` if a decoder stage
+        does not start with a ResGANet, which the fast forward's upsampling relies on)."""
+        if not all(isinstance(stage[0], ResGANet) for stage in self.decoder):
+            return "plain"
+        return choose_strategy(self, x)
 
-    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def _encode(self, x: torch.Tensor, strategy: Strategy | None = None) -> list[torch.Tensor]:
         """The encoder's output at every level (max-pool between levels), shallowest first."""
         skips = []
         for level, stage in enumerate(self.encoder):
             if level > 0:
                 x = F.max_pool2d(x, 2)
-            x = stage(x)
+            if strategy is None:
+                x = stage(x)
+            else:
+                for block in stage:
+                    x = block.run(x, strategy) if isinstance(block, ResGANet) else block(x)
             skips.append(x)
         return skips
 
-    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        """The same network as :meth:`forward_plain`, run by the fast path of ``blocks.py``:
-        activations in ``channels_last``, ResGANet fast blocks (the first block of each decoder
-        stage takes the low-resolution input and upsamples after its input 1x1 convolutions),
-        1x1 heads and fusion as matrix products, in-place additions where autograd allows."""
+    def forward_fast(self, x: torch.Tensor, strategy: Strategy | None = None) -> torch.Tensor:
+        """The same network as :meth:`forward_plain`, run by the fast (or fused) execution of
+        :mod:`focusnet.models.resganet`: activations in ``channels_last``, the first block of each
+        decoder stage takes the low-resolution input and upsamples after its input 1x1
+        convolutions, 1x1 heads and fusion as matrix products, in-place additions where autograd
+        allows. ``strategy``: ``fast`` or ``fused`` (default: what :meth:`_strategy` picks, at
+        least ``fast``)."""
+        if strategy is None or strategy == "plain":
+            strategy = self._strategy(x)
+            strategy = "fast" if strategy == "plain" else strategy
         grad = torch.is_grad_enabled()
         h = x.shape[-2]
-        skips = self._encode(self.stem(x.contiguous(memory_format=torch.channels_last)))
+        skips = self._encode(self.stem(x.contiguous(memory_format=torch.channels_last)), strategy)
         # dropout on the NCHW copy of the (small) bottleneck: the same random mask as forward_plain
         x = self.dropout(skips.pop().contiguous()).contiguous(memory_format=torch.channels_last)
         outputs = []
         native = self.config.head_position == "native"
         for stage, extra, head, skip in zip(self.decoder, self.extra, self.heads, reversed(skips)):
-            x = stage[0].forward_fast(x, upsample=True)
+            x = stage[0].run(x, strategy, upsample=True)
             for block in stage[1:]:
-                x = block(x)
+                x = block.run(x, strategy)
             x = x + skip if grad else x.add_(skip)
             x = extra(x)
             factor = h // x.shape[-2]

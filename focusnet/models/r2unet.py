@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from focusnet.errors import FocusNetError
 from focusnet.models._recurrent import RRCNNBlock
-from focusnet.models.blocks import check_input_size
+from focusnet.models.layers import check_input_size
 from focusnet.models.registry import register_model
 
 __all__ = ["R2UNet", "build"]

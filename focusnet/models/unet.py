@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.models.blocks import check_input_size, keras_init_
+from focusnet.models.layers import check_input_size, keras_init_
 from focusnet.models.registry import register_model
 
 __all__ = ["UNet", "build"]

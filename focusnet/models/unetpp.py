@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.models.blocks import L2Conv2d, StandardUnit, check_input_size, keras_init_, l2_penalty
+from focusnet.models.layers import L2Conv2d, StandardUnit, check_input_size, keras_init_, l2_penalty
 from focusnet.models.registry import register_model
 
 __all__ = ["UNetPlusPlus", "build"]

@@ -151,7 +151,7 @@ def test_cuda_fast_path_equals_plain_path(preset: str) -> None:
     """On CUDA the fast path (channels_last, cuDNN 1x1 convolutions, graphed) computes the plain
     path's function: outputs and gradients within 1e-4 of the scale in full fp32 (TF32 off: with it,
     both paths round products to 10 mantissa bits, 1e-3, in different places)."""
-    from focusnet.models.blocks import fast_path
+    from focusnet.models.resganet import fast_path
 
     old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False

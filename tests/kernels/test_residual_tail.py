@@ -8,8 +8,8 @@ import torch.nn.functional as F
 import focusnet.kernels as kernels
 from tests.kernels.helpers import random_bn as _bn
 from focusnet.kernels import bn_leaky_relu_available, residual_tail, residual_tail_applies
-from focusnet.models import blocks
-from focusnet.models.blocks import ResGANet
+from focusnet.models.resganet import ResGANet, block_tail, tail
+from focusnet.models.layers import SqueezeExcite
 
 needs_kernel = pytest.mark.skipif(
     not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels._ERROR}"
@@ -86,7 +86,8 @@ def test_matches_float64_reference(shape, with_se: bool, offset: float, threads:
 
 
 def test_falls_back_where_the_kernel_does_not_apply() -> None:
-    """Eval-mode BatchNorm, NCHW memory or a mismatched skip: PyTorch's operators, same maths."""
+    """Eval-mode BatchNorm or NCHW memory: the block's tail takes PyTorch's operators, same maths;
+    the kernel entry point itself refuses such arguments."""
     gen = torch.Generator().manual_seed(2)
     y = torch.randn(2, 4, 6, 6, generator=gen)
     skip = torch.randn(2, 4, 6, 6, generator=gen)
@@ -97,20 +98,26 @@ def test_falls_back_where_the_kernel_does_not_apply() -> None:
     ]:
         assert not residual_tail_applies(yy, ss, bn, se)
         out64 = _reference(yy, ss, _bn(4).train(bn.training), se)[0]  # a fresh copy: same statistics
-        assert _rel(residual_tail(yy, ss, bn, SLOPE, se), out64) < 1e-5
+        module = SqueezeExcite(4, ratio=4)
+        with torch.no_grad():
+            module.reduce.weight.copy_(se[0])
+            module.expand.weight.copy_(se[1])
+        assert _rel(block_tail(yy, ss, bn, module, SLOPE), out64) < 1e-5
+        with pytest.raises(ValueError, match="block_tail"):
+            residual_tail(yy, ss, bn, SLOPE, se)
 
 
 @needs_kernel
 def test_resganet_training_uses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
     """A training-mode block on the fast path ends in the kernel (once per block)."""
     calls = []
-    original = blocks.residual_tail
+    original = tail.residual_tail
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(blocks, "residual_tail", counting)
+    monkeypatch.setattr(tail, "residual_tail", counting)
     block = ResGANet(8, 16, width=16).train()
     block(torch.randn(2, 8, 6, 6)).sum().backward()
     assert calls == [1]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
 from focusnet.models._recurrent import ConvLSTM2d, RecurrentConvBlock, keras_hard_sigmoid
-from focusnet.models.blocks import L2Conv2d
+from focusnet.models.layers import L2Conv2d
 from focusnet.models.fcn import bilinear_kernel
 from focusnet.models.focusnet import BatchStatBatchNorm2d
 

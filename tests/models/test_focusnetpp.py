@@ -1,5 +1,5 @@
-"""FocusNet++: parameter counts from the implementation spec (§1.2, §2.1, §5.2) and the fast
-ResGANet block against the branch-by-branch reference."""
+"""FocusNet++: parameter counts from the implementation spec (§1.2, §2.1, §5.2), shapes, options and
+errors. The block's executions against the reference: tests/models/test_resganet.py."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +7,7 @@ import torch
 
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
-from focusnet.models.blocks import ResGANet, ResGANetReference, resganet_from_reference
+from focusnet.models.resganet import ResGANet
 from focusnet.models.focusnetpp import PRESETS, FocusNetPP
 
 
@@ -76,50 +76,6 @@ def test_official_blocks_sum() -> None:
     blocks = [b for b in model.modules() if isinstance(b, ResGANet)]
     assert len(blocks) == 12 + 4
     assert sum(n_params(b) for b in blocks) == 6_821_528
-
-
-def _randomise_bn(module: torch.nn.Module, gen: torch.Generator) -> None:
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
-            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
-
-
-@pytest.mark.parametrize("shortcut", ["identity", "conv"])
-@pytest.mark.parametrize("se", [True, False])
-@pytest.mark.parametrize("cin, cout, width", [(32, 32, 32), (16, 48, 48), (48, 24, 48)])
-@pytest.mark.parametrize("mode", ["eval", "train"])
-def test_fast_block_matches_reference(shortcut: str, se: bool, cin: int, cout: int, width: int, mode: str) -> None:
-    gen = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    ref = ResGANetReference(cin, cout, width=width, se=se, feature_shortcut=shortcut)
-    with torch.no_grad():
-        _randomise_bn(ref, gen)
-    fast = resganet_from_reference(ref)
-    assert n_params(fast) == n_params(ref)
-    x = torch.randn(2, cin, 12, 10, generator=gen)
-    ref.train(mode == "train")
-    fast.train(mode == "train")
-    out_ref, out_fast = ref(x), fast(x)
-    assert torch.allclose(out_ref, out_fast, atol=1e-5), (out_ref - out_fast).abs().max()
-    if mode == "train":  # the BN running statistics are updated identically too
-        bn_ref = ref.attn2.bn1.running_mean
-        d = width // 4
-        bn_fast = fast.trunk[0].running_mean[d : 2 * d]
-        assert torch.allclose(bn_ref, bn_fast, atol=1e-6)
-
-
-def test_fast_block_gradients_match_reference() -> None:
-    torch.manual_seed(1)
-    ref = ResGANetReference(16, 32, width=32, feature_shortcut="conv")
-    fast = resganet_from_reference(ref)
-    x = torch.randn(2, 16, 8, 8)
-    ref(x).square().sum().backward()
-    fast(x).square().sum().backward()
-    assert torch.allclose(ref.conv_out.weight.grad, fast.conv_out.weight.grad, atol=1e-4)
-    assert torch.allclose(ref.conv_in.weight.grad[:4], fast.conv_in.weight.grad[:4], atol=1e-4)
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from focusnet.models import create_model
 from focusnet.models.attention_unet import TFSameConvTranspose2d
-from focusnet.models.blocks import L2Conv2d, keras_init_, l2_penalty
+from focusnet.models.layers import L2Conv2d, keras_init_, l2_penalty
 from focusnet.models.unet import _UpConv
 
 

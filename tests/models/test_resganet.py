@@ -1,6 +1,7 @@
-"""The fast execution path of ResGANet / FocusNet++ (issue 7) computes the same maths as the plain
-layer-by-layer path and the branch-by-branch reference: outputs, gradients and BatchNorm statistics,
-in train and eval mode, from the same state_dict."""
+"""The executions of ResGANet / FocusNet++ (focusnet.models.resganet: plain, fast, fused; the fast
+one with and without the native tail kernel, with and without folded BatchNorm) compute the same
+maths as the branch-by-branch reference: outputs, gradients and BatchNorm statistics, in train and
+eval mode, from the same state_dict. One equivalence grid for the block, then the whole model."""
 from __future__ import annotations
 
 import copy
@@ -9,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from focusnet.models import blocks, create_model
-from focusnet.models.blocks import (
+import focusnet.kernels as kernels
+from focusnet.models import create_model
+from focusnet.models.resganet import (
     ResGANet,
     ResGANetReference,
     fast_path,
@@ -20,6 +22,8 @@ from focusnet.models.blocks import (
     use_fast_path,
     use_fused_inference,
 )
+from focusnet.models.resganet import ops, tail
+from focusnet.models.resganet.execution import choose_strategy, fused_cpu_ops_available
 from focusnet.models.focusnetpp import PRESETS
 
 TOL = 1e-5  # outputs and input gradients (per element)
@@ -95,15 +99,27 @@ def test_fast_path_is_on_by_default_and_switchable() -> None:
 @pytest.mark.parametrize("shortcut", ["identity", "conv"])
 @pytest.mark.parametrize("se", [True, False])
 @pytest.mark.parametrize("cin, cout, width", [(32, 32, 32), (16, 48, 48), (48, 24, 48)])
-@pytest.mark.parametrize("mode", ["train", "eval"])
-def test_fast_block_matches_reference_and_plain(shortcut: str, se: bool, cin: int, cout: int, width: int, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["train", "eval", "train-native-tail"])
+def test_fast_block_matches_reference_and_plain(
+    shortcut: str, se: bool, cin: int, cout: int, width: int, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With autograd: the fast execution against the reference and the plain layers. In
+    ``train-native-tail`` the native tail kernel's size floor is lowered so that it runs inside the
+    block (these blocks are far below the 65,536 elements it takes by default)."""
+    calls = []
+    if mode == "train-native-tail":
+        if not kernels.bn_leaky_relu_available():
+            pytest.skip(f"native kernels unavailable here: {kernels._ERROR}")
+        monkeypatch.setattr(kernels, "TAIL_MIN_ELEMENTS", 0)
+        original = tail.residual_tail
+        monkeypatch.setattr(tail, "residual_tail", lambda *a, **k: calls.append(1) or original(*a, **k))
     torch.manual_seed(0)
     ref = ResGANetReference(cin, cout, width=width, se=se, feature_shortcut=shortcut)
     _randomise_bn(ref)
     fast = resganet_from_reference(ref)
     plain = copy.deepcopy(fast)
     for m in (ref, fast, plain):
-        m.train(mode == "train")
+        m.train(mode != "eval")
     x = torch.randn(4, cin, 12, 10, generator=torch.Generator().manual_seed(1))
     exact = copy.deepcopy(plain).double()
     out_f, gx_f, g_f = _run(fast, x, True)
@@ -118,6 +134,8 @@ def test_fast_block_matches_reference_and_plain(shortcut: str, se: bool, cin: in
     # every buffer (BN running statistics, batch counters) is updated identically
     for (name, b_f), b_p in zip(fast.named_buffers(), plain.buffers()):
         assert torch.allclose(b_f.float(), b_p.float(), atol=1e-6), name
+    assert calls == ([1] if mode == "train-native-tail" else [])  # the fast run, once
+    assert sum(p.numel() for p in fast.parameters()) == sum(p.numel() for p in ref.parameters())
 
 
 @pytest.mark.parametrize("project", [True, None])
@@ -251,7 +269,7 @@ def test_hooks_are_honoured() -> None:
 
 # ------------------------------------------------------------ fused fp32 CPU inference (oneDNN)
 needs_fused = pytest.mark.skipif(
-    not blocks._FUSED_CPU_OPS, reason="this PyTorch build has no oneDNN fused pointwise operators"
+    not fused_cpu_ops_available(), reason="this PyTorch build has no oneDNN fused pointwise operators"
 )
 
 
@@ -268,31 +286,41 @@ def test_fused_inference_applies_only_to_fp32_cpu_inference() -> None:
             assert not use_fused_inference(x)
 
 
-@needs_fused
+@pytest.mark.parametrize("strategy", ["fast", "fused"])
 @pytest.mark.parametrize("shortcut", ["identity", "conv"])
 @pytest.mark.parametrize("se", [True, False])
 @pytest.mark.parametrize("cin, cout, width", [(32, 32, 32), (16, 48, 48), (48, 24, 48)])
 @pytest.mark.parametrize("upsample", [False, True])
-def test_fused_inference_block_matches_plain(
-    shortcut: str, se: bool, cin: int, cout: int, width: int, upsample: bool, monkeypatch: pytest.MonkeyPatch
+def test_inference_executions_match_plain(
+    strategy: str, shortcut: str, se: bool, cin: int, cout: int, width: int, upsample: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Eval block under no_grad: the fused path (BN0 folded into conv_in, gate composed into the
-    second trunk convolution, split attention / feature trunks) equals the plain layers."""
+    """Eval block under no_grad, each inference execution against the plain layers:
+
+    * ``fast``: BatchNorm folded into the convolutions, no oneDNN fusion (what CUDA and bf16
+      inference run), forced here on the CPU;
+    * ``fused``: BN0 folded into conv_in, the gate composed into the second trunk convolution,
+      split attention / feature trunks, oneDNN's fused kernels (fp32 CPU inference)."""
+    if strategy == "fused" and not fused_cpu_ops_available():
+        pytest.skip("this PyTorch build has no oneDNN fused pointwise operators")
     torch.manual_seed(0)
     block = ResGANet(cin, cout, width=width, se=se, feature_shortcut=shortcut)
     _randomise_bn(block)
     block.eval()
     calls = []
-    original = ResGANet._forward_fused
-    monkeypatch.setattr(ResGANet, "_forward_fused", lambda self, *a: calls.append(1) or original(self, *a))
+    name = "_forward_fused" if strategy == "fused" else "_forward_fast"
+    original = getattr(ResGANet, name)
+    monkeypatch.setattr(ResGANet, name, lambda self, *a: calls.append(1) or original(self, *a))
     x = torch.randn(3, cin, 6, 10, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        fused = block.forward_fast(x, upsample=upsample)
+        assert choose_strategy(block, x) == ("fused" if fused_cpu_ops_available() else "fast")
+        out = block.run(x, strategy, upsample=upsample)
+        plain = block.run(x, "plain", upsample=upsample)
         with fast_path(False):
-            plain = block(F.interpolate(x, scale_factor=2.0, mode="nearest") if upsample else x)
+            assert torch.equal(block(F.interpolate(x, scale_factor=2.0, mode="nearest") if upsample else x), plain)
     assert calls == [1]
-    assert fused.shape == plain.shape
-    assert _close(fused, plain), (fused - plain).abs().max()
+    assert out.shape == plain.shape
+    assert _close(out, plain), (out - plain).abs().max()
 
 
 @needs_fused
@@ -314,7 +342,7 @@ def test_conv_train_matches_conv_with_its_gradients(groups: int, padding: int) -
     x = torch.randn(2, 8, 9, 7).contiguous(memory_format=torch.channels_last)
     gy = None
     results = []
-    for fn in (blocks.conv_train, lambda t, c: c(t)):
+    for fn in (ops.conv_train, lambda t, c: c(t)):
         conv.zero_grad(set_to_none=True)
         xi = x.detach().clone().requires_grad_(True)
         out = fn(xi, conv)
@@ -332,10 +360,10 @@ def test_conv_train_matches_conv_with_its_gradients(groups: int, padding: int) -
 def test_conv_train_falls_back_without_autograd_or_bias() -> None:
     conv = torch.nn.Conv2d(4, 4, 3, padding=1, bias=False)
     x = torch.randn(1, 4, 5, 5, requires_grad=True)
-    assert "ConvBiasSum" not in type(blocks.conv_train(x, conv).grad_fn).__name__
+    assert "ConvBiasSum" not in type(ops.conv_train(x, conv).grad_fn).__name__
     conv = torch.nn.Conv2d(4, 4, 3, padding=1)
     with torch.no_grad():
-        assert torch.equal(blocks.conv_train(x, conv), conv(x))
+        assert torch.equal(ops.conv_train(x, conv), conv(x))
 
 
 @pytest.mark.parametrize("preset", ["paper", "official"])
@@ -348,7 +376,7 @@ def test_cudnn_1x1_branch_computes_the_same(monkeypatch: pytest.MonkeyPatch, pre
     x = torch.randn(2, 3, 32, 32)
     out_mm, gx_mm, g_mm = _run(model, x, True)
     calls = []
-    monkeypatch.setattr(blocks, "_cudnn_1x1", lambda t: calls.append(t.shape) or True)
+    monkeypatch.setattr(ops, "_cudnn_1x1", lambda t: calls.append(t.shape) or True)
     out_cv, gx_cv, g_cv = _run(model, x, True)
     assert len(calls) >= 5 * 4  # conv_in, gate, expand, conv_out, shortcut... of every block
     assert _close(out_cv, out_mm) and _close(gx_cv, gx_mm)
