@@ -21,7 +21,9 @@ the cache is up to date) and opened once per command; :func:`load_split_tensors`
 
 :func:`resume` continues a run from its ``last.ckpt``; with the per-epoch reseeding of
 :class:`~focusnet.engine.callbacks.StepSeed` the result is bit-identical to an uninterrupted run on
-the same machine.
+the same machine; :mod:`focusnet.engine.resume` holds what resuming needs besides the fit (the
+config it continues with, the earlier ``metrics.csv`` rows). :mod:`focusnet.engine.trainer` builds
+the Lightning ``Trainer``, its callbacks, loggers and data loaders.
 
 Under DDP (``devices > 1`` or ``num_nodes > 1``; launched by Lightning itself, ``torchrun`` or SLURM)
 every process runs this module; only global rank 0 writes the run folder and prepares the cache,
@@ -33,17 +35,17 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import os
 import platform
+import re
+import subprocess
 import sys
 import time
-import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -53,9 +55,26 @@ from focusnet.data.cache import PreparedDataset, open_cache
 from focusnet.data.readers import data_set_name
 from focusnet.data.splits import SPLIT_NAMES
 from focusnet.diskspace import MARGIN_BYTES, ensure_free_space
-from focusnet.engine.config import TrainConfig, apply_overrides, expand_path, parse_override
+from focusnet.engine.config import TrainConfig, expand_path
 from focusnet.engine.plots import plot_training_curves
+from focusnet.engine.resume import (
+    RESUME_OVERRIDABLE,  # noqa: F401 - the old import path
+    earlier_rows,
+    merge_rows,
+    resumed_config,
+)
 from focusnet.engine.rundir import CacheRecord, RunDir, ScoreSummary, build_model, prepare_data, torch_threads
+from focusnet.engine.trainer import (
+    build_trainer,
+    data_loader,
+    global_rank,
+    interrupted_message,
+    is_distributed,
+    launched_distributed,
+    quiet_lightning,
+    restore_determinism,
+    sigint_handler,
+)
 from focusnet.errors import DOCS_CONFIG, DOCS_FORMAT, FocusNetError
 from focusnet.metrics import summarize
 from focusnet.models import list_presets
@@ -86,8 +105,6 @@ TRAIN_LOG = RunDir.TRAIN_LOG
 CURVES_PNG = RunDir.CURVES_PNG
 WEIGHTS_DIR = RunDir.WEIGHTS_DIR
 RUN_DIR_ENV = "FOCUSNET_RUN_DIR"  # rank 0 tells the processes Lightning launches where the run is
-# What may change when resuming (the rest would make the continuation a different run).
-RESUME_OVERRIDABLE = ("epochs", "accelerator", "devices", "num_nodes", "strategy", "num_threads", "num_workers", "progress_bar", "eval_batch_size")
 
 log = logging.getLogger("focusnet.train")
 
@@ -108,23 +125,6 @@ class SplitTensors:
         if with_index:
             return torch.utils.data.TensorDataset(self.images, self.masks, torch.arange(len(self.ids)))
         return torch.utils.data.TensorDataset(self.images, self.masks)
-
-
-# ------------------------------------------------------------------------------------ ranks
-def global_rank() -> int:
-    """This process's global rank from the launcher's environment (0 when not distributed)."""
-    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if os.environ.get(key, "").strip().isdigit():
-            if key == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1") or 1) <= 1:
-                continue
-            return int(os.environ[key])
-    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
-    node = int(os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0")) or 0)
-    return local + node * 10_000  # only "is it zero" matters here
-
-
-def _launched_distributed() -> bool:
-    return any(int(os.environ.get(k, "1") or 1) > 1 for k in ("WORLD_SIZE",)) or global_rank() != 0
 
 
 # ------------------------------------------------------------------------------------- run folder
@@ -231,8 +231,6 @@ def check_model_input(config: TrainConfig) -> None:
     Raises:
         FocusNetError: naming the ``size`` key and a size that works, or the bad keyword argument.
     """
-    import re
-
     with torch.device("meta"):
         model = build_model(config)
         x = torch.empty(1, config.channels, config.size, config.size)
@@ -255,82 +253,8 @@ def check_model_input(config: TrainConfig) -> None:
 
 
 # ------------------------------------------------------------------------------------------ train
-@contextlib.contextmanager
-def _restore_determinism():
-    """Undo the process-wide ``torch.use_deterministic_algorithms`` that ``Trainer(deterministic=...)`` sets."""
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-
-
-class _DropMessages(logging.Filter):
-    def __init__(self, *needles: str) -> None:
-        super().__init__()
-        self.needles = needles
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(n in record.getMessage() for n in self.needles)
-
-
-@contextlib.contextmanager
-def _quiet_lightning(log_file: Path | None):
-    """Silence Lightning messages that are noise here; copy the run's messages to ``logs/train.log``."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "focusnet")]
-    rz = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    drop = _DropMessages("litlogger", "Detected KeyboardInterrupt")  # Ctrl-C gets one line of ours
-    rz.addFilter(drop)
-    handler = None
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        for lg in loggers:
-            lg.addHandler(handler)
-    old_level = log.level
-    log.setLevel(logging.INFO)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-            warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
-            warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
-            yield
-    finally:
-        rz.removeFilter(drop)
-        log.setLevel(old_level)
-        if handler is not None:
-            for lg in loggers:
-                lg.removeHandler(handler)
-            handler.close()
-
-
-def _loader(data: SplitTensors, config: TrainConfig, train: bool, distributed: bool) -> torch.utils.data.DataLoader:
-    from focusnet.engine.callbacks import EpochShuffleSampler  # imports Lightning: only when training
-
-    n, b = len(data), (config.batch_size if train else config.eval_batch_size)
-    sampler = EpochShuffleSampler(n, config.seed) if train and not distributed else None
-    return torch.utils.data.DataLoader(
-        data.dataset(with_index=not train),
-        batch_size=b,
-        shuffle=train and distributed,  # under DDP Lightning swaps in a seeded DistributedSampler
-        sampler=sampler,
-        # A last training batch of one image would break BatchNorm; drop only that case.
-        drop_last=train and n > b and n % b == 1,
-        num_workers=config.num_workers,
-        persistent_workers=config.num_workers > 0,
-    )
-
-
-def _is_distributed(config: TrainConfig) -> bool:
-    return config.num_nodes > 1 or (isinstance(config.devices, int) and config.devices > 1) or _launched_distributed()
-
-
 def _environment(config: TrainConfig, run_dir: Path, resumed: bool) -> dict:
-    import lightning
+    import lightning  # heavy: only training needs it
 
     cuda = torch.cuda.is_available()
     env = {
@@ -356,8 +280,6 @@ def _environment(config: TrainConfig, run_dir: Path, resumed: bool) -> dict:
         "deterministic": config.deterministic,
     }
     try:
-        import subprocess
-
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                                 cwd=Path(__file__).resolve().parent).stdout.strip()
         env["git_commit"] = commit or None
@@ -405,27 +327,17 @@ def resume(run_dir: str | Path, overrides: Sequence[str] = ()) -> Path:
             it a different run.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / LAST_CKPT).is_file():
-        raise FocusNetError(f"{run_dir / LAST_CKPT}: not found; nothing to resume (did the run finish an epoch?)")
-    config = RunDir(run_dir).read_config()
-    for item in overrides:
-        key = parse_override(item)[0][0]
-        if key not in RESUME_OVERRIDABLE:
-            raise FocusNetError(
-                f"--resume: {key!r} cannot change when resuming (it would be a different run); "
-                f"these can: {', '.join(RESUME_OVERRIDABLE)}"
-            )
-    config = apply_overrides(config, overrides).replace(out_dir=str(run_dir))
+    config = resumed_config(run_dir, overrides)
     with torch_threads(config.num_threads):
         return _run(config, resume_dir=run_dir)
 
 
 def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
-    import lightning as L
+    import lightning as L  # heavy: only training needs it
 
     config = resolve_model(config.validate())
     rank0 = global_rank() == 0
-    distributed = _is_distributed(config)
+    distributed = is_distributed(config)
     if resume_dir is None:
         config = _resolve_data(config)
         # Everything that can fail on bad input happens before the run folder is created.
@@ -436,7 +348,7 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
             run_dir = Path(config.out_dir)
         elif os.environ.get(RUN_DIR_ENV):
             run_dir = Path(os.environ[RUN_DIR_ENV])
-        elif distributed and not rank0 or _launched_distributed():
+        elif distributed and not rank0 or launched_distributed():
             raise FocusNetError("out_dir: give --out when launching with torchrun or SLURM, so every process uses the same run folder")
         else:
             run_dir = default_run_dir(config.model)
@@ -487,22 +399,20 @@ def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, li
     run_dir = run.path
 
     # Lightning's CSV logger deletes an existing metrics.csv: keep the earlier epochs' rows.
-    earlier = _read_rows(run_dir / METRICS_CSV) if ckpt_path is not None and rank0 else []
-    if earlier:
-        earlier = _with_checkpoint_row(earlier, Path(ckpt_path))
+    earlier = earlier_rows(run_dir, Path(ckpt_path)) if ckpt_path is not None and rank0 else []
 
     # Only train and val are loaded for fitting; model selection (best.ckpt) sees val_loss only.
     data = load_split_tensors(config, split, parts=("train", "val"))
     module = SegmentationModule.from_config(model, config)
-    with _quiet_lightning(run_dir / TRAIN_LOG if rank0 else None), _restore_determinism():
-        trainer = _trainer(config, run_dir, distributed)
+    with quiet_lightning(run_dir / TRAIN_LOG if rank0 else None), restore_determinism():
+        trainer = build_trainer(config, run_dir, distributed)
         log.info("training %s (%s) in %s%s", config.model, config.preset, run_dir, f", resuming {ckpt_path}" if ckpt_path else "")
-        sigint = _sigint_handler()
+        sigint = sigint_handler()
         try:
             trainer.fit(
                 module,
-                _loader(data["train"], config, train=True, distributed=distributed),
-                _loader(data["val"], config, train=False, distributed=distributed),
+                data_loader(data["train"], config, train=True, distributed=distributed),
+                data_loader(data["val"], config, train=False, distributed=distributed),
                 ckpt_path=ckpt_path,
                 weights_only=True,
             )
@@ -510,15 +420,15 @@ def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, li
             if not trainer.interrupted:
                 raise
         finally:
-            _sigint_handler(sigint)  # Lightning ignores SIGINT from the first Ctrl-C on
+            sigint_handler(sigint)  # Lightning ignores SIGINT from the first Ctrl-C on
         if trainer.interrupted:
-            raise KeyboardInterrupt(_interrupted_message(run_dir))
+            raise KeyboardInterrupt(interrupted_message(run_dir))
         if not (run_dir / BEST_CKPT).is_file():
             raise FocusNetError(f"{run_dir}: training produced no {BEST_CKPT} (was val_loss NaN?)")
         del data
         if trainer.is_global_zero:
             if earlier:
-                _merge_rows(run_dir / METRICS_CSV, earlier)
+                merge_rows(run_dir / METRICS_CSV, earlier)
             _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "last", trainer, "last")
         if not split["test"]:
             if trainer.is_global_zero:
@@ -530,7 +440,7 @@ def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, li
             return run_dir
         # The test split is loaded for the first time now, and scored with the best weights.
         test = load_split_tensors(config, split, parts=("test",))["test"]
-        trainer.test(module, _loader(test, config, train=False, distributed=distributed), ckpt_path=str(run_dir / BEST_CKPT),
+        trainer.test(module, data_loader(test, config, train=False, distributed=distributed), ckpt_path=str(run_dir / BEST_CKPT),
                      verbose=False, weights_only=True)
         if trainer.is_global_zero:
             best_epoch = run.checkpoint_epoch(BEST_CKPT)
@@ -540,148 +450,6 @@ def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, li
             _plot(config, run_dir)
             log.info("test Dice %.4f (per-image mean, %d images)", summary["mean"]["dice"], summary["count"])
     return run_dir
-
-
-def _sigint_handler(handler=None):  # noqa: ANN001, ANN202 - a signal handler
-    """The current SIGINT handler; with ``handler``, also restore it (main thread only)."""
-    import signal
-
-    old = signal.getsignal(signal.SIGINT)
-    if handler is not None:
-        with contextlib.suppress(ValueError):  # not the main thread
-            signal.signal(signal.SIGINT, handler)
-    return old
-
-
-def _interrupted_message(run_dir: Path) -> str:
-    """The one line shown after Ctrl-C: how to resume, or that no epoch was saved."""
-    import shlex
-
-    if (run_dir / LAST_CKPT).is_file():
-        return f"interrupted; {LAST_CKPT} holds the last completed epoch; resume with: focusnet train --resume {shlex.quote(str(run_dir))}"
-    return f"interrupted before the first epoch ended; no {LAST_CKPT} in {run_dir} to resume from, start a new run"
-
-
-def _read_rows(path: Path) -> list[dict]:
-    import csv
-
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    backup = path.with_name("metrics.before-resume.csv")  # in case the run is killed before the merge
-    if rows and not backup.exists():
-        import shutil
-
-        shutil.copyfile(path, backup)
-    return rows
-
-
-def _with_checkpoint_row(rows: list[dict], ckpt_path: Path) -> list[dict]:
-    """``rows`` plus the checkpoint's own training row when ``rows`` lack it: a run stopped between
-    Lightning's checkpoint (end of validation) and its epoch-end logging of ``train_loss``/``lr``."""
-    from focusnet.engine.module import EPOCH_ROW_KEY  # imports Lightning: only when resuming
-
-    try:
-        row = torch.load(ckpt_path, map_location="cpu", weights_only=True).get(EPOCH_ROW_KEY)
-    except Exception:  # noqa: BLE001 - the row is informative; the resume itself reads the file again
-        return rows
-    if not isinstance(row, dict) or "epoch" not in row:
-        return rows
-    epoch = str(row["epoch"])
-    if any(r.get("epoch") == epoch and r.get("train_loss") not in ("", None) for r in rows):
-        return rows
-    return rows + [{"epoch": epoch, "train_loss": repr(row["train_loss"]), "lr": repr(row["lr"])}]
-
-
-def _merge_rows(path: Path, earlier: list[dict]) -> None:
-    """metrics.csv = the earlier rows of epochs before the resumed ones + the new rows."""
-    import csv
-
-    new = _read_rows(path) if path.is_file() else []
-    first = min((int(r["epoch"]) for r in new if r.get("epoch", "").isdigit()), default=None)
-    keep = [r for r in earlier if first is None or (r.get("epoch", "").isdigit() and int(r["epoch"]) < first)]
-    fields = sorted({k for r in keep + new for k in r})
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(keep + new)
-    os.replace(tmp, path)
-    path.with_name("metrics.before-resume.csv").unlink(missing_ok=True)
-
-
-def _trainer(config: TrainConfig, run_dir: Path, distributed: bool):
-    import importlib.util
-
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    from focusnet.engine.callbacks import AtomicCheckpointIO, BudgetCosine, StepSeed, ProgressBar, RunCheckpoint
-    from focusnet.engine.callbacks import PlainProgress
-    from focusnet.engine.guards import NonFiniteLossGuard
-
-    # best.ckpt: lowest val_loss (or highest val_dice) so far; last.ckpt: every epoch (Lightning's
-    # save_last only writes when another checkpoint is written, so it is a callback of its own).
-    best = ModelCheckpoint(
-        dirpath=run_dir,
-        filename=Path(BEST_CKPT).stem,
-        monitor=config.monitor,
-        mode="max" if config.monitor == "val_dice" else "min",
-        save_top_k=1,
-        save_last=False,
-        enable_version_counter=False,
-        auto_insert_metric_name=False,
-    )
-    last = RunCheckpoint(
-        dirpath=run_dir,
-        filename=Path(LAST_CKPT).stem,
-        monitor=None,
-        save_top_k=1,
-        every_n_epochs=1,
-        enable_version_counter=False,
-        auto_insert_metric_name=False,
-    )
-    callbacks = [NonFiniteLossGuard(), best, last, StepSeed(config.seed)]
-    bar = config.progress_bar and sys.stdout.isatty()  # a redirected log gets plain lines, not redraws
-    if config.progress_bar:
-        callbacks.append(PlainProgress(epoch_lines=not bar))
-    if bar:
-        callbacks.append(ProgressBar())
-    if config.max_minutes is not None:
-        from datetime import timedelta
-
-        from lightning.pytorch.callbacks import Timer
-
-        timer = Timer(duration=timedelta(minutes=config.max_minutes), interval="epoch")
-        callbacks.append(timer)
-        if config.lr_schedule == "cosine":  # the cosine ends with the budget when that comes first
-            callbacks.append(BudgetCosine(timer, config.epochs))
-    loggers = [CSVLogger(save_dir=run_dir, name="", version=LOG_DIR)]
-    if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
-        loggers.append(TensorBoardLogger(save_dir=run_dir / LOG_DIR, name="", version="tensorboard", default_hp_metric=False))
-    strategy = config.strategy
-    if strategy == "auto" and distributed:
-        strategy = "ddp"
-    return L.Trainer(
-        max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=strategy,
-        precision=config.precision,
-        deterministic=config.deterministic,
-        sync_batchnorm=config.sync_batchnorm and distributed,
-        logger=loggers,
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        default_root_dir=run_dir,
-        enable_progress_bar=bar,
-        enable_model_summary=False,  # its "Total Flops" reads 0 here; PlainProgress prints the parameters
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
 
 
 def _save_weights(model: nn.Module, config: TrainConfig, stem: Path, trainer, which: str, epoch: int | None = None) -> None:

@@ -9,7 +9,7 @@ import torch
 
 from focusnet.engine.callbacks import BudgetCosine, budget_progress
 from focusnet.engine.config import TrainConfig
-from focusnet.engine.train import _trainer
+from focusnet.engine.trainer import build_trainer
 
 
 class _FakeTimer:
@@ -66,5 +66,5 @@ def test_the_callback_sets_every_group_from_its_base_lr() -> None:
 @pytest.mark.parametrize(("schedule", "minutes", "expected"), [("cosine", 5.0, True), ("cosine", None, False), ("constant", 5.0, False)])
 def test_the_trainer_uses_it_only_for_a_budgeted_cosine(tmp_path: Path, schedule: str, minutes: float | None, expected: bool) -> None:
     config = TrainConfig(lr_schedule=schedule, max_minutes=minutes, progress_bar=False)
-    trainer = _trainer(config, tmp_path, distributed=False)
+    trainer = build_trainer(config, tmp_path, distributed=False)
     assert any(isinstance(cb, BudgetCosine) for cb in trainer.callbacks) is expected

@@ -23,7 +23,7 @@ def guarded(monkeypatch):
     """Make sure the trainer has the guard (a no-op once train.py registers it itself)."""
     from focusnet.engine import train as train_mod
 
-    real = train_mod._trainer
+    real = train_mod.build_trainer
 
     def with_guard(*args, **kwargs):
         trainer = real(*args, **kwargs)
@@ -31,7 +31,7 @@ def guarded(monkeypatch):
             trainer.callbacks.insert(0, NonFiniteLossGuard())
         return trainer
 
-    monkeypatch.setattr(train_mod, "_trainer", with_guard)
+    monkeypatch.setattr(train_mod, "build_trainer", with_guard)
     monkeypatch.delenv("FOCUSNET_RUN_DIR", raising=False)
 
 
