@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["format_markdown", "paired", "stats"]
 
@@ -86,7 +87,9 @@ def format_markdown(result: dict[str, Any]) -> str:
     phases = st["phases"]
     lines = [
         f"### focusnet benchmark: {st['size']}x{st['size']}, batch {st['batch_size']}, {st['precision']}, "
-        f"{st['device']}" + (", channels_last" if st["channels_last"] else "") + (", torch.compile" if st["compile"] else ""),
+        f"{st['device']}"
+        + (", channels_last" if st["channels_last"] else "")
+        + (", torch.compile" if st["compile"] else ""),
         "",
         f"- Machine: {mc.get('gpu') or mc['cpu_model']}; {mc['usable_cpus']} usable CPUs, "
         f"{st.get('threads') or mc['torch_threads']} torch threads per model; torch {mc['torch_version']}; "
@@ -98,7 +101,8 @@ def format_markdown(result: dict[str, Any]) -> str:
         + {True: "on", False: "off"}.get(st.get("allocator_tuned"), "mixed or unknown")
         + "; native training kernels (focusnet.kernels): "
         + {True: "available", False: "unavailable"}.get(st.get("native_kernels"), "unknown")
-        + ("; CUDA graphs (focusnet.engine.cuda_graphs): " + {True: "on", False: "off"}.get(st.get("cuda_graphs_used"), "mixed")
+        + ("; CUDA graphs (focusnet.engine.cuda_graphs): "
+           + {True: "on", False: "off"}.get(st.get("cuda_graphs_used"), "mixed")
            if st["device"].startswith("cuda") else ""),
     ]
     b, c, h, w = cp["shape"]

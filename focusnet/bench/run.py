@@ -14,8 +14,9 @@ import contextlib
 import importlib.util
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from focusnet.bench.machine import load_average, machine_info
 from focusnet.bench.process import WorkerProcess
@@ -221,7 +222,9 @@ def _settings(
         "cuda_graphs": common["cuda_graphs"],
         "train_step": "zero_grad + forward + ALLHybridLoss + backward + Adam(lr=1e-4) step, train mode",
         "inference_step": "eval mode, torch.inference_mode(), forward only",
-        "autocast": "torch.autocast(dtype=torch.bfloat16), weights fp32" if common["precision"] == "bf16-mixed" else None,
+        "autocast": (
+            "torch.autocast(dtype=torch.bfloat16), weights fp32" if common["precision"] == "bf16-mixed" else None
+        ),
         "memory": (
             "torch.cuda.max_memory_allocated minus allocated after building"
             if common["device"].startswith("cuda")

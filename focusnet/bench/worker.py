@@ -68,7 +68,8 @@ class Bench:
     def _setup_conv(self, job: dict[str, Any]) -> None:
         b, c, h, w = job["conv_shape"]
         dtype = torch.bfloat16 if self.bf16 else torch.float32
-        self.conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False).to(self.device, dtype, memory_format=self.fmt)
+        conv = torch.nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.conv = conv.to(self.device, dtype, memory_format=self.fmt)  # type: ignore[call-overload]  # not in stubs
         self.conv.eval()
         self.x = torch.randn(b, c, h, w, device=self.device, dtype=dtype).contiguous(memory_format=self.fmt)
         self.info = {"flops": 2 * b * c * c * 9 * h * w, "params": c * c * 9}
@@ -101,7 +102,7 @@ class Bench:
         self.info["cuda_graphs_used"] = graphs
         if graphs:
             self.fn = GraphedModel(self.model)
-        self.onnx = None
+        self.onnx: Any = None  # an OnnxPredictor for the onnxruntime backend
         if job["backend"] == "onnxruntime":
             self._setup_onnx(model)
 
