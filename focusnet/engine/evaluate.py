@@ -36,13 +36,14 @@ from focusnet.engine.predict import probabilities_to_size
 from focusnet.engine.rundir import EvalSummary, RunDir, ScoreSummary, torch_threads
 from focusnet.errors import FocusNetError
 from focusnet.metrics import _EMPTY_RULE, METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
+from focusnet.vocab import uses_cuda
 from focusnet.weights import load_model as load_safetensors
 
 __all__ = ["EvalData", "evaluate_checkpoint", "evaluate_run", "format_evaluation_markdown", "load_eval_data", "load_checkpoint"]
 
 
 def _device(accelerator: str) -> torch.device:
-    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+    if uses_cuda(accelerator) and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
 

@@ -35,7 +35,7 @@ from focusnet.engine.rundir import RunDir
 if TYPE_CHECKING:
     import lightning as L
 
-    from focusnet.engine.train import SplitTensors
+    from focusnet.engine.train import SplitTensors  # annotation only: train imports this module
 
 log = logging.getLogger("focusnet.train")
 
