@@ -10,7 +10,7 @@ TF1 weight-initialiser operations, not compute (implementation spec §5.3).
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -200,7 +200,7 @@ TABLE2_FOOTNOTE = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _measure_cached(
     name: str, size: int, in_channels: int, kwargs: tuple[tuple[str, Any], ...]
 ) -> tuple[int, int]:

@@ -42,7 +42,9 @@ def free_bytes(path: str | Path) -> tuple[Path, int]:
     return folder, int(shutil.disk_usage(folder).free)  # looked up at call time: tests patch shutil.disk_usage
 
 
-def ensure_free_space(path: str | Path, needed_bytes: int, what: str, fix: str = "free space or choose another --out") -> None:
+def ensure_free_space(
+    path: str | Path, needed_bytes: int, what: str, fix: str = "free space or choose another --out"
+) -> None:
     """Raise :class:`FocusNetError` unless the disk of ``path`` has ``needed_bytes`` free.
 
     Args:

@@ -20,7 +20,8 @@ perfect). Pass ``float("nan")`` to leave such images out of the means, std and m
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -30,7 +30,8 @@ Example:
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from focusnet.errors import FocusNetError
 
@@ -77,7 +78,7 @@ class Vocabulary(tuple):
     name: str
     aliases: Mapping[Any, Any]
 
-    def __new__(cls, name: str, values: Iterable[Any], aliases: Mapping[Any, Any] | None = None) -> "Vocabulary":
+    def __new__(cls, name: str, values: Iterable[Any], aliases: Mapping[Any, Any] | None = None) -> Vocabulary:
         self = super().__new__(cls, tuple(values))
         self.name = name
         self.aliases = dict(aliases or {})
@@ -129,7 +130,7 @@ class Vocabulary(tuple):
         head = f"{key}: invalid value {value!r}" if key else f"unknown {self.name} {value!r}"
         raise FocusNetError(f"{head}; choose one of: {self.listing()}", see=see)
 
-    def subset(self, *values: Any) -> "Vocabulary":
+    def subset(self, *values: Any) -> Vocabulary:
         """The same vocabulary narrowed to ``values`` (with the aliases that point to them).
 
         Example:

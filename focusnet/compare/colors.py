@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import zlib
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["PALETTE", "PREDICTION_FALLBACK_COLOR", "TRUTH_COLOR", "model_colors"]
 

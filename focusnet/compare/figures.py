@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -255,7 +256,8 @@ def training_curves(comparison: Mapping[str, Any], out_stem: Path) -> list[Path]
     fig = _new_figure((13, 4))
     axes = fig.subplots(1, 3)
     panels = (("train_loss", "train loss"), ("val_loss", "validation loss"), ("val_dice", "validation Dice"))
-    plotted, missing = [], []
+    plotted: list[str] = []
+    missing: list[str] = []
     for model in _done_models(comparison):
         name = str(model.get("name"))
         curves = model.get("curves") or {}

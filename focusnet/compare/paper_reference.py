@@ -13,8 +13,8 @@ not compute; see :data:`focusnet.complexity.PAPER_UNITS_NOTE`).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from focusnet.complexity import PAPER_TABLE2, PAPER_TABLE3, PAPER_UNITS_NOTE
 
@@ -188,7 +188,11 @@ TABLE3 = PaperTable(
         PaperRow(
             _TABLE3_LABELS[model],
             model,
-            {"Params": PAPER_TABLE3[model]["params_m"], "FLOPs": PAPER_TABLE3[model]["flops"], **_TABLE3_METRICS[model]},
+            {
+                "Params": PAPER_TABLE3[model]["params_m"],
+                "FLOPs": PAPER_TABLE3[model]["flops"],
+                **_TABLE3_METRICS[model],
+            },
             note=(_BCDU_NOTE + "; " if model == "bcdunet" else "")
             + "reduced widths that the paper does not give (not our presets)",
         )

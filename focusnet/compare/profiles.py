@@ -99,12 +99,14 @@ def describe_run(config: Any, models: Sequence[str]) -> str:
 
     Example:
         >>> from focusnet.engine.config import TrainConfig
-        >>> describe_run(TrainConfig(data={"source": "data/lesions"}, size=64, epochs=2), ["focusnetpp", "unet"])
-        '2 models (focusnetpp, unet) at 64x64, 2 epochs, adam lr 0.0001 (paper_step schedule), no augmentation; data data/lesions (folder format)'
+        >>> line = describe_run(TrainConfig(data={"source": "data/lesions"}, size=64, epochs=2), ["focusnetpp", "unet"])
+        >>> for part in line.split("; "): print(part)
+        2 models (focusnetpp, unet) at 64x64, 2 epochs, adam lr 0.0001 (paper_step schedule), no augmentation
+        data data/lesions (folder format)
     """
     aug = config.augment
-    parts = [f"{k} {getattr(aug, k):g}" for k in ("hflip", "vflip", "rot90", "rotate", "brightness", "contrast", "saturation")
-             if getattr(aug, k)] if aug.enabled else []
+    names = ("hflip", "vflip", "rot90", "rotate", "brightness", "contrast", "saturation")
+    parts = [f"{k} {getattr(aug, k):g}" for k in names if getattr(aug, k)] if aug.enabled else []
     budget = f" (at most {config.max_minutes:g} min per model)" if config.max_minutes else ""
     return (
         f"{len(models)} model{'s' if len(models) != 1 else ''} ({', '.join(models)}) at {config.size}x{config.size}, "

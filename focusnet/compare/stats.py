@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -367,10 +368,11 @@ def compare_statistics(
         if any(v is None for v in per_metric.values()):
             out["skipped"][name] = "no per-image metrics (summary['per_image'] missing or empty)"
             continue
-        values[name] = per_metric  # type: ignore[assignment]
+        read = {m: v for m, v in per_metric.items() if v is not None}  # all of them: checked above
+        values[name] = read
         ci: dict[str, Any] = {}
         for m in metrics_for_ci:
-            x = np.array(list(per_metric[m].values()), dtype=np.float64)  # type: ignore[union-attr]
+            x = np.array(list(read[m].values()), dtype=np.float64)
             finite = x[~np.isnan(x)]
             low, high = bootstrap_ci(finite, confidence=confidence, n_resamples=n_resamples, seed=seed)
             ci[m] = {
@@ -391,10 +393,10 @@ def compare_statistics(
 
     ref_values = values[reference][metric]
     tests: dict[str, dict[str, Any]] = {}
-    for name, per_metric in values.items():
+    for name, model_values in values.items():
         if name == reference:
             continue
-        other_values = per_metric[metric]
+        other_values = model_values[metric]
         common = [i for i in ref_values if i in other_values]
         result = paired_test([ref_values[i] for i in common], [other_values[i] for i in common])
         unpaired = len(set(ref_values) ^ set(other_values))

@@ -67,7 +67,7 @@ def bool_mask(mask: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
         raise ValueError(f"mask must have shape (H, W); got {m.shape}")
     m = m.astype(bool) if m.dtype == np.bool_ else (m > (127 if m.dtype == np.uint8 and m.max() > 1 else 0.5))
     if shape is not None and tuple(m.shape) != tuple(shape):
-        pil = Image.fromarray(m.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.NEAREST)
+        pil = Image.fromarray(m.astype(np.uint8) * 255).resize((shape[1], shape[0]), Image.Resampling.NEAREST)
         m = np.asarray(pil) > 127
     return m
 
@@ -109,7 +109,7 @@ def thumbnail_base(image: Any, size: int) -> np.ndarray:
     """
     rgb = rgb_uint8(image)
     wh = _thumb_size(rgb.shape, size)
-    return np.asarray(Image.fromarray(rgb).resize(wh, Image.BILINEAR, reducing_gap=2.0)).copy()
+    return np.asarray(Image.fromarray(rgb).resize(wh, Image.Resampling.BILINEAR, reducing_gap=2.0)).copy()
 
 
 def thumbnail_png(base: np.ndarray, truth: Any, prediction: Any | None, color: str) -> bytes:

@@ -36,7 +36,8 @@ def _scan(folder: Path, see: str | None = DOCS_OWN_DATA) -> dict[str, Path]:
             continue
         if path.is_symlink() and not path.exists():
             raise FocusNetError(
-                f"{path}: link that does not resolve (broken or a symlink loop); replace it with the file it should point to, or remove it",
+                f"{path}: link that does not resolve (broken or a symlink loop); "
+                "replace it with the file it should point to, or remove it",
                 see=see,
             )
         if not path.is_file():
@@ -119,7 +120,9 @@ def list_pairs(
         )
     if not mask_root.is_dir():
         if require_masks:
-            raise FocusNetError(f"{mask_root}: mask folder not found; put the masks in {mask_dir}/ under {root}", see=see)
+            raise FocusNetError(
+                f"{mask_root}: mask folder not found; put the masks in {mask_dir}/ under {root}", see=see
+            )
         return [Pair(i, images[i], None) for i in sorted(images)]
     masks: dict[str, Path] = {}
     for stem, path in _scan(mask_root, see).items():

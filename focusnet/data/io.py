@@ -77,7 +77,8 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
         return _image_array(img, channels)
     except (ValueError, OSError, TypeError) as exc:
         raise FocusNetError(
-            f"{path}: cannot convert this {img.mode} image ({_first_line(exc)}); re-export it as an 8-bit RGB or grey PNG"
+            f"{path}: cannot convert this {img.mode} image ({_first_line(exc)}); "
+            "re-export it as an 8-bit RGB or grey PNG"
         ) from None
     finally:
         img.close()  # the pixels are copied out; release the file

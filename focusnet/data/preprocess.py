@@ -49,9 +49,12 @@ def resize_image(arr: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     if arr.shape[:2] == (h, w):
         out = arr.copy()
     elif arr.shape[2] == 3:
-        out = np.asarray(Image.fromarray(arr, mode="RGB").resize((w, h), Image.BILINEAR))
+        out = np.asarray(Image.fromarray(arr, mode="RGB").resize((w, h), Image.Resampling.BILINEAR))
     else:
-        planes = [Image.fromarray(arr[:, :, c], mode="L").resize((w, h), Image.BILINEAR) for c in range(arr.shape[2])]
+        planes = [
+            Image.fromarray(arr[:, :, c], mode="L").resize((w, h), Image.Resampling.BILINEAR)
+            for c in range(arr.shape[2])
+        ]
         out = np.stack([np.asarray(p) for p in planes], axis=2)
     return out[:, :, 0] if squeeze else out
 
@@ -99,7 +102,7 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
         raise FocusNetError(f"resize_mask expects an HxW mask, got shape {m.shape}")
     if m.shape == (h, w):
         return m.astype(bool)
-    img = Image.fromarray(m.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR)
+    img = Image.fromarray(m.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR)
     return np.asarray(img) >= 0.5
 
 

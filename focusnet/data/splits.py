@@ -27,7 +27,7 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
         raise FocusNetError(f"split fractions {fr} must each be >= 0, e.g. 0.7 0.15 0.15")
     if abs(sum(fr) - 1.0) > 1e-6:
         raise FocusNetError(f"split fractions {fr} sum to {sum(fr):g}; they must sum to 1, e.g. 0.7 0.15 0.15")
-    return fr  # type: ignore[return-value]
+    return fr
 
 
 def _counts(n: int, fr: tuple[float, float, float]) -> list[int]:
@@ -189,7 +189,9 @@ def validate_split(split: dict, ids: Iterable[str], source: str = "split") -> di
         {'train': ['a', 'b'], 'val': ['c'], 'test': []}
     """
     if not isinstance(split, dict):
-        raise FocusNetError(f"{source}: a split must be a JSON object {{\"train\": [...], \"val\": [...], \"test\": [...]}}")
+        raise FocusNetError(
+            f"{source}: a split must be a JSON object {{\"train\": [...], \"val\": [...], \"test\": [...]}}"
+        )
     extra = [k for k in split if k not in SPLIT_NAMES]
     if extra:
         raise FocusNetError(
@@ -253,7 +255,9 @@ def load_split_file(path: str | Path, ids: Iterable[str], fold: int = 0) -> dict
         if not data or not all(isinstance(f, dict) for f in data):
             raise FocusNetError(f"{path}: expected nnU-Net folds [{{\"train\": [...], \"val\": [...]}}, ...]")
         if not 0 <= int(fold) < len(data):
-            raise FocusNetError(f"{path}: has {len(data)} fold(s), no fold {fold}; choose a fold from 0 to {len(data) - 1}")
+            raise FocusNetError(
+                f"{path}: has {len(data)} fold(s), no fold {fold}; choose a fold from 0 to {len(data) - 1}"
+            )
         data = data[int(fold)]
         source = f"{path} (fold {fold})"
     else:

@@ -67,7 +67,7 @@ def _smooth_noise(rng: np.random.Generator, size: int, cells: float) -> np.ndarr
     # centres do not sit on a fixed lattice.
     scale = size / cells
     big = int(np.ceil((cells + 3) * scale))
-    up = np.asarray(Image.fromarray(grid, mode="F").resize((big, big), Image.BICUBIC), dtype=np.float32)
+    up = np.asarray(Image.fromarray(grid, mode="F").resize((big, big), Image.Resampling.BICUBIC), dtype=np.float32)
     oy, ox = (rng.integers(0, max(1, int(scale)) + 1, size=2)).tolist()
     out = up[oy + int(scale) : oy + int(scale) + size, ox + int(scale) : ox + int(scale) + size]
     out = out - out.mean()
@@ -148,7 +148,7 @@ def _curves_alpha(
         pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
         w = max(1, int(round(rng.uniform(*width) * ss)))
         draw.line([tuple(p) for p in pts.tolist()], fill=int(rng.uniform(170, 255)), width=w, joint="curve")
-    small = canvas.resize((size, size), Image.BILINEAR)
+    small = canvas.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
@@ -345,7 +345,7 @@ def _make_nuclei(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     # Uneven background: low offset plus smooth illumination and faint cytoplasm haze.
     bg = rng.uniform(0.01, 0.08) + rng.uniform(0.0, 0.05) * (_smooth_noise(rng, size, 2) + 1.5) / 3
     haze = _blur(mask.astype(np.float32), rng.uniform(2, 6) * size / 128) * rng.uniform(0, 0.08)
-    img = np.clip(bg + haze + signal, 0, None)
+    img: np.ndarray = np.clip(bg + haze + signal, 0, None)
     img = _blur(img, rng.uniform(0.4, 1.2) * size / 128)
     # Shot noise (signal dependent) plus read noise.
     photons = rng.uniform(80, 400)

@@ -20,8 +20,9 @@ import json
 import math
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
@@ -32,7 +33,10 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from focusnet.atomic import replace_into
 from focusnet.engine.config import lr_factor
 
-__all__ = ["AtomicCheckpointIO", "BudgetCosine", "StepSeed", "EpochShuffleSampler", "PlainProgress", "ProgressBar", "RunCheckpoint", "epoch_seed"]
+__all__ = [
+    "AtomicCheckpointIO", "BudgetCosine", "StepSeed", "EpochShuffleSampler", "PlainProgress", "ProgressBar",
+    "RunCheckpoint", "epoch_seed",
+]
 
 PROGRESS_JSON = "progress.json"
 
@@ -44,11 +48,15 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0, step: int = 0) -> int:
 
 def rng_state() -> dict[str, Any]:
     """Every RNG state as plain values and tensors (loadable with ``torch.load(weights_only=True)``)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # the legacy tuple form (get_state's default)
+    kind, keys, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     version, internal, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "gauss": float(gauss),
+        },
         "python": {"version": version, "internal": list(internal), "gauss": py_gauss},
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -72,7 +80,9 @@ class StepSeed(L.Callback):
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         s = epoch_seed(self.seed, trainer.current_epoch, trainer.global_rank, batch_idx + 1)
         random.seed(s)
         np.random.seed(s)
@@ -124,8 +134,11 @@ class RunCheckpoint(ModelCheckpoint):
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)
         if trainer.is_global_zero:
-            progress = {"epoch": trainer.current_epoch, "epochs_done": trainer.current_epoch + 1, "max_epochs": trainer.max_epochs,
-                        "global_step": trainer.global_step, "checkpoint": Path(filepath).name}
+            progress = {
+                "epoch": trainer.current_epoch, "epochs_done": trainer.current_epoch + 1,
+                "max_epochs": trainer.max_epochs, "global_step": trainer.global_step, "checkpoint": Path(filepath).name,
+            }
+            assert self.dirpath is not None  # set by Lightning before the first save
             out = Path(self.dirpath) / PROGRESS_JSON
             tmp = out.with_name(f".{out.name}.tmp")
             tmp.write_text(json.dumps(progress, indent=2) + "\n")
@@ -182,13 +195,17 @@ class BudgetCosine(L.Callback):
         """The learning-rate factor at ``batch_idx`` of ``epoch``."""
         epoch_fraction = (epoch + batch_idx / max(batches, 1)) / max(self.epochs, 1)
         remaining = self.timer.time_remaining("train")  # None without a duration: the epochs alone
-        progress = budget_progress(epoch_fraction, self.timer.time_elapsed("train"), math.inf if remaining is None else remaining)
+        progress = budget_progress(
+            epoch_fraction, self.timer.time_elapsed("train"), math.inf if remaining is None else remaining
+        )
         return lr_factor("cosine", progress, 1)  # the cosine of the epoch schedule, at fractional progress
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._set(trainer, 0)  # before the module logs the epoch's learning rate (callbacks run first)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._set(trainer, batch_idx)
 
     def _set(self, trainer: L.Trainer, batch_idx: int) -> None:
@@ -221,5 +238,7 @@ class PlainProgress(L.Callback):
         if not self.epoch_lines or not trainer.is_global_zero or trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        shown = ", ".join(f"{k} {float(metrics[k]):.4f}" for k in ("train_loss", "val_loss", "val_dice") if k in metrics)
-        print(f"epoch {trainer.current_epoch} ({trainer.current_epoch + 1} of {trainer.max_epochs}): {shown}", flush=True)
+        keys = ("train_loss", "val_loss", "val_dice")
+        shown = ", ".join(f"{k} {float(metrics[k]):.4f}" for k in keys if k in metrics)
+        epoch = trainer.current_epoch
+        print(f"epoch {epoch} ({epoch + 1} of {trainer.max_epochs}): {shown}", flush=True)

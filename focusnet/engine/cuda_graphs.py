@@ -160,7 +160,7 @@ class _GraphedTrainStep(torch.autograd.Function):
     the parameters (their gradients leave as fresh tensors, so hooks and accumulation behave)."""
 
     @staticmethod
-    def forward(ctx, capture: _Capture, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, capture: _Capture, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         capture.static_in.copy_(x)
         capture.forward_graph.replay()
         ctx.capture = capture
@@ -168,7 +168,7 @@ class _GraphedTrainStep(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         capture: _Capture = ctx.capture
         capture.static_grad_out.copy_(grad)
         assert capture.backward_graph is not None

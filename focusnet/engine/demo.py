@@ -63,20 +63,20 @@ def demo_config(run_dir: str | Path, epochs: int | None = None):
     ``<run>/data`` (format ``folder``), prepared into ``<run>/prepared`` like any other data set.
     ``configs/demo.yaml`` holds the same settings for ``focusnet train``.
     """
-    from focusnet.engine.config import TrainConfig
+    from focusnet.engine.config import DataConfig, TrainConfig
 
     s = DEMO_SETTINGS
     return TrainConfig(
         model="focusnetpp",
         preset=s["preset"],
         model_kwargs=dict(s["model_kwargs"]),
-        data={
-            "format": "folder",
-            "source": str(Path(run_dir) / "data"),
-            "split": "random",
-            "split_seed": s["seed"],
-            "cache_dir": str(Path(run_dir) / "prepared"),
-        },
+        data=DataConfig(
+            format="folder",
+            source=str(Path(run_dir) / "data"),
+            split="random",
+            split_seed=s["seed"],
+            cache_dir=str(Path(run_dir) / "prepared"),
+        ),
         size=s["size"],
         batch_size=s["batch_size"],
         epochs=int(epochs) if epochs is not None else s["epochs"],
@@ -113,7 +113,8 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None) -> dict:
     config = demo_config(run_dir, epochs)  # validates before any work
 
     s = DEMO_SETTINGS
-    print(f"focusnet demo: writing {s['count']} synthetic {s['kind']} ({s['image_size']}x{s['image_size']}) to {run_dir / 'data'}")
+    size = s["image_size"]
+    print(f"focusnet demo: writing {s['count']} synthetic {s['kind']} ({size}x{size}) to {run_dir / 'data'}")
     generate(s["kind"], run_dir / "data", count=s["count"], size=s["image_size"], seed=s["seed"])
     print(
         f"focusnet demo: training focusnetpp ({config.preset} preset) at {config.size}x{config.size} for "
@@ -133,5 +134,7 @@ def _format(result: dict) -> str:
         from focusnet.engine.scoring import format_summary
     except ImportError:  # pragma: no cover - scoring is part of the package
         m = result["mean"]
-        return f"test split, {result['count']} images: Dice {m['dice']:.4f}, Jaccard {m['jaccard']:.4f} (per-image means)"
+        return (
+            f"test split, {result['count']} images: Dice {m['dice']:.4f}, Jaccard {m['jaccard']:.4f} (per-image means)"
+        )
     return "Test split of the demo run\n" + format_summary(result)

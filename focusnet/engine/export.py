@@ -19,9 +19,10 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -85,11 +86,16 @@ def _fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     weight = conv.weight.detach()
     dtype = weight.dtype
     w = weight.double()
-    b = conv.bias.detach().double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
+    if conv.bias is not None:
+        b = conv.bias.detach().double()
+    else:
+        b = torch.zeros(w.shape[0], dtype=torch.float64, device=w.device)
     with torch.no_grad():
         scale, shift = bn_affine(bn, torch.float64)
     fused = copy.deepcopy(conv)
-    fused.weight = nn.Parameter((w * scale.reshape(-1, *([1] * (w.dim() - 1)))).to(dtype), requires_grad=conv.weight.requires_grad)
+    fused.weight = nn.Parameter(
+        (w * scale.reshape(-1, *([1] * (w.dim() - 1)))).to(dtype), requires_grad=conv.weight.requires_grad
+    )
     fused.bias = nn.Parameter((b * scale + shift).to(dtype), requires_grad=conv.weight.requires_grad)
     return fused
 
@@ -119,6 +125,8 @@ def _fold_in_place(model: nn.Module) -> int:
         counts[id(m)] = counts.get(id(m), 0) + 1
     shared = {key for key, n in counts.items() if n > 1}
     folded = 0
+    conv: nn.Module | None
+    bn: nn.Module | None
     for seq in list(model.modules()):
         # Only a plain Sequential forward guarantees that module i's output feeds module i + 1 alone.
         if not isinstance(seq, nn.Sequential) or type(seq).forward is not nn.Sequential.forward:
@@ -127,7 +135,7 @@ def _fold_in_place(model: nn.Module) -> int:
         for a, b in zip(keys, keys[1:]):
             conv, bn = seq._modules[a], seq._modules[b]
             if conv is not None and bn is not None and _foldable(conv, bn, shared):
-                seq._modules[a] = _fuse_conv_bn(conv, bn)
+                seq._modules[a] = _fuse_conv_bn(cast(nn.Conv2d, conv), cast(nn.BatchNorm2d, bn))  # _foldable checked
                 seq._modules[b] = nn.Identity()
                 folded += 1
     # Pairs wired in a custom forward, declared by the module itself as ``foldable_pairs``
@@ -136,7 +144,7 @@ def _fold_in_place(model: nn.Module) -> int:
         for a, b in getattr(module, "foldable_pairs", ()):
             conv, bn = module._modules.get(a), module._modules.get(b)
             if conv is not None and bn is not None and _foldable(conv, bn, shared):
-                module._modules[a] = _fuse_conv_bn(conv, bn)
+                module._modules[a] = _fuse_conv_bn(cast(nn.Conv2d, conv), cast(nn.BatchNorm2d, bn))  # _foldable checked
                 module._modules[b] = nn.Identity()
                 folded += 1
     return folded
@@ -149,8 +157,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     (so the convolution's output feeds the BatchNorm only); the BatchNorm becomes
     :class:`torch.nn.Identity`. Pairs wired in a custom ``forward`` are folded when their module
     declares them in a ``foldable_pairs`` attribute (ResGANet's ``conv_out``/``bn_out``); modules
-    registered twice, hooked modules and BatchNorms without running statistics are left as they are. The fused weights are computed in float64, so the
-    copy matches the original in eval mode to about 1e-6. The argument is not modified.
+    registered twice, hooked modules and BatchNorms without running statistics are left as they are.
+    The fused weights are computed in float64, so the copy matches the original in eval mode to about
+    1e-6. The argument is not modified.
 
     Args:
         model: any module; its BatchNorms are folded with their running statistics (eval mode).
@@ -191,7 +200,10 @@ def _in_channels(model: nn.Module) -> int:
 def _check_inputs(channels: int, height: int, width: int, seed: int = 0) -> list[torch.Tensor]:
     """The example input (batch 1) plus a batch of 2 at twice the height, to exercise dynamic axes."""
     g = torch.Generator().manual_seed(seed)
-    return [torch.rand(1, channels, height, width, generator=g), torch.rand(2, channels, 2 * height, width, generator=g)]
+    return [
+        torch.rand(1, channels, height, width, generator=g),
+        torch.rand(2, channels, 2 * height, width, generator=g),
+    ]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -205,7 +217,9 @@ def _max_prob_diff(reference: nn.Module, run, inputs: Sequence[torch.Tensor]) ->
             expected = torch.sigmoid(reference(x).double()).numpy()
         got = np.asarray(run(x))
         if got.shape != expected.shape:
-            raise ExportCheckError(f"exported model gave shape {got.shape} for input {tuple(x.shape)}, PyTorch {expected.shape}")
+            raise ExportCheckError(
+                f"exported model gave shape {got.shape} for input {tuple(x.shape)}, PyTorch {expected.shape}"
+            )
         worst = max(worst, float(np.abs(_sigmoid(got) - expected).max()))
     return worst
 
@@ -264,12 +278,16 @@ def export(
         raise FocusNetError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
     path = Path(path)
     if path.is_dir():
-        raise FocusNetError(f"{path}: is a folder; give an output file name such as {path / ('model.onnx' if format == 'onnx' else 'model.pt')}")
+        suggestion = path / ("model.onnx" if format == "onnx" else "model.pt")
+        raise FocusNetError(f"{path}: is a folder; give an output file name such as {suggestion}")
     if path.exists() and not overwrite:
         raise FocusNetError(f"{path}: already exists; pass --overwrite (overwrite=True) or choose another --out")
     if not path.parent.is_dir():
         raise FocusNetError(f"{path.parent}: output folder does not exist; create it or choose another --out")
-    height, width = (example_size, example_size) if isinstance(example_size, int) else (int(example_size[0]), int(example_size[1]))
+    if isinstance(example_size, int):
+        height, width = example_size, example_size
+    else:
+        height, width = int(example_size[0]), int(example_size[1])
     channels = int(in_channels) if in_channels is not None else _in_channels(model)
 
     # Export a float32 CPU copy; the caller's model (device, mode, weights) is left untouched.

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -57,7 +58,9 @@ class NonFiniteLossGuard(L.Callback):
         self._batch_idx = -1
 
     # --------------------------------------------------------------------------- training loss
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._batch_idx = int(batch_idx)
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
@@ -71,7 +74,8 @@ class NonFiniteLossGuard(L.Callback):
         )
         raise FocusNetError(
             f"non-finite training loss ({_show(value)}) at {where}; training stopped before the update. "
-            f"{self._kept(trainer)}; lower lr, check those images, or resume with `focusnet train --resume {_run_dir(trainer)}`"
+            f"{self._kept(trainer)}; lower lr, check those images, "
+            f"or resume with `focusnet train --resume {_run_dir(trainer)}`"
         )
 
     # ------------------------------------------------------------------------- validation loss
@@ -83,7 +87,8 @@ class NonFiniteLossGuard(L.Callback):
             return
         raise FocusNetError(
             f"non-finite validation loss ({_show(torch.as_tensor(value))}) at epoch {trainer.current_epoch}; "
-            f"training stopped, no checkpoint of this epoch written. {self._kept(trainer)}; lower lr or check the val images"
+            f"training stopped, no checkpoint of this epoch written. {self._kept(trainer)}; "
+            "lower lr or check the val images"
         )
 
     # -------------------------------------------------------------------------------- helpers

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import nn
 
 from focusnet.engine.config import AugmentConfig, LRFactor, TrainConfig
@@ -51,7 +53,9 @@ def _pick(n: int, p: float, device: torch.device) -> torch.Tensor:
     return torch.rand(n, device=device) < p if p > 0 else torch.zeros(n, dtype=torch.bool, device=device)
 
 
-def augment_batch(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig | dict) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig | dict
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flips, rotations and colour jitter, drawn per image from torch's global RNG.
 
     Geometric transforms are applied to the masks too (nearest for free rotations); colour jitter to
@@ -103,16 +107,20 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig 
 
 
 # ------------------------------------------------------------------------------------ metrics
-def gather_counts(module: L.LightningModule, counts: list[torch.Tensor], index: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_counts(
+    module: L.LightningModule, counts: list[torch.Tensor], index: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image counts (N, 4) and item indices (N,) from every process, de-duplicated, sorted by index.
 
     DDP's sampler pads the shards to equal length by repeating items; an item seen twice is kept once.
     """
-    local_counts = torch.cat(counts).to(module.device) if counts else torch.zeros((0, 4), dtype=torch.int64, device=module.device)
-    local_index = torch.cat(index).to(module.device) if index else torch.zeros((0,), dtype=torch.int64, device=module.device)
+    device = module.device
+    local_counts = torch.cat(counts).to(device) if counts else torch.zeros((0, 4), dtype=torch.int64, device=device)
+    local_index = torch.cat(index).to(device) if index else torch.zeros((0,), dtype=torch.int64, device=device)
     if module.trainer is not None and module.trainer.world_size > 1:
-        all_counts = module.all_gather(local_counts).reshape(-1, 4)
-        all_index = module.all_gather(local_index).reshape(-1)
+        # all_gather returns the container it is given: here a tensor
+        all_counts = cast(torch.Tensor, module.all_gather(local_counts)).reshape(-1, 4)
+        all_index = cast(torch.Tensor, module.all_gather(local_index)).reshape(-1)
     else:
         all_counts, all_index = local_counts, local_index
     all_counts, all_index = all_counts.cpu(), all_index.cpu()
@@ -161,7 +169,8 @@ class SegmentationModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["model"])
-        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        # torch's stubs omit Module.to's memory_format keyword
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model  # type: ignore[call-overload]
         self.loss_fn = ALLHybridLoss(**(loss or {}))
         self.threshold_logit = float(math.log(threshold / (1.0 - threshold)))
         self.augment = AugmentConfig(**(augment or {}))
@@ -180,7 +189,7 @@ class SegmentationModule(L.LightningModule):
         self.graph_reason = "not set up"
 
     @classmethod
-    def from_config(cls, model: nn.Module, config: TrainConfig) -> "SegmentationModule":
+    def from_config(cls, model: nn.Module, config: TrainConfig) -> SegmentationModule:
         """The module for ``model`` with the optimiser, schedule, loss and threshold of ``config``."""
         return cls(
             model,
@@ -217,7 +226,12 @@ class SegmentationModule(L.LightningModule):
         return graphed(images) if graphed is not None else self.model(images)
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
-        return images.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else images
+        return images.contiguous(memory_format=torch.channels_last) if self._hp.channels_last else images
+
+    @property
+    def _hp(self) -> Any:
+        """The saved constructor arguments (Lightning's ``AttributeDict``), read by attribute."""
+        return self.hparams
 
     def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
         """Boolean masks (B, 1, H, W) at the module's threshold."""
@@ -239,14 +253,16 @@ class SegmentationModule(L.LightningModule):
         images, masks = batch[0], batch[1]
         images, masks = augment_batch(images, masks, self.augment)
         images = self._inputs(images)
-        if getattr(self.model, "deep_supervision", False) and callable(getattr(self.model, "forward_all", None)):
-            heads = self.model.forward_all(images)
+        forward_all = getattr(self.model, "forward_all", None)
+        if getattr(self.model, "deep_supervision", False) and callable(forward_all):
+            heads = forward_all(images)
             loss = torch.stack([self._loss(h, masks) for h in heads]).mean()
         else:
             loss = self._loss(self._run(images), masks)
         loss = loss + self._penalty()
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=images.shape[0], sync_dist=True)
-        self._epoch_loss_sum = self._epoch_loss_sum + loss.detach().float() * images.shape[0]  # float64 is not on every device
+        n = images.shape[0]
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
+        self._epoch_loss_sum = self._epoch_loss_sum + loss.detach().float() * n  # float64 is not on every device
         self._epoch_loss_count += images.shape[0]
         return loss
 
@@ -299,7 +315,8 @@ class SegmentationModule(L.LightningModule):
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         logits = self._eval_step(batch)
         loss = self._loss(logits, batch[1]) + self._penalty()
-        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch[0].shape[0], sync_dist=True)
+        n = batch[0].shape[0]
+        self.log("val_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         counts, _ = gather_counts(self, self._counts, self._index)
@@ -327,17 +344,19 @@ class SegmentationModule(L.LightningModule):
             fns = getattr(sched, "lr_lambdas", [])
             changed = False
             for fn in fns:
-                if isinstance(fn, LRFactor) and (fn.epochs, fn.schedule) != (self.hparams.epochs, self.hparams.lr_schedule):
-                    fn.epochs, fn.schedule, changed = int(self.hparams.epochs), self.hparams.lr_schedule, True
+                hp = self._hp
+                if isinstance(fn, LRFactor) and (fn.epochs, fn.schedule) != (hp.epochs, hp.lr_schedule):
+                    fn.epochs, fn.schedule, changed = int(hp.epochs), hp.lr_schedule, True
             if changed:
                 for group, base, fn in zip(sched.optimizer.param_groups, sched.base_lrs, fns):
                     group["lr"] = base * fn(sched.last_epoch)
                 sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
 
     # ------------------------------------------------------------------------------- optimiser
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        hp = self._hp
         params = self.model.parameters()
+        optimizer: torch.optim.Optimizer
         if hp.optimizer == "sgd":
             optimizer = torch.optim.SGD(
                 params, lr=hp.lr, momentum=hp.momentum, nesterov=hp.nesterov, weight_decay=hp.weight_decay

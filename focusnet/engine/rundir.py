@@ -30,9 +30,10 @@ import json
 import shlex
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypedDict
+from typing import Any, TypedDict
 
 import torch
 import yaml
@@ -104,21 +105,22 @@ class CacheRecord:
     splits: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, cache: PreparedDataset) -> "CacheRecord":
+    def of(cls, cache: PreparedDataset) -> CacheRecord:
         """The record of an opened cache."""
         settings = cache.manifest.get("settings", {})
         return cls(str(cache.path.resolve()), str(settings.get("format")), str(settings.get("source")), len(cache),
                    {k: len(v) for k, v in cache.splits.items()})
 
     @classmethod
-    def from_dict(cls, data: Any) -> "CacheRecord | None":
+    def from_dict(cls, data: Any) -> CacheRecord | None:
         """The record in ``data``, or None when it is not one (a hand-edited or foreign file)."""
         if not isinstance(data, dict) or not isinstance(data.get("cache"), str):
             return None
-        splits = data.get("splits") if isinstance(data.get("splits"), dict) else {}
+        splits = data.get("splits")
+        splits = splits if isinstance(splits, dict) else {}
         count = data.get("count")
-        return cls(data["cache"], str(data.get("format")), str(data.get("source")), count if isinstance(count, int) else 0,
-                   dict(splits))
+        count = count if isinstance(count, int) else 0
+        return cls(data["cache"], str(data.get("format")), str(data.get("source")), count, dict(splits))
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -133,6 +135,8 @@ def build_model(config: TrainConfig) -> nn.Module:
 def prepare_data(config: TrainConfig, progress: bool = False) -> dict:
     """Prepare (or find up to date) the cache of ``config.data``; returns ``prepare``'s summary."""
     d = config.data
+    if d.source is None:  # the callers check it first, with their own words
+        raise FocusNetError("data.source: not set; give the data set folder (data.source=PATH)")
     return prepare(
         d.format,
         expand_path(d.source) if d.source else d.source,
@@ -209,7 +213,7 @@ class RunDir:
 
     # ------------------------------------------------------------------------------ creation
     @classmethod
-    def default(cls, prefix: str) -> "RunDir":
+    def default(cls, prefix: str) -> RunDir:
         """``runs/<prefix>-YYYYmmdd-HHMMSS`` (relative to the working directory)."""
         return cls(Path("runs") / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
 
@@ -226,7 +230,7 @@ class RunDir:
                     f"{', ...' if len(used) > 3 else ''}); runs are never overwritten, choose a new folder with --out"
                 )
 
-    def create(self, keep: Iterable[str | Path] = ()) -> "RunDir":
+    def create(self, keep: Iterable[str | Path] = ()) -> RunDir:
         """Create the folder, refusing a used one (see :meth:`check_unused`)."""
         self.check_unused(keep)
         self.path.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,9 @@ true masks' resolution.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -170,14 +172,16 @@ def score_folders(
     return summarize(counts, ids, empty_score=empty_score, protocol=protocol)
 
 
-def empty_predictions_warning(result: dict, what: str = "predicted mask") -> str | None:
+def empty_predictions_warning(result: Mapping[str, Any], what: str = "predicted mask") -> str | None:
     """A warning line when every image's prediction is empty (no foreground pixel), else None.
 
     Scores of such a run look like numbers, yet the model found nothing: typically too few epochs.
 
     Example:
-        >>> empty_predictions_warning({"per_image": [{"tp": 0, "fp": 0}, {"tp": 0, "fp": 0}]})
-        'every predicted mask is empty (2 of 2 images have no foreground pixel); the model found nothing: train it longer or check its threshold'
+        >>> warning = empty_predictions_warning({"per_image": [{"tp": 0, "fp": 0}, {"tp": 0, "fp": 0}]})
+        >>> for part in warning.split("; "): print(part)
+        every predicted mask is empty (2 of 2 images have no foreground pixel)
+        the model found nothing: train it longer or check its threshold
         >>> empty_predictions_warning({"per_image": [{"tp": 3, "fp": 0}]}) is None
         True
     """

@@ -17,10 +17,10 @@ double-precision sums; the tests compare both with float64 PyTorch references.
 
 The C source is plain C (OpenMP, sharing torch's libgomp; no Python or torch headers) and compiles
 in about a second with ``cc -O3 -march=native -fopenmp`` (``$FOCUSNET_KERNEL_MARCH`` replaces
-``native``, for example ``x86-64-v3`` to build for CPUs without AVX-512); the shared library is cached under ``$XDG_CACHE_HOME/focusnet/kernels``
-(``~/.cache/...``) keyed by the source hash, the machine and the compiler. Without a C compiler,
-or with ``FOCUSNET_NATIVE_KERNELS=0``, :func:`bn_leaky_relu_available` is ``False`` and the models
-use PyTorch's own operators (same maths).
+``native``, for example ``x86-64-v3`` to build for CPUs without AVX-512); the shared library is
+cached under ``$XDG_CACHE_HOME/focusnet/kernels`` (``~/.cache/...``) keyed by the source hash, the
+machine and the compiler. Without a C compiler, or with ``FOCUSNET_NATIVE_KERNELS=0``,
+:func:`bn_leaky_relu_available` is ``False`` and the models use PyTorch's own operators (same maths).
 
 Example:
     >>> import torch
@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -49,7 +50,8 @@ import torch.nn.functional as F
 from focusnet.runtime import KERNEL_MARCH_ENV_VAR, NATIVE_KERNELS_ENV_VAR, kernel_march, native_kernels_enabled
 
 __all__ = [
-    "ENV_VAR", "MARCH_ENV_VAR", "TAIL_MIN_ELEMENTS", "kernel_march", "bn_leaky_relu", "bn_leaky_relu_available", "native_library", "residual_tail",
+    "ENV_VAR", "MARCH_ENV_VAR", "TAIL_MIN_ELEMENTS", "kernel_march", "bn_leaky_relu", "bn_leaky_relu_available",
+    "native_library", "residual_tail",
     "residual_tail_applies",
 ]
 
@@ -158,7 +160,7 @@ class _BNLeakyReLU(torch.autograd.Function):
     """``leaky_relu(batch_norm(x, batch statistics))``; returns ``(y, mean, biased var)``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float):  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float):
         lib = native_library()
         assert lib is not None
         n, c, h, w = x.shape
@@ -177,8 +179,9 @@ class _BNLeakyReLU(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor, _gm: torch.Tensor, _gv: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor, _gm: torch.Tensor, _gv: torch.Tensor):
         lib = native_library()
+        assert lib is not None  # loaded by forward
         x, weight, bias, mean, invstd = ctx.saved_tensors
         grad = grad.contiguous(memory_format=torch.channels_last)
         n, c, h, w = x.shape
@@ -230,16 +233,20 @@ def bn_leaky_relu(x: torch.Tensor, bn: nn.Module, slope: float) -> torch.Tensor:
     if not _kernel_applies(x, bn):
         y = bn(x)
         return F.leaky_relu(y, slope, inplace=y is not x)
+    bn = cast(nn.BatchNorm2d, bn)  # a training-mode BatchNorm2d: _kernel_applies checked
     y, mean, var = _BNLeakyReLU.apply(x, bn.weight, bn.bias, bn.eps, slope)
     _update_running_stats(bn, mean, var, x.shape[0] * x.shape[2] * x.shape[3])
     return y
 
 
-def _update_running_stats(bn: nn.Module, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
     """``nn.BatchNorm2d``'s running-statistics update from the batch mean and biased variance."""
+    momentum = bn.momentum
+    # _kernel_applies checked these (track_running_stats, a momentum)
+    assert bn.num_batches_tracked is not None and bn.running_mean is not None and bn.running_var is not None
+    assert momentum is not None
     with torch.no_grad():
         bn.num_batches_tracked.add_(1)
-        momentum = bn.momentum
         bn.running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
         bn.running_var.mul_(1.0 - momentum).add_(var * (count / (count - 1)), alpha=momentum)
 
@@ -271,7 +278,7 @@ class _ResidualTail(torch.autograd.Function):
     """``leaky_relu(se(bn(y)) + skip)`` with batch statistics; returns ``(out, mean, biased var)``."""
 
     @staticmethod
-    def forward(ctx, y, skip, gamma, beta, w_reduce, w_expand, eps: float, slope: float):  # type: ignore[override]
+    def forward(ctx, y, skip, gamma, beta, w_reduce, w_expand, eps: float, slope: float):
         lib = native_library()
         assert lib is not None
         n, c, h, w = y.shape
@@ -292,14 +299,18 @@ class _ResidualTail(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor, _gm: torch.Tensor, _gv: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor, _gm: torch.Tensor, _gv: torch.Tensor):
         lib = native_library()
+        assert lib is not None  # loaded by forward
         y, out, gamma, beta, w_reduce, w_expand, s1, s2, centre, a32, mean = ctx.saved_tensors
         grad = grad.contiguous(memory_format=torch.channels_last)
         n, c, h, w = y.shape
         threads = torch.get_num_threads()
         g_a, g_b = (torch.empty(n, c, dtype=torch.float64) for _ in range(2))
-        if lib.fn_tail_grad_sums(_ptr(grad), _ptr(out), _ptr(y), _ptr(centre), n, h * w, c, ctx.slope, _ptr(g_a), _ptr(g_b), threads) != 0:
+        status = lib.fn_tail_grad_sums(
+            _ptr(grad), _ptr(out), _ptr(y), _ptr(centre), n, h * w, c, ctx.slope, _ptr(g_a), _ptr(g_b), threads
+        )
+        if status != 0:
             raise MemoryError("fn_tail_grad_sums failed")  # pragma: no cover
         g_a += centre.double() * g_b  # sum g * y from sum g * (y - centre)
         # the per-image coefficients are a small float64 graph: differentiate it with autograd
@@ -309,7 +320,9 @@ class _ResidualTail(torch.autograd.Function):
             if w_reduce is not None:
                 se = (w_reduce.detach().double().requires_grad_(), w_expand.detach().double().requires_grad_())
                 leaves += list(se)
-            a, b, _, _ = _tail_coefficients(leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se)
+            a, b, _, _ = _tail_coefficients(
+                leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se
+            )
             grads = torch.autograd.grad((a, b), leaves, (g_a, g_b), allow_unused=True)
         g1, g2 = (torch.zeros_like(s1) if g is None else g for g in grads[:2])
         # d/dy of the sums: g1 + 2 (y - centre) g2, rewritten around the batch mean (no cancellation)
@@ -381,6 +394,7 @@ def residual_tail(
             "BatchNorm2d and large float32 channels_last CPU tensors); use "
             "focusnet.models.resganet.tail.block_tail, which falls back to PyTorch's operators"
         )
+    bn = cast(nn.BatchNorm2d, bn)  # a training-mode BatchNorm2d: residual_tail_applies checked
     w_reduce, w_expand = se if se is not None else (None, None)
     out, mean, var = _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope)
     _update_running_stats(bn, mean, var, y.shape[0] * y.shape[2] * y.shape[3])

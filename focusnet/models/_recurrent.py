@@ -32,7 +32,7 @@ BCDU-Net does), recurrent kernel orthogonal over the flattened ``(k·k·F, 4F)``
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -59,7 +59,10 @@ def keras_hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
 
 
-_RECURRENT_ACTIVATIONS = {"hard_sigmoid": keras_hard_sigmoid, "sigmoid": torch.sigmoid}
+_RECURRENT_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "hard_sigmoid": keras_hard_sigmoid,
+    "sigmoid": torch.sigmoid,
+}
 
 
 class ConvLSTM2d(nn.Module):

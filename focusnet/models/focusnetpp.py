@@ -28,8 +28,8 @@ Departures from the paper and the authors' code (and why):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from dataclasses import asdict, dataclass, replace
+from typing import Literal, cast
 
 import torch
 import torch.nn as nn
@@ -37,9 +37,9 @@ import torch.nn.functional as F
 
 from focusnet.errors import FocusNetError
 from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, batch_norm
+from focusnet.models.registry import register_model
 from focusnet.models.resganet import ResGANet, Strategy, choose_strategy, conv1x1_cl
 from focusnet.models.resganet.ops import _conv_bn_lrelu
-from focusnet.models.registry import register_model
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,22 @@ class _Head(nn.Module):
         """:meth:`forward` with 1x1 matrix products, eval BatchNorm folded, in-place activations."""
         body = self.body
         if isinstance(body, nn.Sequential):
-            y = _conv_bn_lrelu(x, body[0], body[1], body[2].negative_slope, body[0].weight.flatten(1))
-            return conv1x1_cl(y, body[3].weight.flatten(1), body[3].bias, sigmoid=True)
-        return conv1x1_cl(x, body.weight.flatten(1), body.bias, sigmoid=True)
+            conv, bn, act, out = _conv_bn_act_conv(body)
+            y = _conv_bn_lrelu(x, conv, bn, act.negative_slope, conv.weight.flatten(1))
+            return conv1x1_cl(y, out.weight.flatten(1), out.bias, sigmoid=True)
+        conv = cast(nn.Conv2d, body)
+        return conv1x1_cl(x, conv.weight.flatten(1), conv.bias, sigmoid=True)
+
+
+def _conv_bn_act_conv(seq: nn.Sequential) -> tuple[nn.Conv2d, nn.Module, nn.LeakyReLU, nn.Conv2d]:
+    """The layers of a head body or the fusion, typed (indexing an nn.Sequential gives an nn.Module;
+    a BatchNorm that export folded is an nn.Identity)."""
+    return cast(tuple[nn.Conv2d, nn.Module, nn.LeakyReLU, nn.Conv2d], tuple(seq))
+
+
+def _stages(stages: nn.ModuleList) -> list[nn.Sequential]:
+    """The encoder's or decoder's stages, typed: each an nn.Sequential of blocks."""
+    return cast(list[nn.Sequential], list(stages))
 
 
 def _plain_convs(channels: list[int]) -> nn.Sequential:
@@ -196,7 +209,8 @@ class FocusNetPP(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # every convolution here has one
+                    nn.init.zeros_(m.bias)
         for m in list(self.heads.modules()) + list(self.fusion.modules()):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
@@ -220,14 +234,14 @@ class FocusNetPP(nn.Module):
     def _strategy(self, x: torch.Tensor) -> Strategy:
         """The execution of every block of this call, chosen once (``plain`` if a decoder stage
         does not start with a ResGANet, which the fast forward's upsampling relies on)."""
-        if not all(isinstance(stage[0], ResGANet) for stage in self.decoder):
+        if not all(isinstance(stage[0], ResGANet) for stage in _stages(self.decoder)):
             return "plain"
         return choose_strategy(self, x)
 
     def _encode(self, x: torch.Tensor, strategy: Strategy | None = None) -> list[torch.Tensor]:
         """The encoder's output at every level (max-pool between levels), shallowest first."""
         skips = []
-        for level, stage in enumerate(self.encoder):
+        for level, stage in enumerate(_stages(self.encoder)):
             if level > 0:
                 x = F.max_pool2d(x, 2)
             if strategy is None:
@@ -255,9 +269,11 @@ class FocusNetPP(nn.Module):
         x = self.dropout(skips.pop().contiguous()).contiguous(memory_format=torch.channels_last)
         outputs = []
         native = self.config.head_position == "native"
-        for stage, extra, head, skip in zip(self.decoder, self.extra, self.heads, reversed(skips)):
-            x = stage[0].run(x, strategy, upsample=True)
-            for block in stage[1:]:
+        heads = cast(list[_Head], list(self.heads))
+        for stage, extra, head, skip in zip(_stages(self.decoder), self.extra, heads, reversed(skips)):
+            blocks = cast(list[ResGANet], list(stage))  # decoder stages are built of ResGANet blocks
+            x = blocks[0].run(x, strategy, upsample=True)
+            for block in blocks[1:]:
                 x = block.run(x, strategy)
             x = x + skip if grad else x.add_(skip)
             x = extra(x)
@@ -270,13 +286,13 @@ class FocusNetPP(nn.Module):
                 outputs.append(head.forward_fast(up.contiguous(memory_format=torch.channels_last)))
         n, _, hh, ww = outputs[-1].shape
         z = torch.stack([o.reshape(n, hh, ww) for o in outputs], dim=-1).permute(0, 3, 1, 2)  # NHWC memory
-        f = self.fusion
-        z = _conv_bn_lrelu(z, f[0], f[1], f[2].negative_slope, f[0].weight.flatten(1))
-        return conv1x1_cl(z, f[3].weight.flatten(1), f[3].bias).contiguous()
+        conv, bn, act, out = _conv_bn_act_conv(self.fusion)
+        z = _conv_bn_lrelu(z, conv, bn, act.negative_slope, conv.weight.flatten(1))
+        return conv1x1_cl(z, out.weight.flatten(1), out.bias).contiguous()
 
     def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
         """The network layer by layer, as written (what is traced, exported and FLOP-counted)."""
-        h, w = x.shape[-2], x.shape[-1]
+        h = x.shape[-2]
         skips = self._encode(self.stem(x))
         x = self.dropout(skips.pop())
         outputs = []

@@ -11,7 +11,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn as nn
@@ -108,8 +108,11 @@ def check_input_size(x: torch.Tensor, multiple: int, model: str) -> None:
         )
 
 
+_Conv = TypeVar("_Conv", bound=nn.modules.conv._ConvNd)
+
+
 @torch.no_grad()
-def keras_init_(module: nn.Module, kernel: KerasInit) -> nn.Module:
+def keras_init_(module: _Conv, kernel: KerasInit) -> _Conv:
     """Initialise a conv / transposed conv like a Keras layer: ``kernel`` initialiser, zero bias.
 
     Fans follow Keras (and PyTorch): receptive field times weight dim 1 (fan in) or dim 0 (fan out),

@@ -6,7 +6,8 @@ keyword arguments (for documentation and argument checks); nothing outside reads
 from __future__ import annotations
 
 import inspect
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch.nn as nn
 

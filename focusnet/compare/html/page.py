@@ -11,10 +11,11 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from focusnet import __version__
 from focusnet.atomic import atomic_write
@@ -26,7 +27,7 @@ __all__ = ["asset", "write_report"]
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset(name: str) -> str:
     """The text of a package data file of :mod:`focusnet.compare.html` (``report.css``, ``report.js``).
 
@@ -78,7 +79,7 @@ def write_report(
     title = comparison.get("title") or "focusnet compare"
     parts = sections(comparison, tables_html=tables_html, tables_markdown=tables_markdown,
                      paper_markdown=paper_markdown, figures=figures, cases=cases, max_gallery=max_gallery)
-    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     nav = "".join(f'<a href="#{sid}">{escape(label)}</a>' for sid, label, _ in parts)
     body = "\n".join(

@@ -9,8 +9,9 @@ Example:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from focusnet.compare.colors import PREDICTION_FALLBACK_COLOR, TRUTH_COLOR, model_colors
 from focusnet.compare.html.markdown import markdown_to_html
@@ -129,7 +130,8 @@ def _stats_section(stats: Any) -> str:
     if not isinstance(stats, Mapping) or not stats:
         return '<p class="note">No statistics were computed.</p>'
     parts: list[str] = []
-    proto = stats.get("protocol") if isinstance(stats.get("protocol"), Mapping) else {}
+    proto = stats.get("protocol")
+    proto = proto if isinstance(proto, Mapping) else {}
     conf = proto.get("confidence")
     conf_text = f"{float(conf) * 100:.0f}%" if finite(conf) else "CI"
 
@@ -147,7 +149,8 @@ def _stats_section(stats: Any) -> str:
             parts.append(f"<tr><td>{escape(name)}</td>")
             n = None
             for metric in metrics:
-                entry = per_metric.get(metric) if isinstance(per_metric.get(metric), Mapping) else {}
+                entry = per_metric.get(metric)
+                entry = entry if isinstance(entry, Mapping) else {}
                 mean = entry.get("mean")
                 n = entry.get("n", n)
                 attr = data_value(mean)
@@ -229,7 +232,8 @@ def _figures_section(figures: Mapping[str, Path] | None) -> str:
             continue
         uri = png_uri(png.read_bytes())
         parts.append(f'<figure id="fig-{escape(name)}"><img src="{uri}" alt="{caption}">'
-                     f"<figcaption>{caption} (also saved as {escape(png.stem)}.pdf next to the PNG)</figcaption></figure>")
+                     f"<figcaption>{caption} (also saved as {escape(png.stem)}.pdf next to the PNG)"
+                     "</figcaption></figure>")
     return "\n".join(parts)
 
 
@@ -254,7 +258,10 @@ def _gallery_section(
     left_out = len(cases) - len(shown)
 
     legend = [f'<span class="swatch" style="background:{TRUTH_COLOR}"></span>ground truth']
-    legend += [f'<span class="swatch" style="background:{escape(colors.get(n, PREDICTION_FALLBACK_COLOR))}"></span>{escape(n)}' for n in names]
+    legend += [
+        f'<span class="swatch" style="background:{escape(colors.get(n, PREDICTION_FALLBACK_COLOR))}"></span>{escape(n)}'
+        for n in names
+    ]
     parts = ['<p class="note">Contours: ' + " ".join(legend) +
              ". Click a column header to sort (again to reverse); click a thumbnail to enlarge it.</p>"]
     if left_out > 0:
@@ -287,7 +294,7 @@ def _gallery_section(
             attr = data_value(v)
             parts.append(f'<td class="num"{attr}>{num(v)}</td>')
         for n in others:
-            a, b = values[n], values[ref]
+            a, b = values[n], values[str(ref)]  # others is empty without a reference
             if finite(a) and finite(b):
                 d = float(a) - float(b)
                 parts.append(f'<td class="num"{data_value(d)}>{d:+.3f}</td>')

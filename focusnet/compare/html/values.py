@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["NUM", "data_value", "escape", "finite", "num", "png_uri", "pvalue", "scalar"]
 
@@ -27,7 +27,7 @@ def escape(x: Any) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def finite(x: Any) -> bool:
+def finite(x: Any) -> TypeGuard[float | int | str]:
     """Whether ``x`` is a finite number (booleans are not numbers here).
 
     Example:

@@ -12,8 +12,9 @@ labelled block, and :func:`write_tables` writes them to separate files.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from focusnet.atomic import atomic_write
 from focusnet.compare.paper_reference import paper_tables

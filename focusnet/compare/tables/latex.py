@@ -7,9 +7,20 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from focusnet.compare.tables.rows import _DASH, _LABELS, METRICS, _best, _cells, _display_name, _gmacs_size, _status, results_rows
+from focusnet.compare.tables.rows import (
+    _DASH,
+    _LABELS,
+    METRICS,
+    _best,
+    _cells,
+    _display_name,
+    _gmacs_size,
+    _status,
+    results_rows,
+)
 
 __all__ = ["latex_escape", "to_latex"]
 

@@ -6,10 +6,22 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from focusnet.compare.paper_reference import paper_tables
-from focusnet.compare.tables.rows import _DASH, _LABELS, METRICS, _best, _cells, _display_name, _f, _gmacs_size, _status, results_rows
+from focusnet.compare.tables.rows import (
+    _DASH,
+    _LABELS,
+    METRICS,
+    _best,
+    _cells,
+    _display_name,
+    _f,
+    _gmacs_size,
+    _status,
+    results_rows,
+)
 
 __all__ = ["to_markdown"]
 
@@ -134,7 +146,8 @@ def to_markdown(comparison: Mapping[str, Any], footer: bool = True) -> str:
 
     done = [r for r in rows if r["status"] == "done"]
     if done:
-        lines += ["", "Pooled over all test pixels (metrics from the confusion counts summed over the test images):", ""]
+        pooled = "Pooled over all test pixels (metrics from the confusion counts summed over the test images):"
+        lines += ["", pooled, ""]
         lines += _md_table(
             ["Model"] + [_LABELS[m] for m in METRICS],
             ([_md_escape(_display_name(r))] + [_f(r[f"{m}_pooled"]) for m in METRICS] for r in done),
@@ -145,7 +158,9 @@ def to_markdown(comparison: Mapping[str, Any], footer: bool = True) -> str:
     if footer:
         lines += ["", "### Protocol", ""]
         protocol = comparison.get("protocol") or {}
-        lines += [f"- **{_md_escape(k)}**: {_md_escape(_flat(v))}" for k, v in protocol.items()] or ["- (none recorded)"]
+        lines += [f"- **{_md_escape(k)}**: {_md_escape(_flat(v))}" for k, v in protocol.items()] or [
+            "- (none recorded)"
+        ]
         lines += ["", "### Statistics", ""]
         lines += _statistics_note(comparison)
     return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from focusnet.compare.paper_reference import PAPER_CITATION, PaperTable, paper_tables
 from focusnet.compare.tables.latex import latex_escape

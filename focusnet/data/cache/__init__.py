@@ -32,8 +32,13 @@ from __future__ import annotations
 from focusnet.data.cache.build import prepare
 from focusnet.data.cache.dataset import CacheDataset, PreparedDataset, normalize_batch, open_cache
 from focusnet.data.cache.layout import CACHE_VERSION, cache_key
-from focusnet.data.cache.layout import IMAGES, MANIFEST, MASKS  # noqa: F401 - the file names, read by evaluate and the tests
-from focusnet.data.cache.settings import DEFAULT_RATIOS, SPLIT_KINDS  # noqa: F401 - the split vocabulary
+
+# the file names, read by evaluate and the tests; the split vocabulary (re-exported, not in __all__)
+from focusnet.data.cache.layout import IMAGES as IMAGES
+from focusnet.data.cache.layout import MANIFEST as MANIFEST
+from focusnet.data.cache.layout import MASKS as MASKS
+from focusnet.data.cache.settings import DEFAULT_RATIOS as DEFAULT_RATIOS
+from focusnet.data.cache.settings import SPLIT_KINDS as SPLIT_KINDS
 from focusnet.data.readers import FORMATS
 
 __all__ = [

@@ -15,7 +15,15 @@ from collections import Counter
 from pathlib import Path
 
 from focusnet.data.cache.decode import _decode_all
-from focusnet.data.cache.layout import CACHE_VERSION, MANIFEST, _compact, _dir_bytes, _move_into_place, _up_to_date, cache_key
+from focusnet.data.cache.layout import (
+    CACHE_VERSION,
+    MANIFEST,
+    _compact,
+    _dir_bytes,
+    _move_into_place,
+    _up_to_date,
+    cache_key,
+)
 from focusnet.data.cache.settings import _as_int, _default_workers, _final_split, _make_split, _split_setting
 from focusnet.data.preprocess import NORMALIZATIONS
 from focusnet.data.readers import MASK_RULES, NOTE_TEXT, Listing, get_reader, summarise_notes
@@ -78,7 +86,8 @@ def prepare(
     """
     t0 = time.perf_counter()
     reader = get_reader(format)
-    size, channels, seed, fold = _as_int("size", size, 1), _as_int("channels", channels, 1), _as_int("seed", seed, 0), _as_int("fold", fold, 0)
+    size, channels = _as_int("size", size, 1), _as_int("channels", channels, 1)
+    seed, fold = _as_int("seed", seed, 0), _as_int("fold", fold, 0)
     if normalization not in NORMALIZATIONS:
         raise FocusNetError(f"unknown normalization {normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}")
     if mask_rule not in MASK_RULES:
@@ -174,7 +183,7 @@ def prepare(
             "images_per_s": round(len(listing.items) / seconds, 2) if seconds > 0 else None,
             "cache_bytes": 0,
         }
-        if check_only:
+        if check_only or tmp is None:  # tmp is None exactly when checking only
             return summary
         if failures:
             _compact(tmp, kept)
@@ -210,7 +219,9 @@ def _source_and_out(source: str | Path, out: str | Path, check_only: bool) -> tu
     try:
         src_resolved = src.resolve(strict=False)
     except (RuntimeError, OSError) as exc:  # a symlink loop, or a path that cannot be resolved
-        raise FocusNetError(f"{src}: source path cannot be resolved ({exc}); pass the folder itself (not a link to it) as --source") from None
+        raise FocusNetError(
+            f"{src}: source path cannot be resolved ({exc}); pass the folder itself (not a link to it) as --source"
+        ) from None
     out_dir = Path(out).expanduser().resolve()
     if not check_only and src.is_dir() and _is_within(out_dir, src_resolved):
         raise FocusNetError(
@@ -225,7 +236,9 @@ def _temporary_folder(out: str | Path, out_dir: Path, key: str, n: int, size: in
     if out_dir.exists() and not out_dir.is_dir():
         raise FocusNetError(f"{out}: exists and is not a folder; choose another --out")
     needed = n * size * size * (channels + 1)  # uint8 images (N, S, S, C) + masks (N, S, S) + a margin
-    ensure_free_space(out_dir, needed + max(MARGIN_BYTES, needed // 10), f"the prepared cache ({n} images at {size} x {size})")
+    ensure_free_space(
+        out_dir, needed + max(MARGIN_BYTES, needed // 10), f"the prepared cache ({n} images at {size} x {size})"
+    )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = out_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -237,7 +250,8 @@ def _temporary_folder(out: str | Path, out_dir: Path, key: str, n: int, size: in
 
 def _conversions(listing: Listing, kept: list[int], notes: list[list[str]], warnings: list[str]) -> dict[str, int]:
     """Count the conversion notes of the kept items: one warning per kind appended, counts by text returned."""
-    counts, examples = Counter(), {}
+    counts: Counter[str] = Counter()
+    examples: dict[str, str] = {}
     for i in kept:
         for kind in dict.fromkeys(notes[i]):
             counts[kind] += 1

@@ -129,7 +129,9 @@ class PreparedDataset:
         """Row indices (into ``images``/``masks``) of a split, in the split's id order."""
         return np.array([self._row[i] for i in self.split_ids(split)], dtype=np.int64)
 
-    def batch(self, rows: Sequence[int] | np.ndarray, normalization: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self, rows: Sequence[int] | np.ndarray, normalization: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``float32`` (B, C, S, S) normalised and masks ``float32`` (B, 1, S, S) of some rows."""
         rows = np.asarray(rows, dtype=np.int64)
         order = np.argsort(rows, kind="stable")  # read the memory map in file order
@@ -143,7 +145,9 @@ class PreparedDataset:
         y = torch.from_numpy(msk.astype(np.float32)[:, None])
         return x, y
 
-    def tensors(self, split: str | Sequence[str] | None = None, normalization: str | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    def tensors(
+        self, split: str | Sequence[str] | None = None, normalization: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """A whole split in memory: ``(images float32 (N, C, S, S) normalised, masks float32 (N, 1, S, S), ids)``.
 
         Memory: N x C x S x S x 4 bytes, e.g. 1815 x 3 x 256 x 256 is 1.4 GB; use :meth:`dataset`
@@ -164,7 +168,7 @@ class PreparedDataset:
         """Original ``(h, w)`` of a split's items, ``int64`` (N, 2)."""
         return torch.tensor([self.orig_sizes[i] for i in self.split_ids(split)], dtype=torch.int64).reshape(-1, 2)
 
-    def dataset(self, split: str | Sequence[str] | None = None, normalization: str | None = None) -> "CacheDataset":
+    def dataset(self, split: str | Sequence[str] | None = None, normalization: str | None = None) -> CacheDataset:
         """A torch ``Dataset`` over a split that reads the memory map item by item."""
         return CacheDataset(self.path, self.split_ids(split), normalization or self.normalization)
 
@@ -196,7 +200,8 @@ class PreparedDataset:
         )
 
     def batches(
-        self, split: str | Sequence[str] | None = None, batch_size: int = 8, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+        self, split: str | Sequence[str] | None = None, batch_size: int = 8, shuffle: bool = True, seed: int = 0,
+        drop_last: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Iterate ``(images, masks)`` batches of a split straight from the memory map (no workers needed)."""
         rows = self.rows(split)

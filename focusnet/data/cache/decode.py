@@ -44,7 +44,7 @@ def _decode_all(
             raise FocusNetError(f"{item.images[0]}: could not be read ({exc}); re-export or remove this file") from None
         small = resize_image(image, size)
         small_mask = resize_mask(mask, size)
-        if images is not None:
+        if images is not None and masks is not None:  # both or neither
             images[i] = small
             masks[i] = small_mask
         sizes[i] = (int(image.shape[0]), int(image.shape[1]))
@@ -66,11 +66,11 @@ def _decode_all(
                 futures = {pool.submit(work, i): i for i in range(n)}
                 try:
                     for fut in as_completed(futures):
-                        exc = fut.exception()
-                        if exc is not None:
-                            if not (skip_bad and isinstance(exc, FocusNetError)):
-                                raise exc
-                            failures.append((futures[fut], str(exc)))
+                        error = fut.exception()
+                        if error is not None:
+                            if not (skip_bad and isinstance(error, FocusNetError)):
+                                raise error
+                            failures.append((futures[fut], str(error)))
                         bar.update(1)
                 except BaseException:
                     for fut in futures:
@@ -78,7 +78,7 @@ def _decode_all(
                     raise
     finally:
         bar.close()
-    if images is not None:
+    if images is not None and masks is not None:
         images.flush()
         masks.flush()
         del images, masks

@@ -63,7 +63,8 @@ def _compact(tmp: Path, kept: list[int]) -> None:
     """Rewrite the arrays of ``tmp`` with only the rows in ``kept``."""
     for name in (IMAGES, MASKS):
         old = np.load(tmp / name, mmap_mode="r")
-        new = np.lib.format.open_memmap(tmp / f"{name}.new", mode="w+", dtype=old.dtype, shape=(len(kept),) + old.shape[1:])
+        shape = (len(kept),) + old.shape[1:]
+        new = np.lib.format.open_memmap(tmp / f"{name}.new", mode="w+", dtype=old.dtype, shape=shape)
         for j, i in enumerate(kept):
             new[j] = old[i]
         new.flush()

@@ -13,7 +13,14 @@ import hashlib
 import os
 from pathlib import Path
 
-from focusnet.data.splits import bcdu_split, dsb_paper_split, load_split_file, random_split_ids, unassigned_ids, validate_split
+from focusnet.data.splits import (
+    bcdu_split,
+    dsb_paper_split,
+    load_split_file,
+    random_split_ids,
+    unassigned_ids,
+    validate_split,
+)
 from focusnet.errors import FocusNetError
 
 __all__ = ["DEFAULT_RATIOS", "SPLIT_KINDS"]
@@ -50,7 +57,7 @@ def _split_setting(split: str | Path, default: str, fold: int) -> dict:
     if spec in ("bcdu", "paper", "paper-test"):
         return {"kind": spec}
     if spec == "random" or spec.startswith("random:"):
-        ratios = DEFAULT_RATIOS
+        ratios: tuple[float, ...] = DEFAULT_RATIOS
         if spec.startswith("random:"):
             try:
                 ratios = tuple(float(v) for v in spec[len("random:") :].split(","))
@@ -62,7 +69,9 @@ def _split_setting(split: str | Path, default: str, fold: int) -> dict:
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".json" or path.exists():
         if not path.is_file():
-            raise FocusNetError(f"{path}: split file not found; pass a JSON split file or one of: {', '.join(SPLIT_KINDS[:5])}")
+            raise FocusNetError(
+                f"{path}: split file not found; pass a JSON split file or one of: {', '.join(SPLIT_KINDS[:5])}"
+            )
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return {"kind": "file", "path": str(path.resolve()), "sha256": digest, "fold": int(fold)}
     raise FocusNetError(f"unknown split {spec!r}; choose one of: {', '.join(SPLIT_KINDS)}")
@@ -79,7 +88,9 @@ def _make_split(setting: dict, ids: list[str], seed: int) -> dict[str, list[str]
     return load_split_file(setting["path"], ids, fold=setting["fold"])
 
 
-def _final_split(setting: dict, listed: list[str], kept: list[str], seed: int, warnings: list[str]) -> dict[str, list[str]]:
+def _final_split(
+    setting: dict, listed: list[str], kept: list[str], seed: int, warnings: list[str]
+) -> dict[str, list[str]]:
     if setting["kind"] != "file":
         return _make_split(setting, kept, seed)
     split = _make_split(setting, listed, seed)

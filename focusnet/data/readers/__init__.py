@@ -190,9 +190,14 @@ def check_source(source: str | Path, fmt: str, layout: str) -> Path:
     """The dataset folder as a Path; refuses a missing path or a file."""
     root = Path(source).expanduser()
     if not root.exists():
-        raise FocusNetError(f"{root}: dataset folder not found; pass the {data_set_name(fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
+        raise FocusNetError(
+            f"{root}: dataset folder not found; pass the {data_set_name(fmt)} folder ({layout})",
+            see=DOCS_FORMAT.get(fmt),
+        )
     if not root.is_dir():
-        raise FocusNetError(f"{root}: is not a folder; pass the {data_set_name(fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt))
+        raise FocusNetError(
+            f"{root}: is not a folder; pass the {data_set_name(fmt)} folder ({layout})", see=DOCS_FORMAT.get(fmt)
+        )
     return root
 
 

@@ -67,7 +67,8 @@ def _case(case: Path, require_masks: bool, channels: int, mask_rule: str) -> Ite
     if not masks:
         if require_masks:
             raise _error(
-                f"{case}: case '{cid}' has no masks (expected {case}/masks/*.png); add the nucleus masks or remove the case"
+                f"{case}: case '{cid}' has no masks (expected {case}/masks/*.png); "
+                "add the nucleus masks or remove the case"
             )
         return None
     return Item(cid, (images[0],), tuple(masks), channels, mask_rule)

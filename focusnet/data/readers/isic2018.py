@@ -20,7 +20,9 @@ from focusnet.data.readers import Item, Listing, check_options, check_source
 from focusnet.errors import DOCS_FORMAT, FocusNetError
 
 DEFAULT_SPLIT = "bcdu"
-LAYOUT = "ISIC2018_Task1-2_Training_Input/ISIC_<id>.jpg + ISIC2018_Task1_Training_GroundTruth/ISIC_<id>_segmentation.png"
+LAYOUT = (
+    "ISIC2018_Task1-2_Training_Input/ISIC_<id>.jpg + ISIC2018_Task1_Training_GroundTruth/ISIC_<id>_segmentation.png"
+)
 MASK_SUFFIX = "_segmentation"
 
 

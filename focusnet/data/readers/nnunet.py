@@ -66,7 +66,7 @@ class NnunetItem(Item):
         if len(self.images) == 1:
             image = read_image_noted(self.images[0], self.channels, notes)
         else:
-            planes = []
+            planes: list[np.ndarray] = []
             for path in self.images:
                 if image_mode(path) in ("RGB", "RGBA", "P", "CMYK"):
                     raise _error(
@@ -128,7 +128,9 @@ def _labels(path: Path, data: dict) -> tuple[tuple[int, ...], tuple[int, ...], l
     labels = data.get("labels")
     if not isinstance(labels, dict) or not labels:
         raise _error(f'{path}: no "labels" object; add e.g. "labels": {{"background": 0, "lesion": 1}}')
-    declared, foreground, names = set(), set(), []
+    declared: set[int] = set()
+    foreground: set[int] = set()
+    names = []
     for name, value in labels.items():
         vals = value if isinstance(value, (list, tuple)) else [value]
         try:
@@ -145,7 +147,9 @@ def _labels(path: Path, data: dict) -> tuple[tuple[int, ...], tuple[int, ...], l
         raise _error(f'{path}: "labels" declares no foreground label; add e.g. "lesion": 1')
     warnings = []
     if len(names) > 1:
-        warnings.append(f"dataset.json declares {len(names)} foreground labels ({', '.join(names)}); merged into one foreground")
+        warnings.append(
+            f"dataset.json declares {len(names)} foreground labels ({', '.join(names)}); merged into one foreground"
+        )
     if "ignore" in labels:
         warnings.append('dataset.json declares an "ignore" label; its pixels are read as background')
     return tuple(sorted(declared | {0})), tuple(sorted(foreground)), warnings
@@ -169,7 +173,9 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
         )
     declared = meta.get("channel_names", meta.get("modality"))
     if not isinstance(declared, dict) or not declared:
-        raise _error(f'{meta_path}: no "channel_names" object; add e.g. "channel_names": {{"0": "R", "1": "G", "2": "B"}}')
+        raise _error(
+            f'{meta_path}: no "channel_names" object; add e.g. "channel_names": {{"0": "R", "1": "G", "2": "B"}}'
+        )
     n_declared = len(declared)
     values, foreground, warnings = _labels(meta_path, meta)
 
@@ -206,10 +212,11 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
     for case in sorted(labels):
         if case not in cases:
             raise _error(
-                f"{labels[case]}: label map has no image {images_dir}/{case}_0000{ending}; add the image or remove the label"
+                f"{labels[case]}: label map has no image {images_dir}/{case}_0000{ending}; "
+                "add the image or remove the label"
             )
 
-    items = []
+    items: list[Item] = []
     for case in sorted(cases):
         files = cases[case]
         present = sorted(files)
@@ -239,5 +246,7 @@ def list_items(source: str | Path, channels: int = 3, mask_rule: str = "binary")
         )
     n_training = meta.get("numTraining")
     if isinstance(n_training, int) and n_training != len(items):
-        warnings.append(f"dataset.json says numTraining {n_training} but {len(items)} cases were found; using the cases found")
+        warnings.append(
+            f"dataset.json says numTraining {n_training} but {len(items)} cases were found; using the cases found"
+        )
     return Listing(items, warnings, [], root)

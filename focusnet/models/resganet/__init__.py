@@ -30,9 +30,9 @@ from the same parameters and buffers (state_dict unchanged):
 * every 1x1 convolution is one matrix product ``(N*H*W, C_in) @ W^T + b`` on the NHWC view
   (:func:`conv1x1_cl`). PyTorch otherwise sends a single-threaded, batch < 16 1x1 convolution to
   its slow im2col path. On CUDA it stays a cuDNN convolution (``channels_last``), whose weight
-  gradient is split over the pixels where cuBLAS's is not. Grouped 1x1 convolutions use a block-diagonal weight built on the fly from
-  the same parameter; the attention gate reads the whole trunk output with zero columns for the
-  feature groups, so no channel slice is ever copied;
+  gradient is split over the pixels where cuBLAS's is not. Grouped 1x1 convolutions use a
+  block-diagonal weight built on the fly from the same parameter; the attention gate reads the
+  whole trunk output with zero columns for the feature groups, so no channel slice is ever copied;
 * in eval mode without autograd (inference) a BatchNorm that directly follows a convolution is
   folded into that convolution's weights on the fly, and LeakyReLU / sigmoid run in place where the
   value they overwrite is not needed by autograd (in any mode), saving full-resolution allocations;

@@ -7,15 +7,16 @@ expansion); :class:`ResGANet` holds the parameters and three executions of the s
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, batch_norm
-from focusnet.models.resganet.execution import Strategy, choose_strategy, foldable_bn as _foldable_bn, use_fused_inference
 from focusnet.kernels import bn_leaky_relu
+from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, batch_norm
+from focusnet.models.resganet.execution import Strategy, choose_strategy, use_fused_inference
+from focusnet.models.resganet.execution import foldable_bn as _foldable_bn
 from focusnet.models.resganet.ops import (
     _bias,
     _conv_bn,
@@ -31,6 +32,12 @@ from focusnet.models.resganet.ops import (
 from focusnet.models.resganet.tail import block_tail, tail_torch
 
 __all__ = ["ResGANet"]
+
+# The layers of the block's nn.Sequential parts, typed for the fast executions (indexing an
+# nn.Sequential gives a plain nn.Module). A BatchNorm that export folded is an nn.Identity.
+TrunkLayers = tuple[nn.BatchNorm2d, nn.LeakyReLU, nn.Conv2d, nn.Module, nn.LeakyReLU, nn.Conv2d]
+ConvBnAct = tuple[nn.Conv2d, nn.Module, nn.LeakyReLU]
+ConvBn = tuple[nn.Conv2d, nn.Module]
 
 
 class ResGANet(nn.Module):
@@ -90,7 +97,7 @@ class ResGANet(nn.Module):
         )
         self.gate = nn.Conv2d(2 * d, 2 * d, 1, groups=2)  # attention 1x1 before the sigmoid
         if feature_shortcut == "conv":
-            self.feature_shortcut: nn.Module = nn.Sequential(
+            self.feature_shortcut: nn.Sequential | nn.Identity = nn.Sequential(
                 nn.Conv2d(2 * d, 2 * d, 1, groups=2), bn(2 * d), nn.LeakyReLU(leaky_slope)
             )
         else:
@@ -103,7 +110,7 @@ class ResGANet(nn.Module):
         self.se: nn.Module = SqueezeExcite(out_channels) if se else nn.Identity()
         if project is None:
             project = in_channels != out_channels
-        self.shortcut: nn.Module = (
+        self.shortcut: nn.Sequential | nn.Identity = (
             nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), bn(out_channels))
             if project
             else nn.Identity()
@@ -111,6 +118,24 @@ class ResGANet(nn.Module):
 
     # conv_out feeds bn_out only: export.fold_batchnorm may fuse them for inference
     foldable_pairs = (("conv_out", "bn_out"),)
+
+    def trunk_layers(self) -> TrunkLayers:
+        """BN, LeakyReLU, Conv3x3, BN, LeakyReLU, Conv3x3 of the trunk."""
+        return cast(TrunkLayers, tuple(self.trunk))
+
+    def expand_layers(self) -> ConvBnAct:
+        """Conv1x1, BN, LeakyReLU of the expansion."""
+        return cast(ConvBnAct, tuple(self.expand))
+
+    def feature_shortcut_layers(self) -> ConvBnAct | None:
+        """Conv1x1, BN, LeakyReLU of a conv feature shortcut; None for the identity one."""
+        fs = self.feature_shortcut
+        return None if isinstance(fs, nn.Identity) else cast(ConvBnAct, tuple(fs))
+
+    def shortcut_layers(self) -> ConvBn | None:
+        """Conv1x1 and BN of a projecting block shortcut; None for the identity one."""
+        sc = self.shortcut
+        return None if isinstance(sc, nn.Identity) else cast(ConvBn, tuple(sc))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x, choose_strategy(self, x))
@@ -145,7 +170,7 @@ class ResGANet(nn.Module):
         def up(t: torch.Tensor) -> torch.Tensor:
             return _upsample2x_cl(t) if upsample else t
 
-        tr = self.trunk
+        tr = self.trunk_layers()
         w_in, b_in = self.conv_in.weight.flatten(1), self.conv_in.bias
         h = up(conv1x1_cl(x, w_in, b_in))
         a = bn_leaky_relu(h, tr[0], tr[1].negative_slope)
@@ -161,15 +186,15 @@ class ResGANet(nn.Module):
             h_feat = up(conv1x1_cl(x, w_in[2 * d :], None if b_in is None else b_in[2 * d :]))
         else:
             h_feat = h[:, 2 * d :]
-        fs = self.feature_shortcut
-        if isinstance(fs, nn.Identity):
+        fs = self.feature_shortcut_layers()
+        if fs is None:
             shortcut_f = h_feat
         else:
             conv = fs[0]
             shortcut_f = _conv_bn_lrelu(h_feat, conv, fs[1], fs[2].negative_slope, _dense_1x1(conv.weight, conv.groups))
         features = t_feat + shortcut_f
         gated = features * attention if grad else features.mul_(attention)
-        ex = self.expand
+        ex = self.expand_layers()
         e = _conv_bn_lrelu(gated, ex[0], ex[1], ex[2].negative_slope, _dense_1x1(ex[0].weight, ex[0].groups))
         w_out = self.conv_out.weight.flatten(1)
         skip = self._skip(x, up)
@@ -182,8 +207,8 @@ class ResGANet(nn.Module):
     def _skip(self, x: torch.Tensor, up) -> torch.Tensor:
         """The block shortcut of the fast path: identity, or Conv1x1 + BN (folded in eval mode and
         run before the upsampling; in training BN runs on the upsampled output)."""
-        sc = self.shortcut
-        if isinstance(sc, nn.Identity):
+        sc = self.shortcut_layers()
+        if sc is None:
             return up(x)
         w, b, rest = _fold(sc[0].weight.flatten(1), sc[0].bias, sc[1])
         skip = up(conv1x1_cl(x, w, b))
@@ -208,7 +233,7 @@ class ResGANet(nn.Module):
         Composition and folding reorder float sums: equal to the plain path to ~1e-6 (tests 1e-5).
         """
         d = self.group
-        tr = self.trunk
+        tr = self.trunk_layers()
 
         def up(t: torch.Tensor) -> torch.Tensor:
             return _upsample2x_cl(t) if upsample else t
@@ -221,8 +246,8 @@ class ResGANet(nn.Module):
         slope0 = tr[1].negative_slope
         a_att = up(conv1x1_cl(x, w_a[:half], b_a[:half], leaky_slope=slope0))
         a_feat = up(conv1x1_cl(x, w_a[half:], b_a[half:], leaky_slope=slope0))
-        fs = self.feature_shortcut
-        if isinstance(fs, nn.Identity):
+        fs = self.feature_shortcut_layers()
+        if fs is None:
             shortcut_f = up(conv1x1_cl(x, w_in[half:], b_in[half:]))
         else:  # lrelu(bn(conv_fs(conv_in_feat(x)))): the two 1x1 maps composed
             w_fs = _dense_1x1(fs[0].weight, fs[0].groups)
@@ -239,7 +264,7 @@ class ResGANet(nn.Module):
         attention = conv_act(a_att, w_att, g @ b2[:half] + _bias(gate), 1, groups, "sigmoid")
         t_feat = conv_act(a_feat, conv2.weight[half:], b2[half:], 1, groups)
         gated = attention.mul_(t_feat.add_(shortcut_f))
-        ex = self.expand
+        ex = self.expand_layers()
         w, b, _ = _fold(_dense_1x1(ex[0].weight, ex[0].groups), ex[0].bias, ex[1])
         e = conv1x1_cl(gated, w, b, leaky_slope=ex[2].negative_slope)
         w, b, _ = _fold(self.conv_out.weight.flatten(1), self.conv_out.bias, self.bn_out)

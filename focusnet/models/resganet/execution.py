@@ -21,8 +21,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Iterator, Literal
+from typing import Literal, TypeGuard
 
 import torch
 import torch.nn as nn
@@ -42,7 +43,7 @@ __all__ = [
 
 Strategy = Literal["plain", "fast", "fused"]
 
-_FAST_PATH: ContextVar[bool] = ContextVar("focusnet_fast_path", default=fast_path_default())
+_FAST_PATH: ContextVar[bool] = ContextVar("focusnet_fast_path", default=fast_path_default())  # noqa: B039 - a bool, not mutable
 _FAST_DEVICES = ("cpu", "cuda")
 
 
@@ -143,7 +144,7 @@ def modules_fast_ok(module: nn.Module) -> bool:
     return True
 
 
-def foldable_bn(bn: nn.Module) -> bool:
+def foldable_bn(bn: nn.Module) -> TypeGuard[nn.BatchNorm2d]:
     """Whether ``bn`` can be folded into the convolution before it: an eval-mode, unhooked
     ``BatchNorm2d`` with running statistics, and no autograd (with gradients the BatchNorm
     parameters' gradients through folded weights would be summed in another, cancellation-prone order)."""

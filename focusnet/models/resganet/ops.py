@@ -75,14 +75,16 @@ class _ConvBiasSum(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int, groups: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(
+        ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int, groups: int
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.padding, ctx.groups = padding, groups
         return F.conv2d(x, weight, bias, 1, padding, 1, groups)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_x = grad_w = None
@@ -153,14 +155,14 @@ class _MatmulBias(torch.autograd.Function):
     """``x2 @ weight^T + bias`` with the backward of :func:`_weight_grad` (once differentiable)."""
 
     @staticmethod
-    def forward(ctx, x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x2: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x2, weight)
         ctx.has_bias = bias is not None
         return torch.addmm(bias, x2, weight.t()) if bias is not None else torch.mm(x2, weight.t())
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         x2, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
         grad_x = grad.mm(weight) if need_x else None
@@ -226,6 +228,8 @@ def bn_affine(bn: nn.BatchNorm2d, dtype: torch.dtype | None = None) -> tuple[tor
     def cast(t: torch.Tensor) -> torch.Tensor:
         return t if dtype is None else t.to(dtype)
 
+    if bn.running_var is None or bn.running_mean is None:
+        raise ValueError("bn_affine needs a BatchNorm with running statistics")
     scale = torch.rsqrt(cast(bn.running_var) + bn.eps)
     if bn.weight is not None:
         scale = scale * cast(bn.weight)
@@ -279,8 +283,10 @@ def _conv_bn_lrelu(
         if rest is None:
             return conv1x1_cl(x, w, b, leaky_slope=slope)
         return bn_leaky_relu(conv1x1_cl(x, w, b), rest, slope)
-    if rest is None and conv.stride == (1, 1) and conv.dilation == (1, 1) and len(set(conv.padding)) == 1:
-        return conv_act(x, w, b, conv.padding[0], conv.groups, "leaky_relu", slope)
+    padding = conv.padding  # a tuple of ints, or 'same' / 'valid'
+    if rest is None and conv.stride == (1, 1) and conv.dilation == (1, 1) and not isinstance(padding, str):
+        if len(set(padding)) == 1:
+            return conv_act(x, w, b, padding[0], conv.groups, "leaky_relu", slope)
     if rest is not None:  # BN not folded (training): the convolution keeps its own weights
         return bn_leaky_relu(conv_train(x, conv), rest, slope)
     return F.leaky_relu(F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups), slope, inplace=True)

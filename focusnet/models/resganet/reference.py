@@ -8,7 +8,7 @@ both feature groups are contiguous. That is a relabelling of weights, not a chan
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn as nn
@@ -54,7 +54,7 @@ class _FeatureGroup(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.conv1(F.leaky_relu(self.bn1(x), self.slope))
         f = self.conv2(F.leaky_relu(self.bn2(f), self.slope))
-        if self.sc_conv is not None:
+        if self.sc_conv is not None and self.sc_bn is not None:  # set together
             x = F.leaky_relu(self.sc_bn(self.sc_conv(x)), self.slope)
         return x + f
 
@@ -101,7 +101,7 @@ class ResGANetReference(nn.Module):
         d = width // 4
         args = (leaky_slope, bn_momentum, bn_eps)
         conv_sc = feature_shortcut == "conv"
-        self.settings = dict(
+        self.settings: dict[str, Any] = dict(  # ResGANet's keyword arguments
             in_channels=in_channels, out_channels=out_channels, width=width, se=se,
             feature_shortcut=feature_shortcut, project=project, leaky_slope=leaky_slope,
             bn_momentum=bn_momentum, bn_eps=bn_eps,
@@ -148,28 +148,34 @@ def resganet_from_reference(ref: ResGANetReference) -> ResGANet:
     a1, f1, a2, f2 = slice(0, d), slice(d, 2 * d), slice(2 * d, 3 * d), slice(3 * d, 4 * d)
     order = torch.cat([torch.arange(4 * d)[s] for s in (a1, a2, f1, f2)])
 
-    def copy_conv(dst: nn.Conv2d, srcs: list[nn.Conv2d]) -> None:
-        dst.weight.copy_(torch.cat([s.weight for s in srcs]))
-        dst.bias.copy_(torch.cat([s.bias for s in srcs]))
+    def copy_conv(dst: nn.Module, srcs: list[nn.Conv2d | None]) -> None:
+        # every convolution of both blocks has a bias; a missing one fails here as it did before
+        dst, convs = cast(nn.Conv2d, dst), cast(list[nn.Conv2d], srcs)
+        dst.weight.copy_(torch.cat([s.weight for s in convs]))
+        cast(torch.Tensor, dst.bias).copy_(torch.cat([cast(torch.Tensor, s.bias) for s in convs]))
 
-    def copy_bn(dst: nn.BatchNorm2d, srcs: list[nn.BatchNorm2d]) -> None:
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            getattr(dst, name).copy_(torch.cat([getattr(s, name) for s in srcs]))
-        dst.num_batches_tracked.copy_(srcs[0].num_batches_tracked)
+    def copy_bn(dst: nn.Module, srcs: list[nn.BatchNorm2d | None]) -> None:
+        bns = cast(list[nn.BatchNorm2d], srcs)
+        for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            cats = [getattr(s, name) for s in bns]
+            getattr(dst, name).copy_(cats[0] if name == "num_batches_tracked" else torch.cat(cats))
 
     fast.conv_in.weight.copy_(ref.conv_in.weight[order])
-    fast.conv_in.bias.copy_(ref.conv_in.bias[order])
-    groups = [ref.attn1, ref.attn2, ref.feat1, ref.feat2]
-    copy_bn(fast.trunk[0], [g.bn1 for g in groups])
-    copy_conv(fast.trunk[2], [g.conv1 for g in groups])
-    copy_bn(fast.trunk[3], [g.bn2 for g in groups])
-    copy_conv(fast.trunk[5], [g.conv2 for g in groups])
+    cast(torch.Tensor, fast.conv_in.bias).copy_(cast(torch.Tensor, ref.conv_in.bias)[order])
+    groups: list[_AttentionGroup | _FeatureGroup] = [ref.attn1, ref.attn2, ref.feat1, ref.feat2]
+    trunk = fast.trunk_layers()
+    copy_bn(trunk[0], [g.bn1 for g in groups])
+    copy_conv(trunk[2], [g.conv1 for g in groups])
+    copy_bn(trunk[3], [g.bn2 for g in groups])
+    copy_conv(trunk[5], [g.conv2 for g in groups])
     copy_conv(fast.gate, [ref.attn1.gate, ref.attn2.gate])
-    if ref.feat1.sc_conv is not None:
-        copy_conv(fast.feature_shortcut[0], [ref.feat1.sc_conv, ref.feat2.sc_conv])
-        copy_bn(fast.feature_shortcut[1], [ref.feat1.sc_bn, ref.feat2.sc_bn])
-    copy_conv(fast.expand[0], [ref.expand1.conv, ref.expand2.conv])
-    copy_bn(fast.expand[1], [ref.expand1.bn, ref.expand2.bn])
+    fs = fast.feature_shortcut_layers()
+    if ref.feat1.sc_conv is not None and fs is not None:  # both or neither (the same settings)
+        copy_conv(fs[0], [ref.feat1.sc_conv, ref.feat2.sc_conv])
+        copy_bn(fs[1], [ref.feat1.sc_bn, ref.feat2.sc_bn])
+    expand = fast.expand_layers()
+    copy_conv(expand[0], [ref.expand1.conv, ref.expand2.conv])
+    copy_bn(expand[1], [ref.expand1.bn, ref.expand2.bn])
     fast.conv_out.load_state_dict(ref.conv_out.state_dict())
     fast.bn_out.load_state_dict(ref.bn_out.state_dict())
     fast.se.load_state_dict(ref.se.state_dict())
