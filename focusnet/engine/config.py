@@ -31,17 +31,39 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
-import math
 import numbers
-import os
-import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from focusnet.data.preprocess import NORMALIZATIONS
-from focusnet.errors import DOCS_CONFIG, FocusNetError
+from focusnet.engine.config_fields import (
+    BOOL,
+    Rule,
+    Setting,
+    config_error,
+    documented,
+    is_int,
+    is_mapping,
+    section,
+    setting,
+    settings,
+    validate_fields,
+)
+from focusnet.engine.config_files import (
+    as_plain,
+    as_tuples,
+    expand_path,
+    parse_override,
+    read_config_file,
+    yaml_float,
+)
+from focusnet.engine.lr_schedule import LR_SCHEDULES, PAPER_STEP_BOUNDARIES, PAPER_STEP_FACTORS, LRFactor, lr_factor
+from focusnet.errors import FocusNetError
+from focusnet.losses import ALLHybridLoss
 from focusnet.vocab import CUDA_GRAPHS, DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary
 
 __all__ = [
@@ -72,248 +94,17 @@ __all__ = [
 # The closed sets only the config uses; the shared ones (formats, mask rules, precisions, devices)
 # live in focusnet.vocab.
 OPTIMIZERS = Vocabulary("optimizer", ("adam", "adamw", "sgd"))
-LR_SCHEDULES = Vocabulary("schedule", ("paper_step", "constant", "cosine"))
 MONITORS = Vocabulary("monitor", ("val_loss", "val_dice"))  # what picks best.ckpt
 STRATEGIES = Vocabulary("strategy", ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"))
 DETERMINISTIC = Vocabulary("deterministic setting", (True, False, "warn"))
 ACCELERATORS = DEVICES  # the config key is Lightning's name for it
 
-# The authors' Keras scheduler (spec section 2.2 row 20), 0-based epochs:
-# 1e-4 for epochs 0-15, 1e-5 for 16-25, 1e-6 for 26-40, 1e-7 from 41 on.
-# Expressed as multiples of the base learning rate (default 1e-4).
-PAPER_STEP_BOUNDARIES = (16, 26, 41)
-PAPER_STEP_FACTORS = (1.0, 0.1, 0.01, 0.001)
 
-
-def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
-    """Multiple of the base learning rate used during 0-based ``epoch``.
-
-    * ``paper_step``: 1 for epochs 0-15, 0.1 for 16-25, 0.01 for 26-40, 0.001 from 41 on
-      (independent of ``epochs``).
-    * ``constant``: always 1.
-    * ``cosine``: ``0.5 * (1 + cos(pi * epoch / epochs))``, from 1 at epoch 0 towards 0 at the end.
-
-    Example:
-        >>> [lr_factor("paper_step", e, 50) for e in (15, 16, 25, 26, 40, 41, 49)]
-        [1.0, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
-        >>> lr_factor("cosine", 5, 10)
-        0.5
-    """
-    if schedule == "paper_step":
-        index = sum(epoch >= b for b in PAPER_STEP_BOUNDARIES)
-        return PAPER_STEP_FACTORS[index]
-    if schedule == "constant":
-        return 1.0
-    if schedule == "cosine":
-        progress = min(max(epoch, 0), epochs) / max(epochs, 1)
-        return float(0.5 * (1.0 + math.cos(math.pi * progress)))
-    raise _config_error(f"lr_schedule: unknown schedule {schedule!r}; choose one of: {', '.join(LR_SCHEDULES)}")
-
-
-class LRFactor:
-    """Picklable ``epoch -> factor`` callable for :class:`torch.optim.lr_scheduler.LambdaLR`.
-
-    A class rather than a lambda so the scheduler's state dict holds only plain values
-    (checkpoints stay loadable with ``torch.load(weights_only=True)``).
-    """
-
-    def __init__(self, schedule: str, epochs: int) -> None:
-        self.schedule = schedule
-        self.epochs = int(epochs)
-
-    def __call__(self, epoch: int) -> float:
-        return lr_factor(self.schedule, epoch, self.epochs)
-
-
-# ------------------------------------------------------------------------------------- rules
-def _config_error(message: str) -> FocusNetError:
-    """A config error; the message ends with a pointer to the config reference page."""
-    return FocusNetError(message, see=DOCS_CONFIG)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What one config field accepts: a closed vocabulary, or a test and the words that state it.
-
-    Every field of the config classes declares its rule and help text (:func:`setting`); the
-    validator, the ``focusnet train`` flags and ``docs/reference/config.md`` are generated from them.
-
-    Attributes:
-        says: the condition in words (``"must be an integer >= 1"``); the error is
-            ``"KEY: <says>; got VALUE"``. Unused with a vocabulary.
-        test: the condition (None with a vocabulary).
-        vocabulary: the allowed values; the error is ``"KEY: invalid value V; choose one of: ..."``
-            and a deprecated spelling is replaced by its canonical one (with a warning).
-        nullable: ``null`` (None) is allowed too.
-
-    Example:
-        >>> Rule.one_of(OPTIMIZERS).allowed
-        'Choose one of: adam, adamw, sgd'
-        >>> Rule.at_least(1, nullable=True).check("num_threads", 0)
-        Traceback (most recent call last):
-        ...
-        focusnet.errors.FocusNetError: num_threads: must be an integer >= 1; got 0 (see docs/reference/config.md)
-    """
-
-    says: str = ""
-    test: Callable[[Any], bool] | None = None
-    vocabulary: Vocabulary | None = None
-    nullable: bool = False
-
-    @classmethod
-    def one_of(cls, values: Sequence[Any], name: str = "value") -> "Rule":
-        """One of a vocabulary's values (a plain tuple is made a vocabulary without aliases)."""
-        return cls(vocabulary=values if isinstance(values, Vocabulary) else Vocabulary(name, values))
-
-    @classmethod
-    def at_least(cls, minimum: int, *, nullable: bool = False) -> "Rule":
-        """An integer (not a boolean) ``>= minimum``."""
-        return cls(f"must be an integer >= {minimum}", lambda v: _is_int(v) and v >= minimum, nullable=nullable)
-
-    @classmethod
-    def number_in(
-        cls, low: float, high: float, *, low_open: bool = False, high_open: bool = False, nullable: bool = False
-    ) -> "Rule":
-        """A finite number (not a boolean) in ``[low, high]``, either end open."""
-
-        def test(v: Any) -> bool:
-            if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)):
-                return False
-            return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        return cls(f"must be a number in {interval}", test, nullable=nullable)
-
-    @classmethod
-    def text(cls, says: str, *, nullable: bool = False) -> "Rule":
-        """A non-empty string."""
-        return cls(says, lambda v: isinstance(v, str) and bool(v), nullable=nullable)
-
-    def check(self, key: str, value: Any) -> Any:
-        """``value`` (a vocabulary's canonical spelling of it), or :class:`FocusNetError` naming ``key``."""
-        if value is None and self.nullable:
-            return None
-        if self.vocabulary is not None:
-            return self.vocabulary.normalize(value, key=key, see=DOCS_CONFIG, stacklevel=4)
-        if self.test is not None and not self.test(value):
-            raise _config_error(f"{key}: {self.says}; got {value!r}")
-        return value
-
-    @property
-    def allowed(self) -> str:
-        """What the field accepts, as one sentence (the *allowed* column of the config reference)."""
-        text = f"choose one of: {self.vocabulary.listing()}" if self.vocabulary is not None else self.says
-        if self.nullable and "null" not in text:
-            text += ", or null"
-        return text[:1].upper() + text[1:]
-
-
-def setting(default: Any = dataclasses.MISSING, *, rule: Rule, help: str, factory: Any = dataclasses.MISSING) -> Any:
-    """A config field that carries its :class:`Rule` and help text (``dataclasses.field`` metadata).
-
-    Example:
-        >>> setting(3, rule=Rule.one_of((1, 3), "channel count"), help="3 (RGB) or 1 (grey).").metadata["help"]
-        '3 (RGB) or 1 (grey).'
-    """
-    return field(default=default, default_factory=factory, metadata={"rule": rule, "help": help})
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One declared config field, as :func:`settings` lists it.
-
-    Attributes:
-        key: dotted key (``"data.mask_rule"``).
-        default: the default value (a section's default instance for ``data`` and ``augment``).
-        rule: what it accepts.
-        help: one-paragraph description (reST inline markup).
-    """
-
-    key: str
-    default: Any
-    rule: Rule
-    help: str
-
-    @property
-    def choices(self) -> Vocabulary | None:
-        """The allowed values when they are a closed set (argparse ``choices``)."""
-        return self.rule.vocabulary
-
-
-def settings(cls: type, prefix: str = "") -> dict[str, Setting]:
-    """The declared fields of a config class, by name, in declaration order.
-
-    Example:
-        >>> settings(TrainConfig)["precision"].choices
-        ('32-true', 'bf16-mixed', '16-mixed')
-        >>> settings(DataConfig, "data.")["mask_rule"].key
-        'data.mask_rule'
-    """
-    out = {}
-    for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        out[f.name] = Setting(prefix + f.name, default, f.metadata["rule"], f.metadata["help"])
-    return out
-
-
-def _validate_fields(obj: Any, prefix: str) -> None:
-    """Check every declared field of ``obj`` in order, writing back canonical spellings."""
-    for f in dataclasses.fields(obj):
-        value = f.metadata["rule"].check(prefix + f.name, getattr(obj, f.name))
-        if dataclasses.is_dataclass(value):
-            value.validate()
-        setattr(obj, f.name, value)
-
-
-def _documented(cls: type) -> type:
-    """Append the fields' help as the docstring's ``Attributes:`` section (``help(cls)`` shows it)."""
-    lines = [f"        {f.name}: {f.metadata['help']}" for f in dataclasses.fields(cls)]
-    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    Attributes:\n" + "\n".join(lines) + "\n    "
-    return cls
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _section(cls: type, key: str, value: Any) -> Any:
-    """Build a nested section (``data``, ``augment``) from a mapping, refusing unknown keys."""
-    if isinstance(value, cls):
-        return value
-    if value is None:
-        return cls()
-    if not isinstance(value, dict):
-        raise _config_error(f"{key}: must be a mapping of settings; got {value!r}")
-    known = [f.name for f in dataclasses.fields(cls)]
-    for k in value:
-        if k not in known:
-            raise _config_error(f"unknown config key '{key}.{k}'; known keys in {key}: {', '.join(known)}")
-    return cls(**value)
-
-
-def expand_path(value: str) -> str:
-    """``~`` and ``$VARS`` expanded; ``$FOCUSNET_DATA`` defaults to :func:`focusnet.data.paths.data_root`.
-
-    Example:
-        >>> expand_path("${FOCUSNET_DATA}/isic2018").endswith("/isic2018")
-        True
-    """
-    from focusnet.data.paths import ENV_VAR, data_root
-
-    value = re.sub(r"\$\{%s\}|\$%s(?![A-Za-z0-9_])" % (ENV_VAR, ENV_VAR), str(data_root()).replace("\\", "\\\\"), value)
-    return os.path.expanduser(os.path.expandvars(value))
-
-
-_BOOL = Rule("must be true or false", lambda v: isinstance(v, bool))
 _SPLIT_SAYS = "choose one of: default, bcdu, paper, paper-test, random, random:TRAIN,VAL,TEST, or a JSON split file"
 
 
-def _is_mapping(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-
-
 # ----------------------------------------------------------------------------------- sections
-@_documented
+@documented
 @dataclass
 class DataConfig:
     """The ``data`` section: which data set, where, and how it is split (see ``focusnet prepare``)."""
@@ -346,7 +137,7 @@ class DataConfig:
         help="folder of prepared caches (default ``prepared``, relative to the working folder).",
     )
     skip_bad: bool = setting(
-        False, rule=_BOOL, help="leave out unreadable pairs with a warning instead of refusing the data set."
+        False, rule=BOOL, help="leave out unreadable pairs with a warning instead of refusing the data set."
     )
 
     def __post_init__(self) -> None:
@@ -355,11 +146,11 @@ class DataConfig:
                 setattr(self, key, str(getattr(self, key)))
         self.validate()
 
-    def validate(self) -> "DataConfig":
+    def validate(self) -> DataConfig:
         """Check every field (:func:`settings`); raise :class:`FocusNetError` naming the first bad key."""
-        _validate_fields(self, "data.")
+        validate_fields(self, "data.")
         if self.mask_suffix is not None and self.format != "folder":
-            raise _config_error(f"data.mask_suffix: applies to data.format folder only (not {self.format})")
+            raise config_error(f"data.mask_suffix: applies to data.format folder only (not {self.format})")
         return self
 
     def reader_options(self) -> dict[str, Any]:
@@ -367,10 +158,13 @@ class DataConfig:
 
 
 _PROBABILITY = Rule.number_in(0.0, 1.0)
-_JITTER = "strength of the colour jitter (factor drawn from ``[1 - s, 1 + s]``; 0: off), applied after the model's input normalisation."
+_JITTER = (
+    "strength of the colour jitter (factor drawn from ``[1 - s, 1 + s]``; 0: off), applied after the model's input "
+    "normalisation."
+)
 
 
-@_documented
+@documented
 @dataclass
 class AugmentConfig:
     """The ``augment`` section: random batch augmentation in torch, off by default (the paper has none).
@@ -378,7 +172,7 @@ class AugmentConfig:
     Each image of a training batch gets its own draw (the mask gets the same geometric transform).
     """
 
-    enabled: bool = setting(False, rule=_BOOL, help="master switch.")
+    enabled: bool = setting(False, rule=BOOL, help="master switch.")
     hflip: float = setting(0.5, rule=_PROBABILITY, help="probability of a horizontal flip.")
     vflip: float = setting(0.5, rule=_PROBABILITY, help="probability of a vertical flip.")
     rot90: float = setting(0.5, rule=_PROBABILITY, help="probability of a rotation by a random multiple of 90 degrees.")
@@ -393,9 +187,9 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         self.validate()
 
-    def validate(self) -> "AugmentConfig":
+    def validate(self) -> AugmentConfig:
         """Check every field (:func:`settings`); raise :class:`FocusNetError` naming the first bad key."""
-        _validate_fields(self, "augment.")
+        validate_fields(self, "augment.")
         return self
 
 
@@ -407,7 +201,7 @@ def _is_betas(b: Any) -> bool:
     )
 
 
-@_documented
+@documented
 @dataclass
 class TrainConfig:
     """Everything a training run needs; saved as ``config.json``/``config.yaml`` in the run folder."""
@@ -422,7 +216,7 @@ class TrainConfig:
         "(``\"paper\"`` for FocusNet++), resolved and saved when training starts.",
     )
     model_kwargs: dict[str, Any] = setting(
-        factory=dict, rule=Rule("must be a mapping of keyword arguments", _is_mapping),
+        factory=dict, rule=Rule("must be a mapping of keyword arguments", is_mapping),
         help="extra keyword arguments for ``create_model`` (e.g. ``{\"widths\": [8, 8, 8, 8, 8]}``).",
     )
     data: DataConfig = setting(
@@ -452,7 +246,8 @@ class TrainConfig:
         help="base learning rate (the paper's 1e-4); ``lr_schedule`` scales it per epoch.",
     )
     betas: tuple[float, float] = setting(
-        (0.9, 0.999), rule=Rule("must be two numbers in [0, 1)", _is_betas), help="Adam/AdamW betas (Keras' 0.9, 0.999)."
+        (0.9, 0.999), rule=Rule("must be two numbers in [0, 1)", _is_betas),
+        help="Adam/AdamW betas (Keras' 0.9, 0.999).",
     )
     eps: float = setting(
         1e-7, rule=Rule.number_in(0.0, 1.0, low_open=True),
@@ -464,7 +259,7 @@ class TrainConfig:
     momentum: float = setting(
         0.9, rule=Rule.number_in(0.0, 1.0, high_open=True), help="SGD momentum (``optimizer: sgd`` only)."
     )
-    nesterov: bool = setting(False, rule=_BOOL, help="SGD with Nesterov momentum (``optimizer: sgd`` only).")
+    nesterov: bool = setting(False, rule=BOOL, help="SGD with Nesterov momentum (``optimizer: sgd`` only).")
     lr_schedule: str = setting(
         "paper_step", rule=Rule.one_of(LR_SCHEDULES),
         help="``\"paper_step\"`` (multiples 1, 0.1, 0.01, 0.001 of ``lr`` at epochs 16, 26, 41), ``\"constant\"`` "
@@ -472,7 +267,7 @@ class TrainConfig:
     )
     loss: dict[str, Any] = setting(
         factory=lambda: {"reduction": "batch"},
-        rule=Rule("must be a mapping of ALLHybridLoss keyword arguments", _is_mapping),
+        rule=Rule("must be a mapping of ALLHybridLoss keyword arguments", is_mapping),
         help="keyword arguments of :class:`focusnet.losses.ALLHybridLoss` (``reduction`` etc.).",
     )
     augment: AugmentConfig = setting(
@@ -516,7 +311,7 @@ class TrainConfig:
         "``gpu`` still means ``cuda``, with a warning.",
     )
     devices: int | str = setting(
-        1, rule=Rule("must be an integer >= 1 or 'auto'", lambda v: (_is_int(v) and v >= 1) or v == "auto"),
+        1, rule=Rule("must be an integer >= 1 or 'auto'", lambda v: (is_int(v) and v >= 1) or v == "auto"),
         help="devices per node (an integer or ``auto``); ``devices > 1`` trains with DDP.",
     )
     num_nodes: int = setting(1, rule=Rule.at_least(1), help="machines; ``num_nodes > 1`` trains with DDP.")
@@ -530,15 +325,15 @@ class TrainConfig:
         "in float32). The older ``32``, ``fp32`` and ``bf16`` still work, with a warning.",
     )
     channels_last: bool = setting(
-        False, rule=_BOOL, help="``channels_last`` memory format for the model and its inputs."
+        False, rule=BOOL, help="``channels_last`` memory format for the model and its inputs."
     )
     cuda_graphs: str = setting(
         "auto", rule=Rule.one_of(CUDA_GRAPHS),
         help="replay the model's forward and backward as CUDA graphs: ``auto`` on one CUDA device in "
         "``32-true`` or ``bf16-mixed``, ``on`` also under DDP, ``off`` never (see docs/how-to/speed.md).",
     )
-    sync_batchnorm: bool = setting(False, rule=_BOOL, help="convert BatchNorm to SyncBatchNorm under DDP.")
-    progress_bar: bool = setting(True, rule=_BOOL, help="show Lightning's progress bar.")
+    sync_batchnorm: bool = setting(False, rule=BOOL, help="convert BatchNorm to SyncBatchNorm under DDP.")
+    progress_bar: bool = setting(True, rule=BOOL, help="show Lightning's progress bar.")
     eval_batch_size: int = setting(
         16, rule=Rule.at_least(1), help="batch size of the final evaluation (inference only)."
     )
@@ -548,45 +343,43 @@ class TrainConfig:
         if isinstance(self.betas, list):
             self.betas = tuple(self.betas)
         for key in ("lr", "eps", "weight_decay", "momentum", "threshold"):  # YAML 1.1 reads 1e-4 as a string
-            setattr(self, key, _yaml_float(getattr(self, key)))
+            setattr(self, key, yaml_float(getattr(self, key)))
         if isinstance(self.out_dir, Path):
             self.out_dir = str(self.out_dir)
         if self.model_kwargs is None:
             self.model_kwargs = {}
         if isinstance(self.model_kwargs, dict):  # JSON lists back to tuples, so round trips compare equal
-            self.model_kwargs = {k: _tuples(v) for k, v in self.model_kwargs.items()}
+            self.model_kwargs = {k: as_tuples(v) for k, v in self.model_kwargs.items()}
             if "preset" in self.model_kwargs:  # `model_kwargs.preset=lite` means the preset
                 preset = self.model_kwargs.pop("preset")
                 if self.preset is not None and preset != self.preset:
-                    raise _config_error(f"model_kwargs.preset: {preset!r} contradicts preset {self.preset!r}; give one")
+                    raise config_error(f"model_kwargs.preset: {preset!r} contradicts preset {self.preset!r}; give one")
                 self.preset = preset
         if self.loss is None:
             self.loss = {"reduction": "batch"}
-        self.data = _section(DataConfig, "data", self.data)
-        self.augment = _section(AugmentConfig, "augment", self.augment)
+        self.data = section(DataConfig, "data", self.data)
+        self.augment = section(AugmentConfig, "augment", self.augment)
         self.validate()
 
     # ------------------------------------------------------------------------------ validation
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Check every field (:func:`settings`); raise :class:`FocusNetError` naming the first bad key.
 
         Deprecated spellings (``precision: fp32``, ``accelerator: gpu``) are replaced by the current ones,
         with a :class:`FutureWarning`. Returns self.
         """
-        _validate_fields(self, "")
+        validate_fields(self, "")
         for key in ("in_channels",):
             if key in self.model_kwargs:
-                raise _config_error(f"model_kwargs.{key}: set by 'channels'; remove it from model_kwargs")
+                raise config_error(f"model_kwargs.{key}: set by 'channels'; remove it from model_kwargs")
         self._validate_loss()
         return self
 
     def _validate_loss(self) -> None:
-        from focusnet.losses import ALLHybridLoss
-
         try:
             ALLHybridLoss(**self.loss)
         except (TypeError, ValueError) as exc:
-            raise _config_error(f"loss: {exc}") from None
+            raise config_error(f"loss: {exc}") from None
 
     # ------------------------------------------------------------------------------- helpers
     @property
@@ -622,11 +415,11 @@ class TrainConfig:
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
                 value = {g.name: getattr(value, g.name) for g in dataclasses.fields(value)}
-            out[f.name] = _plain(value)
+            out[f.name] = as_plain(value)
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict such as ``to_dict()``'s; unknown keys raise :class:`FocusNetError`.
 
         Example:
@@ -636,16 +429,16 @@ class TrainConfig:
             focusnet.errors.FocusNetError: unknown config key 'lr_schedul'; known keys: ...
         """
         if not isinstance(data, dict):
-            raise _config_error(f"config: expected a mapping of keys to values; got {type(data).__name__}")
+            raise config_error(f"config: expected a mapping of keys to values; got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         for key in data:
             if key not in known:
                 hint = " (now data.source)" if key == "data_root" else ""
-                raise _config_error(f"unknown config key {key!r}{hint}; known keys: {', '.join(sorted(known))}")
+                raise config_error(f"unknown config key {key!r}{hint}; known keys: {', '.join(sorted(known))}")
         return cls(**data)
 
     @classmethod
-    def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> "TrainConfig":
+    def from_file(cls, path: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
         """Read a ``.json`` or ``.yaml``/``.yml`` config (e.g. a run's ``config.json``), then apply overrides."""
         path = Path(path)
         data = read_config_file(path)
@@ -654,58 +447,16 @@ class TrainConfig:
         except FocusNetError as exc:
             raise FocusNetError(f"{path}: {exc}") from None  # exc already names the config page
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with some fields changed."""
         bad = [k for k in changes if k not in {f.name for f in dataclasses.fields(self)}]
         if bad:
-            raise _config_error(f"unknown config key {bad[0]!r}")
+            raise config_error(f"unknown config key {bad[0]!r}")
         return dataclasses.replace(self, **changes)
 
 
 # ---------------------------------------------------------------------------------- overrides
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """The mapping in a YAML or JSON config file (FocusNetError naming the file when unreadable)."""
-    path = Path(path)
-    if not path.is_file():
-        raise _config_error(f"{path}: config file not found")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            import json
-
-            data = json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is the file's fault
-        raise _config_error(f"{path}: cannot parse the config ({str(exc).splitlines()[0]})") from None
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise _config_error(f"{path}: expected a mapping of keys to values; got {type(data).__name__}")
-    return data
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"data.source=x"`` -> (``["data", "source"]``, ``"x"``); the value is read as YAML."""
-    import yaml
-
-    if "=" not in item:
-        raise _config_error(f"override {item!r}: expected KEY=VALUE, e.g. epochs=10 or data.source=/path")
-    key, raw = item.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(p.strip() for p in parts):
-        raise _config_error(f"override {item!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return [p.strip() for p in parts], value
-
-
 def _override_dict(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    import copy
-
     data = copy.deepcopy(data)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     nested = {"data": DataConfig, "augment": AugmentConfig}
@@ -714,13 +465,17 @@ def _override_dict(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         if parts == ["model_kwargs", "preset"]:  # the preset is a key of its own
             parts = ["preset"]
         if parts[0] not in known:
-            raise _config_error(f"unknown config key {parts[0]!r} (in override {item!r}); known keys: {', '.join(sorted(known))}")
+            raise config_error(
+                f"unknown config key {parts[0]!r} (in override {item!r}); known keys: {', '.join(sorted(known))}"
+            )
         if len(parts) > 1 and parts[0] in nested:
             allowed = [f.name for f in dataclasses.fields(nested[parts[0]])]
             if len(parts) != 2 or parts[1] not in allowed:
-                raise _config_error(f"unknown config key {'.'.join(parts)!r}; known keys in {parts[0]}: {', '.join(allowed)}")
+                raise config_error(
+                    f"unknown config key {'.'.join(parts)!r}; known keys in {parts[0]}: {', '.join(allowed)}"
+                )
         elif len(parts) > 1 and parts[0] not in ("model_kwargs", "loss"):
-            raise _config_error(f"{parts[0]}: not a section; write {parts[0]}=VALUE")
+            raise config_error(f"{parts[0]}: not a section; write {parts[0]}=VALUE")
         target = data
         for p in parts[:-1]:
             if not isinstance(target.get(p), dict):
@@ -740,29 +495,3 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Train
     if path is None:
         return TrainConfig.from_dict(_override_dict({}, overrides))
     return TrainConfig.from_file(path, overrides)
-
-
-_FLOAT_RE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-
-
-def _yaml_float(value: Any) -> Any:
-    """``"1e-4"`` (a string to YAML 1.1) as the float it means; anything else unchanged."""
-    if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
-        return float(value)
-    return value
-
-
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list | tuple):
-        return tuple(_tuples(v) for v in value)
-    return value
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Path):
-        return str(value)
-    return value
