@@ -35,7 +35,6 @@ Example:
 """
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import platform
@@ -44,14 +43,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 import focusnet
-from focusnet.data.cache import PreparedDataset, open_cache
+from focusnet.data.cache import open_cache
 from focusnet.data.readers import data_set_name
 from focusnet.data.splits import SPLIT_NAMES
 from focusnet.diskspace import MARGIN_BYTES, ensure_free_space
@@ -64,6 +62,7 @@ from focusnet.engine.resume import (
     resumed_config,
 )
 from focusnet.engine.rundir import CacheRecord, RunDir, ScoreSummary, build_model, prepare_data, torch_threads
+from focusnet.engine.split_tensors import COMMAND_CACHE, SplitTensors, load_split_tensors
 from focusnet.engine.trainer import (
     build_trainer,
     data_loader,
@@ -107,24 +106,6 @@ WEIGHTS_DIR = RunDir.WEIGHTS_DIR
 RUN_DIR_ENV = "FOCUSNET_RUN_DIR"  # rank 0 tells the processes Lightning launches where the run is
 
 log = logging.getLogger("focusnet.train")
-
-
-@dataclass
-class SplitTensors:
-    """One split in memory: images (N, C, S, S) float32, masks (N, 1, S, S) 0/1, ids, orig sizes (N, 2)."""
-
-    images: torch.Tensor
-    masks: torch.Tensor
-    ids: list[str]
-    orig_sizes: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def dataset(self, with_index: bool = False) -> torch.utils.data.TensorDataset:
-        if with_index:
-            return torch.utils.data.TensorDataset(self.images, self.masks, torch.arange(len(self.ids)))
-        return torch.utils.data.TensorDataset(self.images, self.masks)
 
 
 # ------------------------------------------------------------------------------------- run folder
@@ -180,33 +161,6 @@ def _resolve_data(config: TrainConfig) -> TrainConfig:
         split = str(Path(expand_path(split)).resolve())
     data = {**config.to_dict()["data"], "source": str(source.resolve()), "cache_dir": str(cache_dir.resolve()), "split": split}
     return config.replace(data=data)
-
-
-# The cache the running command opened (set by _run), so that it is prepared and opened once per command.
-_COMMAND_CACHE: contextvars.ContextVar[PreparedDataset | None] = contextvars.ContextVar("focusnet_command_cache", default=None)
-
-
-def load_split_tensors(
-    config: TrainConfig, split: dict[str, list[str]], parts: Iterable[str] = ("train", "val")
-) -> dict[str, SplitTensors]:
-    """The images and masks of the requested splits, in memory, from the prepared cache.
-
-    This is the one place data is loaded for training and evaluation: it prepares the cache of
-    ``config.data`` (a no-op when up to date) and reads the ids of ``split[part]`` from it.
-
-    Returns:
-        ``{part: SplitTensors}`` with the items in the order of ``split[part]``.
-    """
-    cache = _COMMAND_CACHE.get() or open_cache(prepare_data(config)["cache"])
-    out: dict[str, SplitTensors] = {}
-    for part in parts:
-        if part not in split:
-            raise FocusNetError(f"split: no {part!r} split; the splits are {', '.join(split)}")
-        if not split[part]:
-            raise FocusNetError(f"split: the {part} split is empty; add images or change data.split")
-        images, masks, ids = cache.tensors(split[part])
-        out[part] = SplitTensors(images, masks, list(ids), cache.orig_size_tensor(split[part]))
-    return out
 
 
 def resolve_model(config: TrainConfig) -> TrainConfig:
@@ -384,11 +338,11 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
             run.record_environment(_environment(config, run.path, resumed=True), cache=CacheRecord.of(cache))
         ckpt_path = str(run.file(LAST_CKPT))
     os.environ[RUN_DIR_ENV] = str(run.path)  # inherited by the processes Lightning launches
-    token = _COMMAND_CACHE.set(cache)
+    token = COMMAND_CACHE.set(cache)
     try:
         return _fit(config, run, model, split, ckpt_path, rank0, distributed)
     finally:
-        _COMMAND_CACHE.reset(token)
+        COMMAND_CACHE.reset(token)
 
 
 def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, list[str]], ckpt_path: str | None,

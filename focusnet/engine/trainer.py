@@ -31,11 +31,10 @@ import torch
 
 from focusnet.engine.config import TrainConfig
 from focusnet.engine.rundir import RunDir
+from focusnet.engine.split_tensors import SplitTensors
 
 if TYPE_CHECKING:
     import lightning as L
-
-    from focusnet.engine.train import SplitTensors  # annotation only: train imports this module
 
 log = logging.getLogger("focusnet.train")
 
