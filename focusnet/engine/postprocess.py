@@ -44,7 +44,7 @@ def probabilities_to_size(prob: np.ndarray, size: tuple[int, int]) -> np.ndarray
     prob = np.ascontiguousarray(prob, dtype=np.float32)
     if prob.shape == (h, w):
         return prob.copy()
-    out = np.asarray(Image.fromarray(prob, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
+    out = np.asarray(Image.fromarray(prob, mode="F").resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
     return np.clip(out, 0.0, 1.0)
 
 
@@ -123,7 +123,7 @@ def overlay(image: np.ndarray, mask: np.ndarray, prob: np.ndarray, threshold: fl
     if (oh, ow) == (h, w):
         return overlay_image(image, mask)
     rgb = image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
-    small = np.asarray(Image.fromarray(rgb, mode="RGB").resize((ow, oh), Image.BOX))
+    small = np.asarray(Image.fromarray(rgb, mode="RGB").resize((ow, oh), Image.Resampling.BOX))
     return overlay_image(small, probabilities_to_size(prob, (oh, ow)) > threshold)
 
 

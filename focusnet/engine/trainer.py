@@ -252,8 +252,8 @@ def build_trainer(config: TrainConfig, run_dir: Path, distributed: bool) -> L.Tr
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy=strategy,
-        precision=config.precision,
-        deterministic=config.deterministic,
+        precision=config.precision,  # type: ignore[arg-type]  # a PRECISIONS value: Lightning's spelling
+        deterministic=config.deterministic,  # type: ignore[arg-type]  # true, false or "warn"
         sync_batchnorm=config.sync_batchnorm and distributed,
         logger=loggers,
         callbacks=callbacks,

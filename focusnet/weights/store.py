@@ -77,7 +77,7 @@ def save_weights(
         kwargs["preset"] = presets[0]
     kwargs.setdefault("in_channels", _constructor_default(model_name, "in_channels", int(preprocessing.get("channels", 3))))
     kwargs.setdefault("num_classes", _constructor_default(model_name, "num_classes", 1))
-    ordered = {k: kwargs.pop(k) for k in ("preset", "in_channels", "num_classes") if k in kwargs}
+    ordered: dict[str, Any] = {k: kwargs.pop(k) for k in ("preset", "in_channels", "num_classes") if k in kwargs}
     ordered.update(kwargs)
     cfg = SavedModelConfig(
         model=model_name,
@@ -167,5 +167,5 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
         model = create_model(cfg.model, **cfg.model_args())
         model.load_state_dict(state, strict=True)
     model = model.to(device).eval()
-    model.focusnet_config = cfg
+    setattr(model, "focusnet_config", cfg)  # noqa: B010 - an attribute nn.Module does not declare
     return model
