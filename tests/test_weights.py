@@ -18,19 +18,11 @@ from focusnet.cli import main
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
 from focusnet.weights import FORMAT, SavedModelConfig, load_model, load_model_config, save_weights
+from tests.helpers import TINY_FOCUSNETPP_LITE as TINY
 
-TINY = {"preset": "lite", "widths": (8, 8, 8, 8, 8), "head_mid": (8, 8, 8, 8), "stem_width": 8, "fusion_mid": 8}
 PRE = {"size": 32, "channels": 3, "normalization": "minmax"}
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on shared CPUs: one intra-op thread is faster and steadier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_model(seed: int = 0) -> nn.Module:

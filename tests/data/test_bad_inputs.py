@@ -4,7 +4,6 @@ nothing was written into the source folder (hash of the tree before and after) a
 that no cache was written."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,20 +15,11 @@ from PIL import Image
 from focusnet.cli import main
 from focusnet.data.cache import open_cache
 from focusnet.data.paths import data_root
+from tests.helpers import tree_digest
 
 H, W = 24, 32
 CROP = data_root() / "isic2018_task1_512crop"
 CROP_JPG = sorted((CROP / "ISIC2018_Task1-2_Training_Input").glob("*.jpg"))[:1] if CROP.is_dir() else []
-
-
-def tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        st = p.stat()
-        h.update(f"{p.relative_to(root)}|{p.is_dir()}|{st.st_size}|{st.st_mtime_ns}".encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def rgb(seed: int, hw=(H, W)) -> Image.Image:

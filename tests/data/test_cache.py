@@ -1,7 +1,6 @@
 """The prepared cache: exact preprocessing, no-op re-runs, keys, atomic layout, loading, the CLI."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -22,6 +21,7 @@ from focusnet.data.paths import data_root
 from focusnet.data.preprocess import normalize_image, resize_mask
 from focusnet.errors import FocusNetError
 from tests.data.folder_dataset import SegmentationDataset
+from tests.helpers import tree_digest
 
 REAL = data_root()
 CROP = REAL / "isic2018_task1_512crop"
@@ -29,17 +29,6 @@ DSB = REAL / "dsb2018"
 ISIC_DIRS = ("ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth")
 needs_crop = pytest.mark.skipif(not CROP.is_dir(), reason=f"real data not found at {CROP}")
 needs_dsb = pytest.mark.skipif(not DSB.is_dir(), reason=f"real data not found at {DSB}")
-
-
-def tree_digest(root: Path) -> str:
-    """Hash of every path, size, mtime and content under ``root``."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        st = p.stat()
-        h.update(f"{p.relative_to(root)}|{p.is_dir()}|{st.st_size}|{st.st_mtime_ns}".encode())
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()
 
 
 def crop_subset(dst: Path, n: int) -> Path:

@@ -16,36 +16,19 @@ from PIL import Image
 from focusnet.cli import main
 from focusnet.engine.config import TrainConfig
 from focusnet.errors import FocusNetError
+from tests.helpers import tiny_train_config
 
-TINY = {"widths": (8, 8, 8, 8, 8), "stem_width": 8, "head_mid": (8, 8, 8, 8), "fusion_mid": 8}
 PROTOCOL_KEYS = {"split", "resolution", "threshold", "aggregation", "empty_score", "empty_rule"}
 METRICS = ("precision", "recall", "dice", "jaccard", "specificity", "accuracy")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
+def run(lesions, tmp_path_factory) -> Path:
     """A 1-epoch run of a tiny FocusNet++ at 32x32 on 12 synthetic 48x48 lesions."""
-    from focusnet.data.synthetic import generate
     from focusnet.engine.train import train
 
-    root = tmp_path_factory.mktemp("lesions")
-    generate("lesions", root, count=12, size=48, seed=0, overwrite=True)
     work = tmp_path_factory.mktemp("work")
-    config = TrainConfig(
-        model="focusnetpp",
-        preset="lite",
-        model_kwargs=TINY,
-        data={"format": "folder", "source": str(root), "split": "random:0.5,0.25,0.25", "cache_dir": str(work / "prepared")},
-        out_dir=str(work / "tiny"),
-        size=32,
-        batch_size=4,
-        epochs=1,
-        lr=1e-3,
-        lr_schedule="constant",
-        progress_bar=False,
-        num_threads=1,
-    )
-    return train(config)
+    return train(tiny_train_config(lesions, work / "tiny", work / "prepared"))
 
 
 def _fresh(run: Path, tmp_path: Path) -> Path:

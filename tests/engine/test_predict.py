@@ -26,18 +26,11 @@ from focusnet.engine.predict import (
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
 from focusnet.weights import load_model, save_weights
+from tests.helpers import TINY_FOCUSNETPP_LITE as TINY
 
-TINY = {"preset": "lite", "widths": (8, 8, 8, 8, 8), "head_mid": (8, 8, 8, 8), "stem_width": 8, "fusion_mid": 8}
 PRE = {"size": 32, "channels": 3, "normalization": "minmax"}
 ISIC_IMAGES = "isic2018_task1/ISIC2018_Task1-2_Training_Input"
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

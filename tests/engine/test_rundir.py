@@ -15,28 +15,14 @@ from focusnet.engine import rundir as rundir_mod
 from focusnet.engine.config import TrainConfig
 from focusnet.engine.rundir import CacheRecord, RunDir
 from focusnet.errors import FocusNetError
+from tests.helpers import TINY_FOCUSNETPP, tiny_train_config
 
-TINY = {"widths": (8, 8, 8, 8, 8), "stem_width": 8, "head_mid": (8, 8, 8, 8), "fusion_mid": 8}
+TINY = TINY_FOCUSNETPP
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _config(source: Path, work: Path, **changes) -> TrainConfig:
-    base = dict(
-        model="focusnetpp",
-        preset="lite",
-        model_kwargs=TINY,
-        data={"format": "folder", "source": str(source), "split": "random:0.5,0.25,0.25", "cache_dir": str(work / "prepared")},
-        out_dir=str(work / "run"),
-        size=32,
-        batch_size=4,
-        epochs=1,
-        lr=1e-3,
-        lr_schedule="constant",
-        progress_bar=False,
-        num_threads=1,
-    )
-    base.update(changes)
-    return TrainConfig(**base)
+    return tiny_train_config(source, work / "run", work / "prepared", **changes)
 
 
 class _CountPrepare:
@@ -54,13 +40,11 @@ class _CountPrepare:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict:
+def trained(lesions, tmp_path_factory) -> dict:
     """A 1-epoch tiny run on 12 synthetic lesions, and how often training called prepare."""
-    from focusnet.data.synthetic import generate
     from focusnet.engine.train import train
 
-    source = tmp_path_factory.mktemp("lesions")
-    generate("lesions", source, count=12, size=48, seed=0, overwrite=True)
+    source = lesions
     work = tmp_path_factory.mktemp("work")
     with pytest.MonkeyPatch.context() as mp:
         counter = _CountPrepare(mp)

@@ -11,39 +11,22 @@ import torch
 
 from focusnet.engine.config import PAPER_STEP_BOUNDARIES, TrainConfig, lr_factor
 from focusnet.errors import FocusNetError
+from tests.helpers import TINY_FOCUSNETPP, tiny_train_config
 
 SUMMARY_KEYS = {"per_image", "mean", "std", "median", "pooled", "thresholded_jaccard", "count", "protocol"}
 METRICS = ("precision", "recall", "dice", "jaccard", "specificity", "accuracy")
-TINY = {"widths": (8, 8, 8, 8, 8), "stem_width": 8, "head_mid": (8, 8, 8, 8), "fusion_mid": 8}
+TINY = TINY_FOCUSNETPP
 
 
 def tiny_config(data_root: Path, out_dir: Path, **changes) -> TrainConfig:
-    base = dict(
-        model="focusnetpp",
-        preset="lite",
-        model_kwargs=TINY,
-        data={"format": "folder", "source": str(data_root), "split": "random:0.5,0.25,0.25",
-              "cache_dir": str(Path(data_root).parent / f"{Path(data_root).name}-prepared")},
-        out_dir=str(out_dir),
-        size=32,
-        batch_size=4,
-        epochs=2,
-        lr=1e-3,
-        lr_schedule="cosine",
-        progress_bar=False,
-        num_threads=1,  # tiny tensors: threads only add overhead (and stall on a busy machine)
-    )
-    base.update(changes)
-    return TrainConfig(**base)
+    """The shared tiny config, for 2 cosine epochs, its cache next to ``data_root``."""
+    cache_dir = Path(data_root).parent / f"{Path(data_root).name}-prepared"
+    return tiny_train_config(data_root, out_dir, cache_dir, **{"epochs": 2, "lr_schedule": "cosine", **changes})
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    from focusnet.data.synthetic import generate
-
-    root = tmp_path_factory.mktemp("lesions")
-    generate("lesions", root, count=12, size=48, seed=0, overwrite=True)
-    return root
+def data_root(lesions) -> Path:
+    return lesions
 
 
 @pytest.fixture(scope="module")

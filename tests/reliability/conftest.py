@@ -15,12 +15,8 @@ TINY_KWARGS = {"widths": [4, 4, 4, 4, 4], "stem_width": 4, "head_mid": [4, 4, 4,
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on shared CPUs: one intra-op thread is faster and steadier."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test of this folder on one intra-op thread (tests/conftest.py's ``one_thread``)."""
 
 
 def tree_state(root: Path) -> dict[str, str]:
