@@ -51,7 +51,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Run ``focusnet compare``; returns the exit code."""
-    from focusnet.compare.runner import DEFAULT_MODELS, run_compare  # trains: the training stack only when it runs
+    from focusnet.compare.runner import DEFAULT_MODELS, run_compare  # training stack: lazy (no Lightning)
 
     if args.gallery_limit < 0:
         raise FocusNetError(f"--gallery-limit must be >= 0; got {args.gallery_limit}")

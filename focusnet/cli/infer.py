@@ -14,8 +14,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 from focusnet.data.splits import SPLIT_NAMES
+from focusnet.engine.evaluate import evaluate_run, interrupted_note
 from focusnet.engine.export import export
 from focusnet.engine.predict import predict
 from focusnet.engine.scoring import all_empty_warning, empty_predictions_warning, format_summary
@@ -137,7 +139,6 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Run ``focusnet evaluate``; returns the exit code."""
-    from focusnet.engine.evaluate import evaluate_run, interrupted_note  # reads runs through the training stack
     note = interrupted_note(args.run_dir)  # said once the evaluation has succeeded: an error stays one line
     summary = evaluate_run(
         args.run_dir,
@@ -156,10 +157,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    for key, title in (("model_resolution", "model resolution"), ("original_resolution", "original resolution")):
-        if summary[key] is not None:
+    for title, part in (
+        ("model resolution", summary["model_resolution"]),
+        ("original resolution", summary["original_resolution"]),
+    ):
+        if part is not None:
             print(f"== {title} ==")
-            print(format_summary(summary[key]))
+            print(format_summary(cast(dict, part)))  # format_summary reads any score summary
     if summary.get("reused"):
         print(f"{args.run_dir / 'eval' / args.split}: already up to date (same weights and settings), shown as it is; "
               "--overwrite recomputes it")
@@ -203,8 +207,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.preset is not None:
             raise FocusNetError(f"{source}: --preset applies to a registered model name; saved weights carry their own")
         model = load_model(source)
-        size = args.size if args.size is not None else model.focusnet_config.size
-        what = f"{model.focusnet_config.describe()} from {source}"
+        saved: Any = model.focusnet_config  # a SavedModelConfig, set by load_model
+        size = args.size if args.size is not None else saved.size
+        what = f"{saved.describe()} from {source}"
     elif source.suffix.lower() in (".safetensors", ".json", ".ckpt", ".pt", ".pth") or "/" in args.model:
         raise FocusNetError(
             f"{source}: weights file or run folder not found; fix the path or give a registered model name"

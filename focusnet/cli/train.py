@@ -18,6 +18,7 @@ from pathlib import Path
 
 from focusnet.cli.common import allow_late_overrides, config_flag
 from focusnet.engine.config import load_config
+from focusnet.engine.evaluate import stale_evaluations
 from focusnet.errors import FocusNetError
 
 __all__ = ["add_demo", "add_train", "cmd_demo", "cmd_train"]
@@ -72,7 +73,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     overrides += [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in flags.items() if v is not None]
     if args.resume is not None:
-        from focusnet.engine.train import resume  # the training stack (Lightning): only when training
+        from focusnet.engine.train import resume  # training stack: lazy (no Lightning in fast commands)
 
         if args.config is not None:
             raise FocusNetError(
@@ -81,13 +82,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.out is not None:
             raise FocusNetError("--resume continues in the run folder itself; --out does not apply")
         run_dir = resume(args.resume, overrides)
-        from focusnet.engine.evaluate import stale_evaluations  # after training, as train's own import
-
         for folder in stale_evaluations(run_dir):
             print(f"focusnet: warning: {folder} scored the weights before this resume; update it with "
                   f"`focusnet evaluate {args.resume} --split {folder.name} --overwrite`", file=sys.stderr)
     else:
-        from focusnet.engine.train import train  # the training stack (Lightning): only when training
+        from focusnet.engine.train import train  # training stack: lazy (no Lightning in fast commands)
 
         if args.config is None:
             raise FocusNetError("give a CONFIG file (e.g. configs/isic2018_focusnetpp.yaml) or --resume RUN_DIR")
@@ -124,7 +123,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``focusnet demo``; returns the exit code."""
-    from focusnet.engine.demo import run_demo  # trains: the training stack only when it runs
+    from focusnet.engine.demo import run_demo  # training stack: lazy (no Lightning in fast commands)
 
     run_demo(out=args.out, epochs=args.epochs)
     return 0

@@ -37,7 +37,7 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from focusnet.data.preprocess import NORMALIZATIONS
 from focusnet.engine.config_fields import (
@@ -197,7 +197,7 @@ def _is_betas(b: Any) -> bool:
     return (
         isinstance(b, tuple)
         and len(b) == 2
-        and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and 0.0 <= x < 1.0 for x in b)
+        and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and 0.0 <= cast(float, x) < 1.0 for x in b)
     )
 
 

@@ -17,7 +17,7 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from focusnet.errors import DOCS_CONFIG, FocusNetError
 from focusnet.vocab import Vocabulary
@@ -96,7 +96,8 @@ class Rule:
         def test(v: Any) -> bool:
             if not (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)):
                 return False
-            return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+            x = cast(float, v)  # a Real: the comparisons as Python does them
+            return (x > low if low_open else x >= low) and (x < high if high_open else x <= high)
 
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         return cls(f"must be a number in {interval}", test, nullable=nullable)
@@ -169,7 +170,8 @@ def settings(cls: type, prefix: str = "") -> dict[str, Setting]:
     """
     out = {}
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        factory = cast(Callable[[], Any], f.default_factory)  # set wherever default is not
+        default = f.default if f.default is not dataclasses.MISSING else factory()
         out[f.name] = Setting(prefix + f.name, default, f.metadata["rule"], f.metadata["help"])
     return out
 
@@ -178,8 +180,8 @@ def validate_fields(obj: Any, prefix: str) -> None:
     """Check every declared field of ``obj`` in order, writing back canonical spellings."""
     for f in dataclasses.fields(obj):
         value = f.metadata["rule"].check(prefix + f.name, getattr(obj, f.name))
-        if dataclasses.is_dataclass(value):
-            value.validate()
+        if dataclasses.is_dataclass(value):  # a section (data, augment): its own fields too
+            cast(Any, value).validate()
         setattr(obj, f.name, value)
 
 
