@@ -6,11 +6,11 @@ process make tiny steps hundreds of times slower than one.
 """
 from __future__ import annotations
 
-import os
-import sys
-
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,7 +94,8 @@ def test_conv_peak_machine_and_settings(tiny_run: tuple[dict, str, str]) -> None
     assert (st["size"], st["batch_size"], st["precision"], st["baseline"]) == (32, 2, "32-true", "unet")
     assert "3 x forward" in st["flop_convention"]
     # every worker reports the same allocator setting (on unless FOCUSNET_ALLOCATOR_TUNING=0)
-    assert st["allocator_tuned"] is (sys.platform.startswith("linux") and os.environ.get("FOCUSNET_ALLOCATOR_TUNING") != "0")
+    tuned = sys.platform.startswith("linux") and os.environ.get("FOCUSNET_ALLOCATOR_TUNING") != "0"
+    assert st["allocator_tuned"] is tuned
     assert isinstance(st["native_kernels"], bool)
 
 
@@ -155,3 +156,22 @@ def test_stats_and_machine_info() -> None:
     assert info["usable_cpus"] >= 1 and info["torch_threads"] >= 1
     assert isinstance(bf16_support()["native"], bool)
     assert all(math.isfinite(v) for v in info["load_average"] or [])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "focusnet.bench.worker"], ["-m", "focusnet.engine.benchmark", "--worker"]],
+    ids=["bench.worker", "engine.benchmark --worker"],
+)
+def test_worker_protocol_over_stdin_and_stdout(command: list[str]) -> None:
+    """The worker run_benchmark starts, and the older module path that still serves it."""
+    job = {"label": "conv_peak", "kind": "conv", "conv_shape": [1, 4, 8, 8], "device": "cpu",
+           "channels_last": False, "precision": "32-true", "seed": 0, "threads": 1}
+    messages = [job, {"cmd": "run", "phase": "conv", "iters": 2}, {"cmd": "nope"}, {"cmd": "quit"}]
+    proc = subprocess.run([sys.executable, *command], input="".join(json.dumps(m) + "\n" for m in messages),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    setup, run, unknown = (json.loads(line) for line in proc.stdout.splitlines())
+    assert setup["ok"] and setup["flops"] == 2 * 4 * 4 * 9 * 8 * 8 and setup["params"] == 4 * 4 * 9
+    assert run["ok"] and run["iters"] == 2 and run["seconds"] > 0
+    assert unknown == {"ok": False, "error": "unknown command 'nope'"}
