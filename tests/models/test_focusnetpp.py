@@ -17,7 +17,7 @@ def n_params(module: torch.nn.Module) -> int:
 
 @pytest.mark.parametrize(
     "preset, expected",
-    [("paper", 1_487_941), ("official", 7_771_723), ("lite", 377_381)],
+    [("paper", 1_487_941), ("official", 7_771_723), ("lite", 377_381), ("nuclei", 1_832_157)],
 )
 def test_preset_parameter_counts(preset: str, expected: int) -> None:
     assert n_params(create_model("focusnetpp", preset=preset)) == expected
