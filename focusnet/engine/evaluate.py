@@ -2,7 +2,8 @@
 
 :func:`evaluate_run` (``focusnet evaluate RUN_DIR``) scores at model and at original resolution and
 writes ``<run>/eval/<split>/`` (per-image CSVs, ``summary.json``, ``summary.md``);
-:func:`evaluate_checkpoint` is the model-resolution score training writes to ``summary.json``.
+:func:`evaluate_checkpoint` is the model-resolution score training writes to ``summary.json``: both
+build it with :func:`focusnet.engine.split_score.split_summary` from the same per-image counts.
 
 The model is rebuilt from the run's ``config.json`` and its weights are read with
 ``torch.load(..., weights_only=True)`` (no arbitrary unpickling). Predicted masks are the model's
@@ -34,6 +35,7 @@ from focusnet.data.cache import PreparedDataset
 from focusnet.data.readers import get_reader
 from focusnet.engine.predict import probabilities_to_size
 from focusnet.engine.rundir import EvalSummary, RunDir, ScoreSummary, torch_threads
+from focusnet.engine.split_score import selection_rule, split_summary
 from focusnet.errors import FocusNetError
 from focusnet.metrics import _EMPTY_RULE, METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
 from focusnet.vocab import uses_cuda
@@ -91,24 +93,7 @@ def evaluate_checkpoint(
             pred = model(images) > threshold_logit
             counts.append(confusion_counts(pred, masks > 0.5).cpu())
 
-    protocol = {
-        "split": split,
-        "resolution": f"{config.size}x{config.size} (model input)",
-        "threshold": config.threshold,
-        "model": config.model,
-        "preset": config.preset,
-        "run": str(run_dir),
-        "checkpoint": checkpoint + (f" (epoch {epoch})" if epoch is not None else ""),
-        "selection": _selection(config),
-    }
-    return ScoreSummary(**summarize(torch.cat(counts), data.ids, empty_score=1.0, protocol=protocol))
-
-
-def _selection(config: Any) -> str:
-    """How ``best.ckpt`` was picked, for the protocol of every metric file."""
-    if config.monitor == "val_dice":
-        return "highest per-image mean val_dice on the val split"
-    return "lowest val_loss on the val split"
+    return split_summary(torch.cat(counts), data.ids, config, run_dir, checkpoint, epoch, split)
 
 
 # =========================================================================== evaluate_run (CLI)
@@ -442,7 +427,7 @@ def evaluate_run(
         "run": str(run_dir),
         "weights": weights,
         "data": data.source,
-        "selection": "best weights: " + _selection(config),
+        "selection": "best weights: " + selection_rule(config.monitor),
     }
     s = config.size
     model_res = summarize(

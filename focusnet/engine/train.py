@@ -62,6 +62,7 @@ from focusnet.engine.resume import (
     resumed_config,
 )
 from focusnet.engine.rundir import CacheRecord, RunDir, ScoreSummary, build_model, prepare_data, torch_threads
+from focusnet.engine.split_score import split_summary
 from focusnet.engine.split_tensors import COMMAND_CACHE, SplitTensors, load_split_tensors
 from focusnet.engine.trainer import (
     build_trainer,
@@ -75,7 +76,6 @@ from focusnet.engine.trainer import (
     sigint_handler,
 )
 from focusnet.errors import DOCS_CONFIG, DOCS_FORMAT, FocusNetError
-from focusnet.metrics import summarize
 from focusnet.models import list_presets
 from focusnet.weights import save_weights
 
@@ -424,18 +424,8 @@ def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epo
     counts, index = module.test_counts, module.test_index
     if counts is None or len(index) != len(test) or not torch.equal(index, torch.arange(len(test))):
         raise FocusNetError(f"{run_dir}: the test evaluation did not cover every test image once")
-    protocol = {
-        "split": "test",
-        "resolution": f"{config.size}x{config.size} (model input)",
-        "threshold": config.threshold,
-        "model": config.model,
-        "preset": config.preset,
-        "run": str(run_dir),
-        "checkpoint": BEST_CKPT + (f" (epoch {epoch})" if epoch is not None else ""),
-        "selection": "highest per-image mean val_dice on the val split" if config.monitor == "val_dice" else "lowest val_loss on the val split",
-        "processes": int(module.trainer.world_size) if module.trainer is not None else 1,
-    }
-    return ScoreSummary(**summarize(counts, test.ids, empty_score=1.0, protocol=protocol))
+    processes = int(module.trainer.world_size) if module.trainer is not None else 1
+    return split_summary(counts, test.ids, config, run_dir, BEST_CKPT, epoch, "test", processes)
 
 
 def _plot(config: TrainConfig, run_dir: Path) -> None:
