@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from focusnet.models import create_model
+from focusnet.models import create_model, list_models, list_presets
 
 #: How MACs and FLOPs are counted (reported with every measurement).
 COUNTER = "torch.utils.flop_counter.FlopCounterMode (conv/matmul, 2 FLOPs per MAC), eval mode"
@@ -184,6 +184,8 @@ _ROW_NOTES: dict[tuple[str, str | None], str] = {
     "code (`official`)",
     ("focusnetpp", "lite"): "half-width paper preset; Table 3's nuclei FocusNet++ (1.84 M, "
     "\"FLOPs\" 0.98) has widths the paper does not give",
+    ("focusnetpp", "nuclei"): "sized like Table 3's nuclei FocusNet++ (1.84 M); the widths are this "
+    "project's choice (lite's at the two shallowest levels, wider below)",
 }
 _NOT_IN_TABLE2 = "Table 1 only (not in Table 2)"
 
@@ -209,8 +211,6 @@ def _measure_cached(
 
 
 def _variants(name: str) -> list[dict[str, Any]]:
-    from focusnet.models import list_presets
-
     presets = list_presets(name)
     variants: list[dict[str, Any]] = [{"preset": p} for p in presets] or [{}]
     return variants + [dict(v) for v in EXTRA_VARIANTS.get(name, ())]
@@ -263,8 +263,6 @@ def complexity_row(
 
 
 def _same_config(name: str, kwargs: dict[str, Any], paper_kwargs: dict[str, Any]) -> bool:
-    from focusnet.models import list_presets
-
     presets = list_presets(name)
     default = {"preset": presets[0]} if presets else {}
     return {**default, **kwargs} == {**default, **paper_kwargs}
@@ -283,8 +281,6 @@ def complexity_table(size: int = TABLE2_SIZE, in_channels: int = 3) -> list[dict
         >>> [(r["label"], r["gmacs"]) for r in rows if r["model"] == "unet"]
         [('unet', 13.72)]
     """
-    from focusnet.models import list_models
-
     return [
         complexity_row(name, size=size, in_channels=in_channels, **kwargs)
         for name in list_models()

@@ -12,7 +12,7 @@ __all__ = ["run_compare", "parse_model_specs"]
 
 def __getattr__(name: str):  # noqa: ANN202 - lazy re-exports
     if name in __all__:
-        from focusnet.compare import runner
+        from focusnet.compare import runner  # lazy: `import focusnet.compare` loads no training stack
 
         return getattr(runner, name)
     raise AttributeError(name)

@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from focusnet.data.synthetic import generate
+from focusnet.engine.config import DataConfig, TrainConfig
+from focusnet.engine.scoring import format_summary
 from focusnet.errors import FocusNetError
 
 __all__ = ["DEMO_SETTINGS", "demo_config", "run_demo"]
@@ -63,8 +66,6 @@ def demo_config(run_dir: str | Path, epochs: int | None = None):
     ``<run>/data`` (format ``folder``), prepared into ``<run>/prepared`` like any other data set.
     ``configs/demo.yaml`` holds the same settings for ``focusnet train``.
     """
-    from focusnet.engine.config import DataConfig, TrainConfig
-
     s = DEMO_SETTINGS
     return TrainConfig(
         model="focusnetpp",
@@ -102,7 +103,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None) -> dict:
         The test-split summary (``summary.json``; ``focusnet score --json`` schema), with the run
         folder in ``protocol["run"]``.
     """
-    from focusnet.data.synthetic import generate
+    # the training stack (Lightning) loads only when the demo trains: `focusnet --help` stays fast
     from focusnet.engine.train import SUMMARY_JSON, default_run_dir, prepare_run_dir, train
 
     if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
@@ -130,11 +131,4 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None) -> dict:
 
 
 def _format(result: dict) -> str:
-    try:
-        from focusnet.engine.scoring import format_summary
-    except ImportError:  # pragma: no cover - scoring is part of the package
-        m = result["mean"]
-        return (
-            f"test split, {result['count']} images: Dice {m['dice']:.4f}, Jaccard {m['jaccard']:.4f} (per-image means)"
-        )
     return "Test split of the demo run\n" + format_summary(result)
