@@ -298,7 +298,8 @@ class SegmentationModule(L.LightningModule):
             checkpoint[EPOCH_ROW_KEY] = {
                 "epoch": int(self.current_epoch),
                 "train_loss": float(self._epoch_loss_sum / self._epoch_loss_count),
-                "lr": self._epoch_lr,
+                # as the logger wrote it: self.log keeps a float32 tensor
+                "lr": None if self._epoch_lr is None else float(torch.tensor(self._epoch_lr, dtype=torch.float32)),
             }
 
     def _eval_step(self, batch: Sequence[torch.Tensor]) -> torch.Tensor:
