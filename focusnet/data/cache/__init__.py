@@ -19,8 +19,8 @@ source folder is never written to (``out`` inside it is refused).
 
 Images are stored as resized ``uint8``: normalising at load time (per-image min-max, the default,
 or /255) is cheap and keeps the cache 4x smaller than float32. :func:`open_cache` gives a
-:class:`PreparedDataset` that returns normalised float tensors, bit-identical to
-:class:`focusnet.data.folder.SegmentationDataset`.
+:class:`PreparedDataset` that returns normalised float tensors, bit-identical to reading, resizing
+(:mod:`focusnet.data.preprocess`) and normalising each file directly.
 
 Example:
     >>> summary = prepare("isic2018", "../shared/data/isic2018_task1_512crop", "prepared")  # doctest: +SKIP

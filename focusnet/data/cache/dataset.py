@@ -215,8 +215,8 @@ class PreparedDataset:
 class CacheDataset(Dataset):
     """Items of a prepared cache, read from its memory map on demand (safe with DataLoader workers).
 
-    ``dataset[i]`` is a dict like :class:`focusnet.data.folder.SegmentationDataset`'s: ``image``
-    float32 (C, S, S), ``mask`` float32 (1, S, S), ``id``, ``orig_size`` int64 ``[h, w]``.
+    ``dataset[i]`` is a dict: ``image`` float32 (C, S, S), ``mask`` float32 (1, S, S), ``id``,
+    ``orig_size`` int64 ``[h, w]``.
     """
 
     def __init__(self, path: str | Path, ids: Sequence[str], normalization: str = "minmax") -> None:
