@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -38,6 +38,21 @@ __all__ = [
 METRIC_NAMES = ("precision", "recall", "dice", "jaccard", "specificity", "accuracy")
 COUNT_NAMES = ("tp", "fp", "fn", "tn")
 THRESHOLDED_JACCARD_CUTOFF = 0.65
+
+
+
+class ScoreSummary(TypedDict):
+    """``summary.json`` (and each resolution of an evaluation): :func:`summarize`'s result."""
+
+    per_image: list[dict[str, Any]]
+    mean: dict[str, float | None]
+    std: dict[str, float | None]
+    median: dict[str, float | None]
+    pooled: dict[str, float | None]
+    thresholded_jaccard: float | None
+    count: int
+    protocol: dict[str, Any]
+
 
 _EMPTY_RULE = (
     "a ratio whose denominator is 0 (e.g. Dice with no true and no predicted foreground) is "
@@ -176,7 +191,7 @@ def summarize(
     ids: Sequence[str],
     empty_score: float = 1.0,
     protocol: dict | None = None,
-) -> dict:
+) -> ScoreSummary:
     """The ``focusnet score --json`` summary of per-image confusion counts.
 
     Keys (in this order):

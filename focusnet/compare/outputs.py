@@ -28,7 +28,9 @@ COMPARISON_JSON = "comparison.json"
 REPORT_HTML = "report.html"
 
 
-def _cases(comparison: dict[str, Any], configs: dict[str, tuple[TrainConfig, list[str]]], out_dir: Path) -> list[dict[str, Any]]:
+def _cases(
+    comparison: dict[str, Any], configs: dict[str, tuple[TrainConfig, list[str]]], out_dir: Path
+) -> list[dict[str, Any]]:
     """Every test image with its truth and each done model's mask, at model resolution."""
     done = [m for m in comparison["models"] if m["status"] == "done"]
     if not done:
@@ -39,7 +41,9 @@ def _cases(comparison: dict[str, Any], configs: dict[str, tuple[TrainConfig, lis
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     truths = (data.masks[:, 0] > 0.5).numpy()
-    cases = [{"id": i, "image": images[k], "truth": truths[k], "predictions": {}, "dice": {}} for k, i in enumerate(data.ids)]
+    cases = [
+        {"id": i, "image": images[k], "truth": truths[k], "predictions": {}, "dice": {}} for k, i in enumerate(data.ids)
+    ]
     for m in done:
         config = configs[m["name"]][0]
         dice = {r["id"]: r["dice"] for r in m["summary"]["per_image"]}
@@ -56,8 +60,10 @@ def _cases(comparison: dict[str, Any], configs: dict[str, tuple[TrainConfig, lis
     return cases
 
 
-def write_outputs(comparison: dict[str, Any], specs: Sequence[ModelSpec], configs: dict[str, tuple[TrainConfig, list[str]]],
-                  out_dir: Path, say: Callable[[str], None], gallery_limit: int, show: Callable[[str], None]) -> None:
+def write_outputs(
+    comparison: dict[str, Any], specs: Sequence[ModelSpec], configs: dict[str, tuple[TrainConfig, list[str]]],
+    out_dir: Path, say: Callable[[str], None], gallery_limit: int, show: Callable[[str], None],
+) -> None:
     """Write ``comparison.json``, the tables, the figures and ``report.html``; show the results table.
 
     Args:
@@ -88,7 +94,8 @@ def write_outputs(comparison: dict[str, Any], specs: Sequence[ModelSpec], config
         figs[f"Best, median and worst test images of {ref['name']} (model resolution)"] = figures.qualitative_grid(
             cases, picks, names, fig_dir / "qualitative", colors=colors)[0]
         figs["Training and validation curves"] = figures.training_curves(comparison, fig_dir / "curves")[0]
-        figs["Per-image Dice on the test split"] = figures.dice_distributions(comparison, fig_dir / "dice_distribution")[0]
+        dice_figure = figures.dice_distributions(comparison, fig_dir / "dice_distribution")[0]
+        figs["Per-image Dice on the test split"] = dice_figure
     report_path = report.write_report(
         comparison,
         out_dir / REPORT_HTML,

@@ -50,7 +50,9 @@ def model_config(base: TrainConfig, spec: ModelSpec, run_dir: Path) -> tuple[Tra
     if spec.model != base.model and accepted is not None:
         dropped = sorted(k for k in inherited if k not in accepted)
         inherited = {k: v for k, v in inherited.items() if k in accepted}
-    config = base.replace(model=spec.model, preset=spec.preset, model_kwargs={**inherited, **spec.kwargs}, out_dir=str(run_dir))
+    config = base.replace(
+        model=spec.model, preset=spec.preset, model_kwargs={**inherited, **spec.kwargs}, out_dir=str(run_dir)
+    )
     return config, dropped
 
 
@@ -109,7 +111,9 @@ def read_state(path: Path) -> dict[str, Any] | None:
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise FocusNetError(f"{path}: unreadable ({exc}); it is not a focusnet compare folder, or it was damaged: use another --out") from None
+        raise FocusNetError(
+            f"{path}: unreadable ({exc}); it is not a focusnet compare folder, or it was damaged: use another --out"
+        ) from None
     if not isinstance(state, dict) or state.get("kind") != "focusnet-compare":
         raise FocusNetError(f"{path}: not written by focusnet compare; use another --out")
     return state

@@ -61,7 +61,9 @@ def collect(specs: Sequence[ModelSpec], configs: dict[str, tuple[TrainConfig, li
             m = measure(spec.model, size=config.size, in_channels=kwargs.pop("in_channels"), **kwargs)
         except Exception:  # noqa: BLE001 - a model that cannot be built has failed already
             m = None
-        row.update(params=m["params"] if m else None, gmacs=round(m["macs"] / 1e9, 4) if m else None, gmacs_size=config.size)
+        row.update(
+            params=m["params"] if m else None, gmacs=round(m["macs"] / 1e9, 4) if m else None, gmacs_size=config.size
+        )
         row.update(train_seconds=round(float(entry.get("train_seconds", 0.0)), 1))
         if entry["status"] == "done":
             summary = eval_summary(run)
@@ -79,7 +81,11 @@ def collect(specs: Sequence[ModelSpec], configs: dict[str, tuple[TrainConfig, li
             if split_info is None:
                 split_info = split
             elif split_info != split:
-                row.update(status="failed", error=f"{run.file(RunDir.SPLIT_JSON)}: another split than the other models'; delete this run and compare again")
+                row.update(
+                    status="failed",
+                    error=f"{run.file(RunDir.SPLIT_JSON)}: another split than the other models'; "
+                    "delete this run and compare again",
+                )
         models.append(row)
 
     s = base.size
@@ -103,10 +109,16 @@ def collect(specs: Sequence[ModelSpec], configs: dict[str, tuple[TrainConfig, li
             "threshold": f"foreground where probability > {base.threshold}",
             "aggregation": ("per-image mean ± population std (each image weighs the same); pooled = from the "
                             "confusion counts summed over the test images; empty-mask rule: 0/0 counts as 1"),
-            "selection": "best epoch by validation loss (val split; epochs numbered from 0); test split used once, at the end",
+            "selection": (
+                "best epoch by validation loss (val split; epochs numbered from 0); test split used once, at the end"
+            ),
             "loss": f"ALL-HL {base.loss}",
-            "optimizer": f"{base.optimizer} lr {base.lr:g}, betas {list(base.betas)}, eps {base.eps:g}, weight decay {base.weight_decay:g}",
-            "schedule": f"{base.lr_schedule}, {base.epochs} epochs" + (f", at most {base.max_minutes:g} min per model" if base.max_minutes else ""),
+            "optimizer": (
+                f"{base.optimizer} lr {base.lr:g}, betas {list(base.betas)}, eps {base.eps:g}, "
+                f"weight decay {base.weight_decay:g}"
+            ),
+            "schedule": f"{base.lr_schedule}, {base.epochs} epochs"
+            + (f", at most {base.max_minutes:g} min per model" if base.max_minutes else ""),
             "batch_size": base.batch_size,
             "augmentation": base.to_dict()["augment"],
             "normalization": base.normalization,
@@ -155,6 +167,7 @@ def _hardware(config: TrainConfig) -> str:
                 break
     except OSError:
         pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() and uses_cuda(config.accelerator) else "no GPU used"
+    uses_gpu = torch.cuda.is_available() and uses_cuda(config.accelerator)
+    gpu = torch.cuda.get_device_name(0) if uses_gpu else "no GPU used"
     threads = config.num_threads or torch.get_num_threads()
     return f"{cpu} ({os.cpu_count()} logical CPUs, {threads} torch threads); {gpu}"

@@ -141,7 +141,10 @@ def run_compare(
         config, dropped = configs[spec.name]
         prefix = f"[{i}/{len(specs)}] {spec.name}"
         if dropped:
-            say(f"{prefix}: model_kwargs {', '.join(dropped)} of the config's model do not apply to {spec.model}; left out")
+            say(
+                f"{prefix}: model_kwargs {', '.join(dropped)} of the config's model do not apply to {spec.model}; "
+                "left out"
+            )
         try:
             # Training's own lines (model summary, epochs, Lightning's bar) are progress: stderr, so that
             # stdout holds only the results table.
@@ -163,7 +166,8 @@ def run_compare(
         write_json(state_path, state)
 
     comparison = collect(specs, configs, state, base, config_path, profile, out_dir)
-    write_outputs(comparison, specs, configs, out_dir, say, gallery_limit, show or (lambda text: print(text, flush=True)))
+    show_table = show or (lambda text: print(text, flush=True))
+    write_outputs(comparison, specs, configs, out_dir, say, gallery_limit, show_table)
     return comparison
 
 
@@ -184,8 +188,9 @@ def _train_and_evaluate(config: TrainConfig, run_dir: Path, entry: dict, state: 
                     aside = run_dir.with_name(f"{run_dir.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
                     run_dir.rename(aside)
                     say(f"{prefix}: an earlier attempt finished no epoch; moved it to {aside}")
-                say(f"{prefix}: training {config.model} ({config.preset or 'no preset'}) at {config.size}x{config.size}, "
-                    f"{config.epochs} epochs" + (f", at most {config.max_minutes:g} min" if config.max_minutes else ""))
+                what = f"{config.model} ({config.preset or 'no preset'}) at {config.size}x{config.size}"
+                budget = f", at most {config.max_minutes:g} min" if config.max_minutes else ""
+                say(f"{prefix}: training {what}, {config.epochs} epochs{budget}")
                 tr.train(config)
         finally:
             entry["train_seconds"] = float(entry.get("train_seconds", 0.0)) + time.perf_counter() - start

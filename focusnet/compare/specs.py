@@ -57,7 +57,9 @@ def parse_model_specs(text: str) -> list[ModelSpec]:
     for part in _split_top(text):
         m = re.fullmatch(r"\s*([A-Za-z0-9_]+)\s*(?::\s*([A-Za-z0-9_]+))?\s*(?:\[(.*)\])?\s*", part)
         if not m:
-            raise FocusNetError(f"--models: cannot read {part.strip()!r}; write NAME, NAME:PRESET or NAME[KEY=VALUE;...]")
+            raise FocusNetError(
+                f"--models: cannot read {part.strip()!r}; write NAME, NAME:PRESET or NAME[KEY=VALUE;...]"
+            )
         kwargs: dict[str, Any] = {}
         for item in filter(None, (s.strip() for s in (m.group(3) or "").split(";"))):
             key, eq, value = item.partition("=")

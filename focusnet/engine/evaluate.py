@@ -22,9 +22,10 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,9 @@ from focusnet.metrics import _EMPTY_RULE, METRIC_NAMES, THRESHOLDED_JACCARD_CUTO
 from focusnet.vocab import uses_cuda
 from focusnet.weights import load_model as load_safetensors
 
-__all__ = ["EvalData", "evaluate_checkpoint", "evaluate_run", "format_evaluation_markdown", "load_eval_data", "load_checkpoint"]
+__all__ = [
+    "EvalData", "evaluate_checkpoint", "evaluate_run", "format_evaluation_markdown", "load_eval_data", "load_checkpoint"
+]
 
 
 def _device(accelerator: str) -> torch.device:
@@ -169,14 +172,18 @@ def _cache_data(ds: PreparedDataset, config: Any, ids: list[str]) -> EvalData:
                 )
             reader = get_reader(settings["format"])
             listing = reader.list_items(
-                source, channels=settings["channels"], mask_rule=settings["mask_rule"], **settings.get("reader_options", {})
+                source, channels=settings["channels"], mask_rule=settings["mask_rule"],
+                **settings.get("reader_options", {}),
             )
             items.update({item.id: item for item in listing.items})
         if image_id not in items:
-            raise FocusNetError(f"{source}: no item {image_id!r} any more; the source changed since the cache was prepared")
+            raise FocusNetError(
+                f"{source}: no item {image_id!r} any more; the source changed since the cache was prepared"
+            )
         return items[image_id].load()[1]
 
-    return EvalData(images, masks, list(ids), sizes, read, f"cache {ds.path} (source {source}, format {settings['format']})")
+    described = f"cache {ds.path} (source {source}, format {settings['format']})"
+    return EvalData(images, masks, list(ids), sizes, read, described)
 
 
 def _fingerprint(path: Path) -> str:
@@ -268,7 +275,7 @@ def _earlier_evaluation(out_dir: Path, fingerprint: str, settings: dict, overwri
     return {**earlier, "reused": True}
 
 
-def _csv_text(result: dict, sizes: list[tuple[int, int]]) -> str:
+def _csv_text(result: Mapping[str, Any], sizes: list[tuple[int, int]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -283,7 +290,7 @@ def _md_value(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def format_evaluation_markdown(summary: dict) -> str:
+def format_evaluation_markdown(summary: Mapping[str, Any]) -> str:
     """``summary.md``: one table per resolution (per-image mean ± std, median, pooled) and the protocol."""
     lines = [
         f"# Evaluation of `{summary['run']}` on the {summary['split']} split",
@@ -383,7 +390,9 @@ def evaluate_run(
         raise FocusNetError(f"threshold: must be a probability strictly between 0 and 1; got {threshold!r}")
     threshold = float(threshold)
     if not (math.isnan(empty_score) or 0.0 <= empty_score <= 1.0):
-        raise FocusNetError(f"--empty-score must be between 0 and 1 (or nan to leave such images out); got {empty_score}")
+        raise FocusNetError(
+            f"--empty-score must be between 0 and 1 (or nan to leave such images out); got {empty_score}"
+        )
     config = run.read_config()
     out_dir = run.eval_dir(split)
     fingerprint = _fingerprint(run.weights_file())
@@ -430,7 +439,7 @@ def evaluate_run(
         "selection": "best weights: " + selection_rule(config.monitor),
     }
     s = config.size
-    model_res = summarize(
+    model_res: ScoreSummary = summarize(
         torch.cat(model_counts),
         data.ids,
         empty_score=empty_score,
@@ -440,7 +449,7 @@ def evaluate_run(
             "true_masks": "the training masks: resized to the model input (bilinear, then >= 0.5)",
         },
     )
-    orig_res = None
+    orig_res: ScoreSummary | None = None
     if original_resolution:
         orig_res = summarize(
             torch.cat(orig_counts),

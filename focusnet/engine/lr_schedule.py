@@ -23,8 +23,9 @@ PAPER_STEP_BOUNDARIES = (16, 26, 41)
 PAPER_STEP_FACTORS = (1.0, 0.1, 0.01, 0.001)
 
 
-def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
-    """Multiple of the base learning rate used during 0-based ``epoch``.
+def lr_factor(schedule: str, epoch: float, epochs: int) -> float:
+    """Multiple of the base learning rate used during 0-based ``epoch`` (fractional for the cosine of
+    :class:`~focusnet.engine.callbacks.BudgetCosine`).
 
     * ``paper_step``: 1 for epochs 0-15, 0.1 for 16-25, 0.01 for 26-40, 0.001 from 41 on
       (independent of ``epochs``).

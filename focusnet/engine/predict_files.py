@@ -10,7 +10,7 @@ Example:
     Traceback (most recent call last):
     ...
     focusnet.errors.FocusNetError: no/such/folder: no such file or folder; pass an image file, a folder of images or a glob
-"""
+"""  # noqa: E501 - a doctest's expected output is one line
 from __future__ import annotations
 
 import glob
@@ -78,7 +78,9 @@ def collect_inputs(inputs: str | Path | Sequence[str | Path]) -> tuple[list[Path
                 if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_EXTENSIONS
             )
             if not matched:
-                raise FocusNetError(f"{text}: no image files match this pattern; check the pattern (quote it in the shell)")
+                raise FocusNetError(
+                    f"{text}: no image files match this pattern; check the pattern (quote it in the shell)"
+                )
             files += matched
             folders += sorted({p.parent for p in matched})
             if "**" in text:
@@ -116,7 +118,9 @@ def plan_outputs(files: list[Path], folders: list[Path], out: Path, suffix: str,
     kinds = [("mask", suffix)] + [("probabilities", PROB_SUFFIX)] * probs + [("overlay", OVERLAY_SUFFIX)] * overlays
     names = [s for _, s in kinds]
     if len(set(names)) != len(names):
-        raise FocusNetError(f"--suffix {suffix!r} clashes with the {PROB_SUFFIX}/{OVERLAY_SUFFIX} outputs; choose another suffix")
+        raise FocusNetError(
+            f"--suffix {suffix!r} clashes with the {PROB_SUFFIX}/{OVERLAY_SUFFIX} outputs; choose another suffix"
+        )
     out_r = out.resolve()
     for folder in folders:
         f = folder.resolve()
@@ -138,13 +142,17 @@ def plan_outputs(files: list[Path], folders: list[Path], out: Path, suffix: str,
         targets = {kind: out / f"{f.stem}{s}.png" for kind, s in kinds}
         for target in targets.values():
             if target.resolve() in inputs:
-                raise FocusNetError(f"{target}: this output would replace an input image; choose another --suffix or folder")
+                raise FocusNetError(
+                    f"{target}: this output would replace an input image; choose another --suffix or folder"
+                )
         plan.append((f, targets))
     if not overwrite:
         existing = [t for _, targets in plan for t in targets.values() if t.exists()]
         if existing:
             more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-            raise FocusNetError(f"{existing[0]}{more}: output already exists; pass --overwrite to replace, or choose another folder")
+            raise FocusNetError(
+                f"{existing[0]}{more}: output already exists; pass --overwrite to replace, or choose another folder"
+            )
     return plan
 
 
@@ -160,7 +168,9 @@ def plan_one_file(files: list[Path], target: Path, extras: bool, overwrite: bool
             f"{target}: a .png OUTPUT takes exactly one input image (got {len(files)}); give an output folder instead"
         )
     if extras:
-        raise FocusNetError(f"{target}: --probabilities and --overlays need an output folder; give one instead of a .png file")
+        raise FocusNetError(
+            f"{target}: --probabilities and --overlays need an output folder; give one instead of a .png file"
+        )
     if target.resolve() == files[0].resolve():
         raise FocusNetError(f"{target}: this output would replace the input image; choose another file name")
     if target.exists() and not overwrite:

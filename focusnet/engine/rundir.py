@@ -44,24 +44,12 @@ from focusnet.data.cache import MANIFEST, PreparedDataset, open_cache, prepare
 from focusnet.data.splits import SPLIT_NAMES
 from focusnet.engine.config import TrainConfig, expand_path
 from focusnet.errors import FocusNetError
+from focusnet.metrics import ScoreSummary
 from focusnet.models import create_model
 
 __all__ = ["CacheRecord", "EvalSummary", "RunDir", "ScoreSummary", "build_model", "prepare_data", "torch_threads"]
 
 _MODEL_PREFIX = "model."  # the LightningModule stores the network as `model`
-
-
-class ScoreSummary(TypedDict):
-    """``summary.json`` (and each resolution of an evaluation): :func:`focusnet.metrics.summarize`'s result."""
-
-    per_image: list[dict[str, Any]]
-    mean: dict[str, float | None]
-    std: dict[str, float | None]
-    median: dict[str, float | None]
-    pooled: dict[str, float | None]
-    thresholded_jaccard: float | None
-    count: int
-    protocol: dict[str, Any]
 
 
 class EvalSummary(TypedDict, total=False):

@@ -17,7 +17,7 @@ from PIL import Image
 from focusnet.data.io import IMAGE_EXTENSIONS, read_mask
 from focusnet.engine.predict import OVERLAY_SUFFIX, PROB_SUFFIX
 from focusnet.errors import FocusNetError
-from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, confusion_counts, summarize
+from focusnet.metrics import METRIC_NAMES, THRESHOLDED_JACCARD_CUTOFF, ScoreSummary, confusion_counts, summarize
 from focusnet.vocab import MASK_RULES
 
 __all__ = ["format_summary", "score_folders"]
@@ -108,7 +108,7 @@ def score_folders(
     true_suffix: str = "",
     empty_score: float = 1.0,
     mask_rule: str = "binary",
-) -> dict:
+) -> ScoreSummary:
     """Score predicted masks against true masks, paired by file stem.
 
     A prediction ``<id><pred_suffix>.<ext>`` is paired with the true mask ``<id><true_suffix>.<ext>``
@@ -201,7 +201,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def format_summary(result: dict) -> str:
+def format_summary(result: Mapping[str, Any]) -> str:
     """A plain-text table of a :func:`score_folders` / :func:`~focusnet.metrics.summarize` result.
 
     One row per metric with the per-image mean ± population std, the median and the pooled value,

@@ -43,8 +43,11 @@ class SplitTensors:
         return torch.utils.data.TensorDataset(self.images, self.masks)
 
 
-# The cache the running command opened (set by focusnet.engine.train), so that it is prepared and opened once per command.
-COMMAND_CACHE: contextvars.ContextVar[PreparedDataset | None] = contextvars.ContextVar("focusnet_command_cache", default=None)
+# The cache the running command opened (set by focusnet.engine.train), so that it is prepared and
+# opened once per command.
+COMMAND_CACHE: contextvars.ContextVar[PreparedDataset | None] = contextvars.ContextVar(
+    "focusnet_command_cache", default=None
+)
 
 
 def load_split_tensors(

@@ -31,7 +31,8 @@ the others wait for it. Metrics come from the per-image counts of all processes.
 
 Example:
     >>> from focusnet.engine.config import TrainConfig
-    >>> run = train(TrainConfig(data={"source": "data/lesions"}, size=64, epochs=2, out_dir="runs/try"))  # doctest: +SKIP
+    >>> config = TrainConfig(data={"source": "data/lesions"}, size=64, epochs=2, out_dir="runs/try")
+    >>> run = train(config)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -159,7 +160,12 @@ def _resolve_data(config: TrainConfig) -> TrainConfig:
     split = d.split
     if split.lower().endswith(".json"):
         split = str(Path(expand_path(split)).resolve())
-    data = {**config.to_dict()["data"], "source": str(source.resolve()), "cache_dir": str(cache_dir.resolve()), "split": split}
+    data = {
+        **config.to_dict()["data"],
+        "source": str(source.resolve()),
+        "cache_dir": str(cache_dir.resolve()),
+        "split": split,
+    }
     return config.replace(data=data)
 
 
@@ -171,7 +177,9 @@ def resolve_model(config: TrainConfig) -> TrainConfig:
     if not presets:
         raise FocusNetError(f"preset: model {config.model!r} has no presets; set preset to null")
     if config.preset not in presets:
-        raise FocusNetError(f"preset: unknown preset {config.preset!r} for model {config.model!r}; choose one of: {', '.join(presets)}")
+        raise FocusNetError(
+            f"preset: unknown preset {config.preset!r} for model {config.model!r}; choose one of: {', '.join(presets)}"
+        )
     return config
 
 
@@ -224,7 +232,11 @@ def _environment(config: TrainConfig, run_dir: Path, resumed: bool) -> dict:
         "lightning": lightning.__version__,
         "numpy": __import__("numpy").__version__,
         "cuda": torch.version.cuda if cuda else None,
-        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [platform.processor() or "cpu"],
+        "devices": (
+            [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if cuda
+            else [platform.processor() or "cpu"]
+        ),
         "torch_threads": torch.get_num_threads(),
         "accelerator": config.accelerator,
         "requested_devices": config.devices,
@@ -303,11 +315,14 @@ def _run(config: TrainConfig, resume_dir: Path | None) -> Path:
         elif os.environ.get(RUN_DIR_ENV):
             run_dir = Path(os.environ[RUN_DIR_ENV])
         elif distributed and not rank0 or launched_distributed():
-            raise FocusNetError("out_dir: give --out when launching with torchrun or SLURM, so every process uses the same run folder")
+            raise FocusNetError(
+                "out_dir: give --out when launching with torchrun or SLURM, so every process uses the same run folder"
+            )
         else:
             run_dir = default_run_dir(config.model)
         run = RunDir(run_dir)
         if rank0:
+            assert config.data.source is not None  # _resolve_data checked it
             keep = [k for k in (_top_entry_inside(Path(config.data.source), run_dir),
                                 _top_entry_inside(Path(config.data.cache_dir), run_dir)) if k is not None]
             run.check_unused(keep)
@@ -360,7 +375,8 @@ def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, li
     module = SegmentationModule.from_config(model, config)
     with quiet_lightning(run_dir / TRAIN_LOG if rank0 else None), restore_determinism():
         trainer = build_trainer(config, run_dir, distributed)
-        log.info("training %s (%s) in %s%s", config.model, config.preset, run_dir, f", resuming {ckpt_path}" if ckpt_path else "")
+        resuming = f", resuming {ckpt_path}" if ckpt_path else ""
+        log.info("training %s (%s) in %s%s", config.model, config.preset, run_dir, resuming)
         sigint = sigint_handler()
         try:
             trainer.fit(
@@ -390,12 +406,14 @@ def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, li
                 _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "best", trainer, "best",
                               epoch=run.checkpoint_epoch(BEST_CKPT))
                 _plot(config, run_dir)
-                log.warning("the split has no test images; no summary.json (score the val split with `focusnet evaluate`)")
+                log.warning(
+                    "the split has no test images; no summary.json (score the val split with `focusnet evaluate`)"
+                )
             return run_dir
         # The test split is loaded for the first time now, and scored with the best weights.
         test = load_split_tensors(config, split, parts=("test",))["test"]
-        trainer.test(module, data_loader(test, config, train=False, distributed=distributed), ckpt_path=str(run_dir / BEST_CKPT),
-                     verbose=False, weights_only=True)
+        test_loader = data_loader(test, config, train=False, distributed=distributed)
+        trainer.test(module, test_loader, ckpt_path=str(run_dir / BEST_CKPT), verbose=False, weights_only=True)
         if trainer.is_global_zero:
             best_epoch = run.checkpoint_epoch(BEST_CKPT)
             _save_weights(module.model, config, run_dir / WEIGHTS_DIR / "best", trainer, "best", epoch=best_epoch)
@@ -406,18 +424,23 @@ def _fit(config: TrainConfig, run: RunDir, model: nn.Module, split: dict[str, li
     return run_dir
 
 
-def _save_weights(model: nn.Module, config: TrainConfig, stem: Path, trainer, which: str, epoch: int | None = None) -> None:
+def _save_weights(
+    model: nn.Module, config: TrainConfig, stem: Path, trainer, which: str, epoch: int | None = None
+) -> None:
     kwargs = config.model_args()
-    extra = {"run": str(stem.parent.parent), "which": which, "epoch": epoch if epoch is not None else trainer.current_epoch - 1}
+    epoch = epoch if epoch is not None else trainer.current_epoch - 1
+    extra = {"run": str(stem.parent.parent), "which": which, "epoch": epoch}
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("val_loss", "val_dice")}
     if which == "last" and metrics:
         extra.update(metrics)
-    was_cl = next(model.parameters()).is_contiguous(memory_format=torch.channels_last) if config.channels_last else False
+    channels_last = torch.channels_last
+    was_cl = next(model.parameters()).is_contiguous(memory_format=channels_last) if config.channels_last else False
+    # torch's stubs omit Module.to's memory_format keyword (here and below)
     if was_cl:
-        model = model.to(memory_format=torch.contiguous_format)
+        model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     save_weights(model, stem, config.model, kwargs, config.preprocessing(), threshold=config.threshold, extra=extra)
     if was_cl:
-        model.to(memory_format=torch.channels_last)
+        model.to(memory_format=channels_last)  # type: ignore[call-overload]
 
 
 def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epoch: int | None) -> ScoreSummary:
@@ -431,4 +454,5 @@ def _summary(module, test: SplitTensors, config: TrainConfig, run_dir: Path, epo
 def _plot(config: TrainConfig, run_dir: Path) -> None:
     metrics_csv = run_dir / METRICS_CSV
     if metrics_csv.is_file():
-        plot_training_curves(metrics_csv, run_dir / CURVES_PNG, title=f"{config.model} ({config.preset}) - {run_dir.name}")
+        title = f"{config.model} ({config.preset}) - {run_dir.name}"
+        plot_training_curves(metrics_csv, run_dir / CURVES_PNG, title=title)

@@ -111,7 +111,7 @@ class SavedModelConfig:
         return _jsonable({k: d[k] for k in order})
 
     @classmethod
-    def from_dict(cls, data: Any, source: str | Path) -> "SavedModelConfig":
+    def from_dict(cls, data: Any, source: str | Path) -> SavedModelConfig:
         """Validate a parsed config; every problem is a :class:`FocusNetError` naming ``source``."""
         fix = "re-save the weights with focusnet.weights.save_weights"
         if not isinstance(data, dict):
@@ -146,12 +146,16 @@ class SavedModelConfig:
         cfg.validate(source)
         return cfg
 
-    def validate(self, source: str | Path = "model config") -> "SavedModelConfig":
+    def validate(self, source: str | Path = "model config") -> SavedModelConfig:
         p = self.preprocessing
         size = p.get("size")
         sides = size if isinstance(size, (list, tuple)) else [size]
-        if len(sides) not in (1, 2) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sides):
-            raise FocusNetError(f"{source}: preprocessing.size must be an integer >= 1 or [height, width]; got {size!r}")
+        if len(sides) not in (1, 2) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sides
+        ):
+            raise FocusNetError(
+                f"{source}: preprocessing.size must be an integer >= 1 or [height, width]; got {size!r}"
+            )
         if p.get("channels") not in (1, 3) or isinstance(p.get("channels"), bool):
             raise FocusNetError(f"{source}: preprocessing.channels must be 1 or 3; got {p.get('channels')!r}")
         if p.get("normalization") not in NORMALIZATIONS:

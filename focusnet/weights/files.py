@@ -10,7 +10,7 @@ Example:
     Traceback (most recent call last):
     ...
     focusnet.errors.FocusNetError: runs/none: file not found; pass a .safetensors weights file, its .json config, or a run folder (with weights/best.safetensors)
-"""
+"""  # noqa: E501 - a doctest's expected output is one line
 from __future__ import annotations
 
 import json
@@ -94,8 +94,12 @@ def resolve_weights(path: str | Path) -> tuple[Path, Path | None]:
                 f"{note}, or keep it as it is with `focusnet train --resume {path} epochs=N` (N: the epochs finished), "
                 "which writes the weights of its best epoch so far"
             )
-        found = sorted(p.relative_to(path).as_posix() for p in list(path.glob("*.safetensors")) + list(path.glob("weights/*.safetensors")))
-        hint = f"; found {', '.join(found[:4])}: pass one of them" if found else "; pass a .safetensors file or a run folder"
+        candidates = list(path.glob("*.safetensors")) + list(path.glob("weights/*.safetensors"))
+        found = sorted(p.relative_to(path).as_posix() for p in candidates)
+        if found:
+            hint = f"; found {', '.join(found[:4])}: pass one of them"
+        else:
+            hint = "; pass a .safetensors file or a run folder"
         raise FocusNetError(f"{path}: no {RunDir.BEST_WEIGHTS} in this folder{hint}")
     if not path.exists():
         raise FocusNetError(
@@ -171,7 +175,9 @@ def _embedded_config(path: Path, metadata: dict[str, str]) -> SavedModelConfig |
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FocusNetError(f"{path}: the config inside the file is not valid JSON ({exc.msg}); re-save the weights") from None
+        raise FocusNetError(
+            f"{path}: the config inside the file is not valid JSON ({exc.msg}); re-save the weights"
+        ) from None
     return SavedModelConfig.from_dict(data, f"{path} (embedded config)")
 
 

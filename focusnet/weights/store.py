@@ -6,7 +6,7 @@ Example:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,8 @@ def save_weights(
     presets = list_presets(model_name)  # FocusNetError for an unknown model
     if presets and kwargs.get("preset") is None:
         kwargs["preset"] = presets[0]
-    kwargs.setdefault("in_channels", _constructor_default(model_name, "in_channels", int(preprocessing.get("channels", 3))))
+    channels = int(preprocessing.get("channels", 3))
+    kwargs.setdefault("in_channels", _constructor_default(model_name, "in_channels", channels))
     kwargs.setdefault("num_classes", _constructor_default(model_name, "num_classes", 1))
     ordered: dict[str, Any] = {k: kwargs.pop(k) for k in ("preset", "in_channels", "num_classes") if k in kwargs}
     ordered.update(kwargs)
@@ -85,7 +86,7 @@ def save_weights(
         preprocessing=_jsonable(dict(preprocessing)),
         threshold=threshold,
         focusnet_version=focusnet.__version__,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         extra=_jsonable(dict(extra or {})),
     )
     cfg.validate(weights_path)
@@ -93,7 +94,9 @@ def save_weights(
     try:
         json.dumps(config_dict, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise FocusNetError(f"{config_path}: config is not JSON-serialisable ({exc}); pass plain values in extra/kwargs") from None
+        raise FocusNetError(
+            f"{config_path}: config is not JSON-serialisable ({exc}); pass plain values in extra/kwargs"
+        ) from None
 
     tensors = _state_tensors(_unwrap(model))
     problem = _mismatch(_build_meta(cfg).state_dict(), tensors, got_label="model", expected_label="config")
