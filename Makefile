@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# lint and types first (seconds; see [tool.ruff] and [tool.mypy] in pyproject.toml), then the tests
 test: $(STAMP)
+	$(VENV)/bin/ruff check focusnet
+	$(VENV)/bin/mypy focusnet
 	$(PY) -m pytest -q -ra
 
 demo: $(STAMP)
