@@ -41,12 +41,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from focusnet.vocab import CUDA_GRAPHS
+from focusnet.vocab import CUDA_GRAPHS, DEVICES, PRECISIONS
 
-__all__ = ["CUDA_GRAPH_MODES", "GraphedModel", "graph_mode_applies", "graphs_supported"]
+__all__ = ["GraphedModel", "graph_mode_applies", "graphs_supported"]
 
-#: Values of the ``cuda_graphs`` setting (config key and ``--cuda-graphs``).
-CUDA_GRAPH_MODES = CUDA_GRAPHS
 
 Mode = Literal["train", "infer"]
 
@@ -72,9 +70,9 @@ def graph_mode_applies(setting: str, device: str, precision: str = "32-true", wo
     setting = CUDA_GRAPHS.normalize(setting, key="cuda_graphs")
     if setting == "off":
         return False, "cuda_graphs is off"
-    if not str(device).startswith("cuda") and str(device) != "gpu":
+    if not str(DEVICES.aliases.get(device, device)).startswith("cuda"):  # gpu is cuda's old spelling
         return False, "not a CUDA device"
-    if precision not in ("32-true", "32", "bf16-mixed", "bf16", "fp32"):
+    if PRECISIONS.aliases.get(precision, precision) not in ("32-true", "bf16-mixed"):
         return False, f"precision {precision} is not graphed (32-true and bf16-mixed are)"
     if world_size > 1 and setting == "auto":
         return False, "several processes: set cuda_graphs=on to graph under DDP"
@@ -87,17 +85,16 @@ def _autocast_state(device_type: str) -> tuple[bool, torch.dtype | None]:
     return False, None
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Key:
+    """What a capture is specific to: a call with another key runs another graph (or eagerly)."""
+
     shape: tuple[int, ...]
     stride: tuple[int, ...]
     dtype: torch.dtype
     mode: Mode
     autocast: tuple[bool, torch.dtype | None]
     inference_mode: bool
-
-    def __hash__(self) -> int:
-        return hash((self.shape, self.stride, self.dtype, self.mode, self.autocast, self.inference_mode))
 
 
 class _Capture:
