@@ -123,7 +123,7 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run ``focusnet demo``; returns the exit code."""
-    from focusnet.engine.demo import run_demo  # training stack: lazy (no Lightning in fast commands)
+    from focusnet.cli.demo import run_demo  # training stack: lazy (no Lightning in fast commands)
 
     run_demo(out=args.out, epochs=args.epochs)
     return 0

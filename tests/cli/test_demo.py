@@ -19,7 +19,7 @@ def test_demo_refuses_a_used_run_folder_before_any_work(tmp_path, capsys):
 
 
 def test_demo_rejects_a_bad_epoch_count(tmp_path):
-    from focusnet.engine.demo import run_demo
+    from focusnet.cli.demo import run_demo
 
     with pytest.raises(FocusNetError, match="epochs"):
         run_demo(out=tmp_path / "run", epochs=0)
@@ -27,7 +27,7 @@ def test_demo_rejects_a_bad_epoch_count(tmp_path):
 
 
 def test_demo_config_is_valid_and_uses_focusnetpp(tmp_path):
-    from focusnet.engine.demo import DEMO_SETTINGS, demo_config
+    from focusnet.cli.demo import DEMO_SETTINGS, demo_config
 
     config = demo_config(tmp_path / "run", epochs=3)
     assert config.model == "focusnetpp" and config.preset == DEMO_SETTINGS["preset"]
@@ -37,7 +37,7 @@ def test_demo_config_is_valid_and_uses_focusnetpp(tmp_path):
 
 @pytest.mark.slow
 def test_full_demo_reaches_dice_080_within_10_minutes(tmp_path, capsys):
-    from focusnet.engine.demo import run_demo
+    from focusnet.cli.demo import run_demo
 
     start = time.perf_counter()
     result = run_demo(out=tmp_path / "demo")
