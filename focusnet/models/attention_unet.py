@@ -20,7 +20,8 @@ Where this port departs from the authors' code:
   3x256x256); the default has 8,684,548 parameters and 8.03 GMACs.
 * TF 'same' ``Conv2DTranspose(k=3, s=2)`` is ``ConvTranspose2d(k=3, s=2, p=0)`` cropped to the first
   2H x 2W (TF drops the last row and column).
-* The forward returns logits (no final sigmoid); BN uses Keras' momentum 0.99 and eps 1e-3.
+* The forward returns logits (no final sigmoid); BN uses Keras' momentum 0.99 and eps 1e-3 by default
+  (``bn_momentum`` sets the PyTorch-convention momentum; 0.1 trains better in short budgets).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.models.layers import batch_norm, check_input_size, keras_init_
+from focusnet.models.layers import KERAS_BN_MOMENTUM, batch_norm, check_input_size, keras_init_, set_batch_norm_momentum
 from focusnet.models.registry import register_model
 
 __all__ = ["AttentionGate", "AttentionUNet", "TFSameConvTranspose2d", "build"]
@@ -136,6 +137,8 @@ class AttentionUNet(nn.Module):
         num_classes: output channels (logits).
         base_width: filters of the first level; levels use 1, 2, 4, 8, 16 times it.
         authors_gate_quirk: gate the third skip from ``up1`` (authors' code) instead of ``up2``.
+        bn_momentum: BatchNorm running-statistics momentum, PyTorch convention (default Keras' 0.01;
+            0.1 for short CPU budgets, see ``benchmarks/RESULTS.md``).
 
     Example:
         >>> net = AttentionUNet(base_width=4).eval()
@@ -151,6 +154,7 @@ class AttentionUNet(nn.Module):
         num_classes: int = 1,
         base_width: int = 32,
         authors_gate_quirk: bool = False,
+        bn_momentum: float = KERAS_BN_MOMENTUM,
     ) -> None:
         super().__init__()
         w = [base_width * m for m in (1, 2, 4, 8, 16)]
@@ -171,6 +175,7 @@ class AttentionUNet(nn.Module):
         self.up3 = _Up(2 * w[2], w[1])
         self.up4 = _Up(2 * w[1], w[0])
         self.classifier = keras_init_(nn.Conv2d(2 * w[0], num_classes, 1), "glorot_normal")
+        set_batch_norm_momentum(self, bn_momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, num_classes, H, W) for an input (B, C, H, W) with H, W divisible by 16."""
@@ -194,6 +199,7 @@ def build(
     num_classes: int = 1,
     base_width: int = 32,
     authors_gate_quirk: bool = False,
+    bn_momentum: float = KERAS_BN_MOMENTUM,
 ) -> AttentionUNet:
     """Build the Attention U-Net baseline (8,898,308 parameters with ``authors_gate_quirk=True``).
 
@@ -201,4 +207,4 @@ def build(
         >>> sum(p.numel() for p in build(authors_gate_quirk=True).parameters())
         8898308
     """
-    return AttentionUNet(in_channels, num_classes, base_width, authors_gate_quirk)
+    return AttentionUNet(in_channels, num_classes, base_width, authors_gate_quirk, bn_momentum)

@@ -31,6 +31,7 @@ __all__ = [
     "check_input_size",
     "keras_init_",
     "l2_penalty",
+    "set_batch_norm_momentum",
 ]
 
 # Keras defaults used by the authors' code (spec §2.2 rows 16-17).
@@ -47,6 +48,25 @@ def batch_norm(channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = 
         0.001
     """
     return nn.BatchNorm2d(channels, momentum=momentum, eps=eps)
+
+
+def set_batch_norm_momentum(module: nn.Module, momentum: float) -> nn.Module:
+    """Set the running-statistics momentum (PyTorch convention) of every BatchNorm in ``module``.
+
+    For baselines built with the Keras momentum (0.01) whose recipe trains only a few hundred
+    steps: the running statistics then lag the weights and evaluation-mode outputs collapse.
+
+    Example:
+        >>> net = set_batch_norm_momentum(nn.Sequential(batch_norm(4), batch_norm(4)), 0.1)
+        >>> [m.momentum for m in net]
+        [0.1, 0.1]
+    """
+    if not 0.0 < float(momentum) <= 1.0:
+        raise ValueError(f"bn_momentum must be in (0, 1] (PyTorch convention); got {momentum!r}")
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = float(momentum)
+    return module
 
 
 class SqueezeExcite(nn.Module):

@@ -111,3 +111,13 @@ def test_keras_initialisers_keep_the_intended_variance(kind: str, var: float) ->
     assert conv.weight.var().item() == pytest.approx(var, rel=0.03)
     assert conv.weight.abs().max().item() <= 2 * (var**0.5) / 0.87962566103423978 + 1e-6
     assert float(conv.bias.detach().abs().sum()) == 0.0
+
+
+def test_attention_unet_bn_momentum_sets_every_batchnorm() -> None:
+    def momenta(model: nn.Module) -> set[float]:
+        return {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+
+    assert momenta(create_model("attention_unet", base_width=4)) == {0.01}  # Keras' 0.99
+    assert momenta(create_model("attention_unet", base_width=4, bn_momentum=0.1)) == {0.1}
+    with pytest.raises(ValueError, match="bn_momentum"):
+        create_model("attention_unet", base_width=4, bn_momentum=0.0)

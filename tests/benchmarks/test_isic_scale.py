@@ -1,0 +1,40 @@
+"""benchmarks/bench_isic_scale.py: ISIC at the paper's scale, each side against FocusNet++ (issue 18)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from focusnet.data.paths import data_root
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "bench_isic_scale.py"
+
+
+def test_smoke_run_scores_every_side_on_the_same_images_and_refuses_a_finished_side(tmp_path: Path) -> None:
+    pytest.importorskip("monai", reason="MONAI is not installed (pip install '.[bench]'); BasicUNet is a side")
+    if not (data_root() / "isic2018_task1_512crop").is_dir():
+        pytest.skip(f"no ISIC data under {data_root()} (set FOCUSNET_DATA)")
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "smoke", "--work", str(work)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((work / "isic-scale.json").read_text())
+    assert [r["side"] for r in result["rows"]] == ["focusnetpp", "unet", "attention_unet", "basicunet"]
+    assert result["counts"] == {"train": 8, "val": 4, "test": 4}
+    assert all(r["epochs"] == 1 and r["n"] == 4 for r in result["rows"])
+    assert all(r["dice_ci95"][0] <= r["dice_mean"] <= r["dice_ci95"][1] for r in result["rows"])
+    # the Attention U-Net side trains with the recipe's BatchNorm momentum, not Keras' 0.01
+    assert json.loads((work / "attention_unet-run" / "config.json").read_text())["model_kwargs"] == {"bn_momentum": 0.1}
+    ref = result["per_image_dice"]["focusnetpp"]
+    for side, paired in result["paired"].items():
+        other = result["per_image_dice"][side]
+        assert paired["difference_mean"] == pytest.approx(sum(a - b for a, b in zip(ref, other)) / len(ref))
+        assert 0.0 <= paired["wilcoxon"]["pvalue"] <= 1.0
+    assert set(result["paired"]) == {"unet", "attention_unet", "basicunet"}
+    again = subprocess.run([sys.executable, str(SCRIPT), "side", "unet", "--work", str(work)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "unet.json exists" in again.stderr
