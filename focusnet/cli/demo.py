@@ -103,8 +103,7 @@ def run_demo(out: str | Path | None = None, epochs: int | None = None) -> dict:
         The test-split summary (``summary.json``; ``focusnet score --json`` schema), with the run
         folder in ``protocol["run"]``.
     """
-    # the training stack (Lightning) loads only when the demo trains: `focusnet --help` stays fast
-    from focusnet.engine.train import SUMMARY_JSON, default_run_dir, prepare_run_dir, train
+    from focusnet.engine.train import SUMMARY_JSON, default_run_dir, prepare_run_dir, train  # Lightning: lazy
 
     if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
         raise FocusNetError(f"--epochs must be a positive integer; got {epochs!r}")
