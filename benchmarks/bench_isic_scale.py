@@ -163,7 +163,7 @@ def report(work: Path) -> dict[str, Any]:
                         "focusnetpp_worse": int((b < a).sum())}
     first = next(iter(sides.values()))
     return {
-        "benchmark": "isic-scale", "date": time.strftime("%Y%m%d-%H%M%S"), "work": str(work),
+        "benchmark": "isic-scale", "date": time.strftime("%Y%m%d-%H%M%S"), "work": str(work), "data": FULL,
         "counts": {k: len(v) for k, v in split.items()}, "size": first["size"], "minutes": first["minutes"],
         "threads": first["threads"], "torch": torch.__version__,
         "protocol": {"split": "test (bcdu, scaled)", "resolution": f"{first['size']}x{first['size']} (model input)",

@@ -103,30 +103,56 @@ def _train_bench(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
     )]
 
 
-def _head_to_head(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
-    """``head-to-head``: a record per row whose model is registered (``focusnetpp:paper``, not
-    ``monai.BasicUNet``); the other rows are named in the note."""
+def _registered_rows(data: dict[str, Any]) -> list[tuple[dict[str, Any], str, str | None]]:
+    """(row, model, preset) of a multi-model result's rows whose model is registered
+    (``focusnetpp:paper``, ``unet``; not ``monai.BasicUNet``)."""
     from focusnet.models import list_models
 
     registered = set(list_models())
     out = []
     for row in data["rows"]:
         model, _, preset = row["model"].partition(":")
-        if model not in registered:
-            continue
-        lo, hi = row["dice_ci95"]
-        rivals = ", ".join(f"{r['model']} {r['dice_mean']:.4f}" for r in data["rows"] if r is not row)
-        out.append(MeasuredResult(
-            model=model, preset=preset or None, title=f"{row['model']}, {data['size']}², head-to-head",
-            context=f"{data['minutes']:g} minutes each, {data['threads']} threads",
-            dataset=_dataset(data["data"]), split=f"split file `{Path(data['split_file']).name}`",
-            resolution=int(data["size"]), epochs=int(row["epochs"]), train_seconds=float(row["train_wall_s"]),
-            dice=row["dice_mean"], jaccard=row.get("jaccard_mean"), precision=row.get("precision_mean"),
-            recall=row.get("recall_mean"), pooled_dice=row.get("pooled_dice"), n_images=len(data["ids"]),
-            command="python benchmarks/bench_head_to_head.py", date=_day(data["date"]), source=source,
-            note=f"Dice 95% CI {lo:.4f}–{hi:.4f}; same run, per-image Dice: {rivals}." if rivals else
-            f"Dice 95% CI {lo:.4f}–{hi:.4f}.",
-        ))
+        if model in registered:
+            out.append((row, model, preset or None))
+    return out
+
+
+def _row_record(data: dict[str, Any], row: dict[str, Any], model: str, preset: str | None, source: Path, *,
+                kind: str, context: str, split: str, n_images: int, command: str, paired: str = "") -> MeasuredResult:
+    """The record of one row of a multi-model result; the other rows are named in the note."""
+    lo, hi = row["dice_ci95"]
+    rivals = ", ".join(f"{r['model']} {r['dice_mean']:.4f}" for r in data["rows"] if r is not row)
+    return MeasuredResult(
+        model=model, preset=preset, title=f"{row['model']}, {data['size']}², {kind}", context=context,
+        dataset=_dataset(data["data"]), split=split, resolution=int(data["size"]), epochs=int(row["epochs"]),
+        train_seconds=float(row["train_wall_s"]), dice=row["dice_mean"], jaccard=row.get("jaccard_mean"),
+        precision=row.get("precision_mean"), recall=row.get("recall_mean"), pooled_dice=row.get("pooled_dice"),
+        n_images=n_images, command=command, date=_day(data["date"]), source=source,
+        note=f"Dice 95% CI {lo:.4f}–{hi:.4f}.{paired}" + (f" Same run, per-image Dice: {rivals}." if rivals else ""),
+    )
+
+
+def _head_to_head(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
+    """``head-to-head`` (``benchmarks/bench_head_to_head.py``): a record per registered model's row."""
+    return [_row_record(data, row, model, preset, source, kind="head-to-head",
+                        context=f"{data['minutes']:g} minutes each, {data['threads']} threads",
+                        split=f"split file `{Path(data['split_file']).name}`", n_images=len(data["ids"]),
+                        command="python benchmarks/bench_head_to_head.py")
+            for row, model, preset in _registered_rows(data)]
+
+
+def _isic_scale(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
+    """``isic-scale`` (``benchmarks/bench_isic_scale.py report``): a record per registered model's row,
+    with its paired test against FocusNet++."""
+    out = []
+    context = f"{data['minutes']:g} minutes each, {data['threads']} thread(s) each, side by side"
+    split = f"split `bcdu` (sorted, scaled): {_counts(data['counts'])}"
+    for row, model, preset in _registered_rows(data):
+        p = data["paired"].get(row["side"])
+        paired = (f" FocusNet++ − it: {p['difference_mean']:+.4f} (Wilcoxon p = {p['wilcoxon']['pvalue']:.2g})."
+                  if p else "")
+        out.append(_row_record(data, row, model, preset, source, kind="ISIC at scale", context=context, split=split,
+                               n_images=int(row["n"]), command="python benchmarks/bench_isic_scale.py", paired=paired))
     return out
 
 
@@ -166,6 +192,7 @@ ADAPTERS: dict[str, Callable[[dict[str, Any], Path], list[MeasuredResult]]] = {
     "isic-train": _train_bench,
     "dsb-train": _train_bench,
     "head-to-head": _head_to_head,
+    "isic-scale": _isic_scale,
     "run-summary": _run_summary,
     "transcribed": _transcribed,
 }

@@ -56,6 +56,26 @@ def test_head_to_head_keeps_registered_models_and_applies_the_annotation(tmp_pat
     assert "monai.BasicUNet 0.8500" in r.note and r.dataset == "isic_all"
 
 
+def test_isic_scale_gives_each_registered_side_its_paired_test(tmp_path: Path) -> None:
+    row = {"epochs": 9, "train_wall_s": 3600.0, "dice_mean": 0.8, "dice_ci95": [0.7, 0.9], "pooled_dice": 0.82,
+           "jaccard_mean": 0.7, "precision_mean": 0.8, "recall_mean": 0.85, "n": 470}
+    data = {
+        "benchmark": "isic-scale", "date": "20261204-234500", "data": "isic2018_task1_512crop_all", "size": 128,
+        "minutes": 60.0, "threads": 1, "counts": {"train": 1640, "val": 234, "test": 470},
+        "rows": [dict(row, side="focusnetpp", model="focusnetpp:paper"),
+                 dict(row, side="unet", model="unet", dice_mean=0.78),
+                 dict(row, side="basicunet", model="monai.BasicUNet", dice_mean=0.85)],
+        "paired": {"unet": {"difference_mean": 0.02, "wilcoxon": {"pvalue": 0.001}},
+                   "basicunet": {"difference_mean": -0.05, "wilcoxon": {"pvalue": 0.01}}},
+    }
+    fn, un = measured.load_result_file(_write(tmp_path, "s.json", data))
+    assert [(r.model, r.preset) for r in (fn, un)] == [("focusnetpp", "paper"), ("unet", None)]
+    for r in (fn, un):
+        assert r.n_images == 470 and r.resolution == 128 and "1640 train / 234 val / 470 test" in r.split
+    assert "FocusNet++ − it: +0.0200 (Wilcoxon p = 0.001)" in un.note and "FocusNet++ − it" not in fn.note
+    assert "monai.BasicUNet 0.8500" in fn.note and fn.dataset == "isic2018_task1_512crop_all"
+
+
 def test_run_summary_and_transcribed(tmp_path: Path) -> None:
     run_summary = {
         "benchmark": "run-summary", "date": "2026-12-04T21:32:47+0000", "run": "/tmp/run-lite", "epochs": 42,

@@ -298,6 +298,24 @@ def test_shipped_configs_are_valid(name):
     assert {"isic2018_focusnetpp.yaml": "paper", "dsb2018_focusnetpp_lite.yaml": "lite", "demo.yaml": "lite"}[name] == c.preset
 
 
+@pytest.mark.parametrize(("name", "fmt", "preset"), [
+    ("recommended.yaml", "folder", "paper"),
+    ("isic2018_focusnetpp_recommended.yaml", "isic2018", "paper"),
+    ("dsb2018_focusnetpp_recommended.yaml", "dsb2018", "lite"),
+])
+def test_recommended_configs_carry_the_measured_recipe(name, fmt, preset):
+    from focusnet.engine.config import load_config
+
+    c = load_config(CONFIGS / name)
+    assert (c.model, c.preset, c.data.format) == ("focusnetpp", preset, fmt)
+    assert (c.optimizer, c.lr, c.lr_schedule, c.monitor, c.threshold, c.precision) == (
+        "adam", 1e-3, "cosine", "val_dice", 0.5, "32-true")
+    assert c.model_kwargs == {"bn_momentum": 0.1} and c.augment.enabled and c.augment.hflip == c.augment.vflip == 0.5
+    assert c.size == 256 and c.max_minutes is None  # the GPU run as shipped; a CPU budget is an override
+    if fmt != "folder":
+        assert "_all" in c.data.source  # the full shared data sets, not the small test subsets
+
+
 def test_overrides_use_dotted_keys_and_refuse_unknown_keys():
     from focusnet.engine.config import load_config
 
