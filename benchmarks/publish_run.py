@@ -44,9 +44,11 @@ def pack_run(run: Path) -> dict[str, Any]:
     metrics_csv = run / "logs" / "metrics.csv"
     if not metrics_csv.is_file():
         raise FileNotFoundError(f"{metrics_csv}: missing; it gives the epochs and training seconds")
-    seconds = read_epoch_metrics(metrics_csv).get("train_seconds")
-    if not seconds:
-        raise ValueError(f"{metrics_csv}: no train_seconds column (a run older than that column?)")
+    metrics = read_epoch_metrics(metrics_csv)
+    seconds = metrics.get("train_seconds")  # absent in runs older than that column: time unknown
+    epochs = metrics.get("train_loss")
+    if not epochs:
+        raise ValueError(f"{metrics_csv}: no train_loss rows, so no finished epoch to publish")
     env = run / "environment.json"
     started = _read_json(env).get("time") if env.is_file() else None
     date = started or datetime.datetime.fromtimestamp(metrics_csv.stat().st_mtime, datetime.UTC).isoformat()
@@ -54,8 +56,8 @@ def pack_run(run: Path) -> dict[str, Any]:
         "benchmark": "run-summary",
         "date": date,
         "run": str(run),
-        "epochs": len(seconds),
-        "train_seconds": round(sum(seconds.values()), 1),
+        "epochs": len(epochs),
+        "train_seconds": round(sum(seconds.values()), 1) if seconds else None,
         "counts": {k: len(v) for k, v in split.items() if isinstance(v, list)},
         "summary": summary,
         "config": config,

@@ -160,13 +160,18 @@ def _run_summary(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
     """``run-summary``: a ``focusnet train`` run folder packed by ``benchmarks/publish_run.py``."""
     config, summary = data["config"], data["summary"]
     mean, protocol = summary["mean"], summary.get("protocol", {})
-    split = f"split `{config['data']['split']}` (seed {config['data']['split_seed']}): {_counts(data['counts'])}"
+    named = str(config["data"]["split"])
+    if named.endswith(".json"):  # a split file: its name, not this machine's path
+        split = f"split file `{Path(named).name}`: {_counts(data['counts'])}"
+    else:
+        split = f"split `{named}` (seed {config['data']['split_seed']}): {_counts(data['counts'])}"
+    seconds = data["train_seconds"]
     return [MeasuredResult(
         model=config["model"], preset=config.get("preset"), title=f"{config['model']} `{config.get('preset')}`, "
         f"{config['size']}²", context=f"`focusnet train`, run `{Path(data['run']).name}`",
         dataset=_dataset(config["data"]["source"]), split=split, resolution=int(config["size"]),
-        epochs=int(data["epochs"]), train_seconds=float(data["train_seconds"]), dice=mean["dice"],
-        jaccard=mean["jaccard"], precision=mean["precision"], recall=mean["recall"],
+        epochs=int(data["epochs"]), train_seconds=None if seconds is None else float(seconds),
+        dice=mean["dice"], jaccard=mean["jaccard"], precision=mean["precision"], recall=mean["recall"],
         pooled_dice=summary["pooled"]["dice"], n_images=int(summary["count"]),
         command="focusnet train", date=_day(data["date"]), source=source,
         note=f"Weights: {protocol['checkpoint']}." if "checkpoint" in protocol else "",

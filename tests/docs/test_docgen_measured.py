@@ -139,6 +139,11 @@ def test_publish_run_packs_a_run_and_refuses_to_overwrite(tmp_path: Path, capsys
     assert tool.main([str(run), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err and out.read_text() == before
     assert tool.main([str(run), "--out", str(out), "--force"]) == 0
+    # a run older than the train_seconds column: epochs from train_loss, training time unknown
+    (run / "logs" / "metrics.csv").write_text("epoch,step,train_loss,val_dice\n0,1,,0.5\n0,1,0.9,\n1,2,0.8,\n")
+    assert tool.main([str(run), "--out", str(out), "--force"]) == 0
+    (r,) = measured.load_result_file(out)
+    assert r.epochs == 2 and r.train_seconds is None
 
 
 def test_the_published_folder_loads_and_names_registered_models() -> None:
