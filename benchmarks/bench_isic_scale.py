@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from _train_common import epochs_run  # noqa: E402
+from bench_head_to_head import _row as head_to_head_row  # noqa: E402
 from bench_head_to_head import run_basicunet  # noqa: E402
 from focusnet.compare.stats import bootstrap_ci, paired_test  # noqa: E402
 from focusnet.data.paths import data_root  # noqa: E402
@@ -131,14 +132,8 @@ def cmd_side(name: str, args: argparse.Namespace, work: Path, source: Path) -> N
 
 
 def _row(name: str, side: dict[str, Any], n_train: int) -> dict[str, Any]:
-    s = side["summary"]
-    dice = np.array([r["dice"] for r in s["per_image"]], dtype=float)
-    lo, hi = bootstrap_ci(dice)
-    return {"side": name, "model": side["model"], "params_M": side["params"] / 1e6, "epochs": side["epochs"],
-            "train_wall_s": side["train_wall_s"], "img_per_s": side["epochs"] * n_train / side["train_wall_s"],
-            "dice_mean": float(dice.mean()), "dice_ci95": [lo, hi], "jaccard_mean": s["mean"]["jaccard"],
-            "thresholded_jaccard": s["thresholded_jaccard"], "pooled_dice": s["pooled"]["dice"],
-            "precision_mean": s["mean"]["precision"], "recall_mean": s["mean"]["recall"], "n": s["count"]}
+    """The head-to-head's row of one side, with the side's name and its number of test images."""
+    return {"side": name, **head_to_head_row(side["model"], side, n_train), "n": side["summary"]["count"]}
 
 
 def report(work: Path) -> dict[str, Any]:
