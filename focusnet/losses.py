@@ -1,4 +1,4 @@
-"""The hybrid adaptive logarithmic loss of FocusNet++ (paper eqs. 1-2, spec section 3).
+"""The hybrid adaptive logarithmic loss of FocusNet++ (paper eqs. 1-2, spec section 3), and Dice + CE.
 
 ``HL = k * C_b + (1 - k) * TL`` combines a class-balanced cross-entropy ``C_b`` (sign fixed, so it
 is >= 0) with the Tversky loss ``TL`` of the foreground class, and ``ALL`` (the adaptive
@@ -14,23 +14,34 @@ Reductions:
 * ``"image"``: ``HL`` per image, ``ALL`` per image, then the mean over the batch. This gives
   images whose loss is already below ``gamma`` 16-20 times more gradient weight.
 
+``DiceCELoss`` (``loss: {name: dice_ce}`` in a config) is the loss MONAI BasicUNet trains with in the
+head-to-head (issue 15): per-image soft Dice of the sigmoid plus binary cross-entropy, for ablations
+against ALL-HL. :func:`create_loss` builds either from a config's ``loss`` mapping.
+
 All sums are computed in at least float32 (half and bfloat16 inputs, e.g. under autocast, are
 cast up first); float64 inputs stay float64.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from focusnet.vocab import Vocabulary
+
 __all__ = [
     "REDUCTIONS",
+    "LOSSES",
     "ALLHybridLoss",
+    "DiceCELoss",
     "adaptive_log",
     "adaptive_log_offset",
     "balanced_cross_entropy",
+    "create_loss",
     "hybrid_loss",
     "tversky_loss",
 ]
@@ -317,3 +328,79 @@ class ALLHybridLoss(nn.Module):
             f"fn_weight={self.fn_weight}, smooth={self.smooth}, gamma={self.gamma}, "
             f"omega={self.omega}, epsilon={self.epsilon}, reduction={self.reduction!r}"
         )
+
+
+class DiceCELoss(nn.Module):
+    """Soft Dice of the sigmoid plus binary cross-entropy: ``dice_weight * DL + ce_weight * BCE``.
+
+    ``DL = 1 - (2 sum(p g) + smooth) / (sum(p) + sum(g) + smooth)`` per image (sums over the pixels
+    of one image), averaged over the batch; ``BCE`` is the mean binary cross-entropy with logits
+    over every pixel. With the defaults this is the value of MONAI's ``DiceCELoss(sigmoid=True)`` on
+    one output channel (``smooth`` is its ``smooth_nr = smooth_dr``), the loss of the head-to-head's
+    BasicUNet. Computed in at least float32, also under autocast.
+
+    Args:
+        dice_weight: weight of the Dice term.
+        ce_weight: weight of the cross-entropy term.
+        smooth: added to the Dice numerator and denominator (an empty mask predicted empty scores 0).
+
+    Example:
+        >>> loss_fn = DiceCELoss()
+        >>> logits = torch.zeros(2, 1, 8, 8, requires_grad=True)
+        >>> loss = loss_fn(logits, torch.ones(2, 1, 8, 8))
+        >>> loss.backward()
+        >>> round(loss.item(), 4)  # Dice loss 1 - 2*0.5/1.5 = 1/3, plus ln 2
+        1.0265
+    """
+
+    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0, smooth: float = 1e-5) -> None:
+        super().__init__()
+        for name, value in (("dice_weight", dice_weight), ("ce_weight", ce_weight)):
+            if value < 0.0:
+                raise ValueError(f"{name} must be >= 0; got {value}")
+        if not smooth > 0.0:
+            raise ValueError(f"smooth must be > 0; got {smooth}")
+        self.dice_weight = dice_weight
+        self.ce_weight = ce_weight
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Dice + CE of a batch of logits (B, 1, H, W) against binary targets; a float32 (or float64) scalar."""
+        _check_pair(logits, target, "logits")
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            logits = _at_least_float32(logits)
+            target = target.to(logits.dtype)
+            probs = torch.sigmoid(logits)
+            dims = _reduce_dims(probs, "image")
+            overlap = (probs * target).sum(dim=dims)
+            total = probs.sum(dim=dims) + target.sum(dim=dims)
+            dice = 1.0 - (2.0 * overlap + self.smooth) / (total + self.smooth)
+            ce = F.binary_cross_entropy_with_logits(logits, target)
+            return self.dice_weight * dice.mean() + self.ce_weight * ce
+
+    def extra_repr(self) -> str:
+        return f"dice_weight={self.dice_weight}, ce_weight={self.ce_weight}, smooth={self.smooth}"
+
+
+#: The losses a config's ``loss: {name: ...}`` picks: ``all_hl`` (FocusNet++'s, the default) or ``dice_ce``.
+LOSSES = Vocabulary("loss", ("all_hl", "dice_ce"))
+
+_LOSS_CLASSES: dict[str, type[nn.Module]] = {"all_hl": ALLHybridLoss, "dice_ce": DiceCELoss}
+
+
+def create_loss(spec: Mapping[str, Any] | None = None) -> nn.Module:
+    """The loss a config's ``loss`` mapping describes: ``name`` (default ``all_hl``) plus its keyword arguments.
+
+    Raises:
+        FocusNetError: an unknown ``name``.
+        TypeError, ValueError: an argument the loss does not take, or a bad value.
+
+    Example:
+        >>> create_loss({"name": "dice_ce", "ce_weight": 0.5})
+        DiceCELoss(dice_weight=1.0, ce_weight=0.5, smooth=1e-05)
+        >>> type(create_loss({"reduction": "image"})).__name__
+        'ALLHybridLoss'
+    """
+    kwargs = dict(spec or {})
+    name = LOSSES.normalize(kwargs.pop("name", "all_hl"), key="loss.name")
+    return _LOSS_CLASSES[name](**kwargs)

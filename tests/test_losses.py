@@ -1,4 +1,5 @@
-"""The hybrid adaptive logarithmic loss against spec section 3.5 and an independent numpy version."""
+"""The hybrid adaptive logarithmic loss against spec section 3.5 and an independent numpy version; Dice + CE
+against MONAI's; the loss factory."""
 from __future__ import annotations
 
 import math
@@ -7,11 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from focusnet.errors import FocusNetError
 from focusnet.losses import (
+    LOSSES,
     ALLHybridLoss,
+    DiceCELoss,
     adaptive_log,
     adaptive_log_offset,
     balanced_cross_entropy,
+    create_loss,
     hybrid_loss,
     tversky_loss,
 )
@@ -209,3 +214,53 @@ def test_bad_arguments():
         ALLHybridLoss()(torch.zeros(2, 1, 4, 4), torch.zeros(2, 4, 4))
     with pytest.raises(ValueError, match="pos_weight"):
         ALLHybridLoss(pos_weight=1.5)
+
+
+def test_dice_ce_matches_a_hand_computation():
+    # image 0: all-foreground target, logits 0 (p = 1/2 everywhere); image 1: empty target, logits -ln 3 (p = 1/4)
+    n = 16
+    logits = torch.stack([torch.zeros(1, 4, 4, dtype=torch.float64), torch.full((1, 4, 4), -math.log(3.0), dtype=torch.float64)])
+    target = torch.stack([torch.ones(1, 4, 4), torch.zeros(1, 4, 4)]).double()
+    s = 1e-5
+    dice0 = 1 - (2 * 0.5 * n + s) / (0.5 * n + n + s)
+    dice1 = 1 - s / (0.25 * n + s)
+    ce = (math.log(2.0) + -math.log(0.75)) / 2  # mean over both images' pixels
+    expected = (dice0 + dice1) / 2 + ce
+    assert DiceCELoss()(logits, target).item() == pytest.approx(expected, rel=1e-12)
+    weighted = DiceCELoss(dice_weight=0.25, ce_weight=2.0)(logits, target).item()
+    assert weighted == pytest.approx(0.25 * (dice0 + dice1) / 2 + 2.0 * ce, rel=1e-12)
+
+
+def test_dice_ce_matches_monai():
+    monai_losses = pytest.importorskip("monai.losses", reason="MONAI (the dev extra) is the reference")
+    gen = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 1, 9, 7, generator=gen, dtype=torch.float64) * 3
+    target = (torch.rand(3, 1, 9, 7, generator=gen) > 0.6).double()
+    target[1] = 0.0  # an empty mask
+    ours = DiceCELoss()(logits, target).item()
+    theirs = monai_losses.DiceCELoss(sigmoid=True)(logits, target).item()
+    assert ours == pytest.approx(theirs, rel=1e-10)
+
+
+def test_dice_ce_gradcheck_and_autocast():
+    target = (torch.rand(2, 1, 3, 3, generator=torch.Generator().manual_seed(2)) > 0.5).double()
+    logits = torch.randn(2, 1, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    assert torch.autograd.gradcheck(lambda x: DiceCELoss()(x, target), (logits.clone().requires_grad_(True),))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = DiceCELoss()(torch.randn(2, 1, 8, 8).bfloat16(), torch.rand(2, 1, 8, 8) > 0.5)
+    assert loss.dtype == torch.float32
+
+
+def test_create_loss_names_and_errors():
+    assert LOSSES == ("all_hl", "dice_ce")
+    assert isinstance(create_loss(None), ALLHybridLoss)
+    hl = create_loss({"name": "all_hl", "pos_weight": 0.5, "reduction": "image"})
+    assert isinstance(hl, ALLHybridLoss) and hl.pos_weight == 0.5 and hl.reduction == "image"
+    dc = create_loss({"name": "dice_ce", "ce_weight": 0.5})
+    assert isinstance(dc, DiceCELoss) and dc.ce_weight == 0.5
+    with pytest.raises(FocusNetError, match="loss.name: invalid value 'dice'; choose one of: all_hl, dice_ce"):
+        create_loss({"name": "dice"})
+    with pytest.raises(TypeError):
+        create_loss({"name": "dice_ce", "pos_weight": 0.5})  # an ALL-HL argument
+    with pytest.raises(ValueError, match="smooth"):
+        DiceCELoss(smooth=0.0)

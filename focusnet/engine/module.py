@@ -39,7 +39,7 @@ from torch import nn
 
 from focusnet.engine.config import AugmentConfig, LRFactor, TrainConfig
 from focusnet.engine.cuda_graphs import GraphedModel, graph_mode_applies
-from focusnet.losses import ALLHybridLoss
+from focusnet.losses import create_loss
 from focusnet.metrics import confusion_counts, metrics_from_counts
 
 __all__ = ["EPOCH_ROW_KEY", "SegmentationModule", "augment_batch", "gather_counts"]
@@ -140,7 +140,7 @@ class SegmentationModule(L.LightningModule):
         lr, betas, eps, weight_decay, momentum, nesterov: optimiser settings.
         lr_schedule: ``"paper_step"``, ``"constant"`` or ``"cosine"`` (per epoch).
         epochs: number of epochs (the cosine schedule's length).
-        loss: keyword arguments of :class:`~focusnet.losses.ALLHybridLoss`.
+        loss: the loss's ``name`` and keyword arguments (:func:`~focusnet.losses.create_loss`; ALL-HL by default).
         threshold: probability threshold of the predicted masks; applied to the logits as
             ``logits > log(t / (1 - t))`` (``logits > 0`` at 0.5), which equals ``sigmoid > t``.
         augment: :class:`~focusnet.engine.config.AugmentConfig` settings (a dict).
@@ -171,7 +171,7 @@ class SegmentationModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model"])
         # torch's stubs omit Module.to's memory_format keyword
         self.model = model.to(memory_format=torch.channels_last) if channels_last else model  # type: ignore[call-overload]
-        self.loss_fn = ALLHybridLoss(**(loss or {}))
+        self.loss_fn = create_loss(loss)
         self.threshold_logit = float(math.log(threshold / (1.0 - threshold)))
         self.augment = AugmentConfig(**(augment or {}))
         self._counts: list[torch.Tensor] = []
@@ -238,7 +238,7 @@ class SegmentationModule(L.LightningModule):
         return self.model(self._inputs(images)) > self.threshold_logit
 
     def _loss(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """ALL-HL in float32 (autocast off), resizing a head of another size to the mask."""
+        """The loss in float32 (autocast off), resizing a head of another size to the mask."""
         with torch.autocast(device_type=logits.device.type, enabled=False):
             logits = logits.float()
             if logits.shape[-2:] != masks.shape[-2:]:

@@ -487,6 +487,21 @@ def test_loss_adds_l2_penalty_and_averages_deep_supervision_heads():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_config_loss_name_picks_the_loss():
+    from focusnet.engine.module import SegmentationModule
+    from focusnet.losses import ALLHybridLoss, DiceCELoss
+
+    model = torch.nn.Conv2d(3, 1, 1)
+    assert type(SegmentationModule.from_config(model, TrainConfig(size=16)).loss_fn) is ALLHybridLoss
+    dice_ce = TrainConfig(size=16, loss={"name": "dice_ce", "ce_weight": 0.5})
+    fn = SegmentationModule.from_config(model, dice_ce).loss_fn
+    assert type(fn) is DiceCELoss and fn.ce_weight == 0.5
+    with pytest.raises(FocusNetError, match="loss.name: invalid value 'dice'; choose one of: all_hl, dice_ce"):
+        TrainConfig(size=16, loss={"name": "dice"})
+    with pytest.raises(FocusNetError, match="loss: .*pos_weight"):
+        TrainConfig(size=16, loss={"name": "dice_ce", "pos_weight": 0.5})
+
+
 def test_other_optimisers():
     from focusnet.engine.module import SegmentationModule
 
