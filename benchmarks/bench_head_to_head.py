@@ -25,6 +25,7 @@ with the same ``--work`` and ``--resume`` trains only what is missing.
 
 Usage:
     python benchmarks/bench_head_to_head.py                    # the real run: 2 x 25 minutes
+    python benchmarks/bench_head_to_head.py --set preset=paper # one change to FocusNet++'s config
     python benchmarks/bench_head_to_head.py --check-split      # the committed ids, derived again
     python benchmarks/bench_head_to_head.py --smoke            # 8/4/4 images of the small set, 32x32, 1 epoch
 """
@@ -87,7 +88,7 @@ def smoke_split(data: Path) -> dict[str, list[str]]:
 
 def run_focusnetpp(args: argparse.Namespace, source: Path, split_file: Path, work: Path) -> dict[str, Any]:
     """Train FocusNet++ through the engine with the budget config; per-image test Dice from its summary."""
-    overrides = [f"data.source={source}", f"data.split={split_file}", f"data.cache_dir={work / 'prepared'}",
+    overrides = list(args.overrides) + [f"data.source={source}", f"data.split={split_file}", f"data.cache_dir={work / 'prepared'}",
                  f"size={args.size}", f"num_threads={args.threads}", "progress_bar=false", "accelerator=cpu"]
     overrides += ["max_minutes=null"] if args.minutes is None else [f"max_minutes={args.minutes}"]
     if args.epochs is not None:
@@ -100,7 +101,7 @@ def run_focusnetpp(args: argparse.Namespace, source: Path, split_file: Path, wor
     summary = json.loads((run / "summary.json").read_text())
     epochs = epochs_run(run)
     return {
-        "model": f"focusnetpp:{config.preset}", "config": str(args.config), "run": str(run), "epochs": epochs,
+        "model": f"focusnetpp:{config.preset}", "config": str(args.config), "overrides": list(args.overrides), "run": str(run), "epochs": epochs,
         "train_wall_s": round(wall, 1), "summary": summary,
         "params": sum(p.numel() for p in create_model(config.model, preset=config.preset).parameters()),
     }
@@ -198,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core)")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--config", type=Path, default=CONFIG, help="FocusNet++'s config (default the budget config)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override of FocusNet++'s config, repeatable (an ablation: --set preset=paper)")
     p.add_argument("--data", type=Path, default=None, help="data root (default $FOCUSNET_DATA)")
     p.add_argument("--work", type=Path, default=None, help="folder for the cache, runs and each side's result")
     p.add_argument("--resume", action="store_true", help="reuse the sides already finished in --work")

@@ -62,7 +62,7 @@ CONFIG = ROOT / "configs" / "isic2018_focusnetpp_budget.yaml"
 FULL, SMALL = "isic2018_task1_512crop_all", "isic2018_task1_512crop"
 #: side -> overrides of the FocusNet++ recipe (None: MONAI BasicUNet's own loop).
 SIDES: dict[str, list[str] | None] = {
-    "focusnetpp": [],
+    "focusnetpp": ["preset=paper"],  # the budget config ships `lite` since session 8; this table is `paper`
     "unet": ["model=unet", "preset=null", "model_kwargs={}"],
     "attention_unet": ["model=attention_unet", "preset=null", "model_kwargs.bn_momentum=0.1"],
     "basicunet": None,

@@ -29,7 +29,7 @@ def test_the_committed_split_is_350_50_300_and_disjoint() -> None:
 def test_the_budget_config_is_the_head_to_head_recipe() -> None:
     c = load_config(CONFIG)
     assert (c.model, c.preset, c.size, c.max_minutes, c.lr, c.lr_schedule, c.monitor, c.precision) == (
-        "focusnetpp", "paper", 128, 25, 1e-3, "cosine", "val_dice", "32-true")
+        "focusnetpp", "lite", 128, 25, 1e-3, "cosine", "val_dice", "32-true")
     assert c.augment.enabled and c.model_kwargs == {"bn_momentum": 0.1}
     assert (ROOT / c.data.split).resolve() == SPLIT and c.data.source.endswith("isic2018_task1_512crop_all")
 
@@ -40,10 +40,11 @@ def test_smoke_run_writes_both_sides_and_the_paired_test(tmp_path: Path) -> None
         pytest.skip(f"no ISIC data under {data_root()} (set FOCUSNET_DATA)")
     out = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_head_to_head.py"), "--smoke", "--threads", "1",
-                           "--work", str(tmp_path / "work"), "--out", str(out)], capture_output=True, text=True, timeout=600)
+                           "--set", "preset=paper", "--work", str(tmp_path / "work"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert [r["model"] for r in result["rows"]] == ["focusnetpp:paper", "monai.BasicUNet"]
+    assert [r["model"] for r in result["rows"]] == ["focusnetpp:paper", "monai.BasicUNet"]  # --set reached the config
     assert all(r["epochs"] == 1 and r["dice_ci95"][0] <= r["dice_mean"] <= r["dice_ci95"][1] for r in result["rows"])
     fn, bu = result["per_image_dice"]["focusnetpp"], result["per_image_dice"]["basicunet"]
     assert len(fn) == len(bu) == len(result["ids"]) == 4
