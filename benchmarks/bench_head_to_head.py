@@ -88,8 +88,9 @@ def smoke_split(data: Path) -> dict[str, list[str]]:
 
 def run_focusnetpp(args: argparse.Namespace, source: Path, split_file: Path, work: Path) -> dict[str, Any]:
     """Train FocusNet++ through the engine with the budget config; per-image test Dice from its summary."""
-    overrides = list(args.overrides) + [f"data.source={source}", f"data.split={split_file}", f"data.cache_dir={work / 'prepared'}",
-                 f"size={args.size}", f"num_threads={args.threads}", "progress_bar=false", "accelerator=cpu"]
+    overrides = [*args.overrides, f"data.source={source}", f"data.split={split_file}",
+                 f"data.cache_dir={work / 'prepared'}", f"size={args.size}", f"num_threads={args.threads}",
+                 "progress_bar=false", "accelerator=cpu"]
     overrides += ["max_minutes=null"] if args.minutes is None else [f"max_minutes={args.minutes}"]
     if args.epochs is not None:
         overrides.append(f"epochs={args.epochs}")
@@ -101,7 +102,8 @@ def run_focusnetpp(args: argparse.Namespace, source: Path, split_file: Path, wor
     summary = json.loads((run / "summary.json").read_text())
     epochs = epochs_run(run)
     return {
-        "model": f"focusnetpp:{config.preset}", "config": str(args.config), "overrides": list(args.overrides), "run": str(run), "epochs": epochs,
+        "model": f"focusnetpp:{config.preset}", "config": str(args.config), "overrides": list(args.overrides),
+        "run": str(run), "epochs": epochs,
         "train_wall_s": round(wall, 1), "summary": summary,
         "params": sum(p.numel() for p in create_model(config.model, preset=config.preset).parameters()),
     }

@@ -382,10 +382,10 @@ class DiceCELoss(nn.Module):
         return f"dice_weight={self.dice_weight}, ce_weight={self.ce_weight}, smooth={self.smooth}"
 
 
-#: The losses a config's ``loss: {name: ...}`` picks: ``all_hl`` (FocusNet++'s, the default) or ``dice_ce``.
-LOSSES = Vocabulary("loss", ("all_hl", "dice_ce"))
-
 _LOSS_CLASSES: dict[str, type[nn.Module]] = {"all_hl": ALLHybridLoss, "dice_ce": DiceCELoss}
+
+#: The losses a config's ``loss: {name: ...}`` picks: ``all_hl`` (FocusNet++'s, the default) or ``dice_ce``.
+LOSSES = Vocabulary("loss", _LOSS_CLASSES)
 
 
 def create_loss(spec: Mapping[str, Any] | None = None) -> nn.Module:

@@ -63,7 +63,7 @@ from focusnet.engine.config_files import (
 )
 from focusnet.engine.lr_schedule import LR_SCHEDULES, PAPER_STEP_BOUNDARIES, PAPER_STEP_FACTORS, LRFactor, lr_factor
 from focusnet.errors import FocusNetError
-from focusnet.losses import create_loss
+from focusnet.losses import LOSSES, create_loss
 from focusnet.vocab import CUDA_GRAPHS, DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary
 
 __all__ = [
@@ -268,9 +268,9 @@ class TrainConfig:
     loss: dict[str, Any] = setting(
         factory=lambda: {"reduction": "batch"},
         rule=Rule("must be a mapping: the loss's name and keyword arguments", is_mapping),
-        help="the loss: ``name`` (``all_hl``, FocusNet++'s ALL-HL, the default; or ``dice_ce``, soft Dice + "
-        "cross-entropy) and the keyword arguments of :class:`focusnet.losses.ALLHybridLoss` (``reduction`` "
-        "etc.) or :class:`focusnet.losses.DiceCELoss`.",
+        help=f"the loss: ``name`` (one of {LOSSES.listing()}; default ``all_hl``, FocusNet++'s ALL-HL) and the "
+        "keyword arguments of its class: :class:`focusnet.losses.ALLHybridLoss` (``reduction`` etc.) or "
+        ":class:`focusnet.losses.DiceCELoss`.",
     )
     augment: AugmentConfig = setting(
         factory=AugmentConfig, rule=Rule("must be a mapping of settings", lambda v: isinstance(v, AugmentConfig)),
