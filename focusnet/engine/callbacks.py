@@ -13,6 +13,8 @@
   completed epoch) after every ``last.ckpt``.
 * :class:`BudgetCosine`: under a wall-time budget (``max_minutes``), the cosine learning rate
   follows whichever ends first, the epochs or the budget, so it reaches zero when the run stops.
+* :class:`WeightEMA`: an exponential moving average of the weights (config ``ema_decay``), which
+  validation, the checkpoints and the final weights use.
 """
 from __future__ import annotations
 
@@ -27,15 +29,17 @@ from typing import Any, cast
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, Timer, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer, TQDMProgressBar, WeightAveraging
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from focusnet.atomic import replace_into
 from focusnet.engine.config import lr_factor
 
 __all__ = [
     "AtomicCheckpointIO", "BudgetCosine", "StepSeed", "EpochShuffleSampler", "PlainProgress", "ProgressBar",
-    "RunCheckpoint", "epoch_seed",
+    "RunCheckpoint", "WeightEMA", "epoch_seed",
 ]
 
 PROGRESS_JSON = "progress.json"
@@ -242,3 +246,30 @@ class PlainProgress(L.Callback):
         shown = ", ".join(f"{k} {float(metrics[k]):.4f}" for k in keys if k in metrics)
         epoch = trainer.current_epoch
         print(f"epoch {epoch} ({epoch + 1} of {trainer.max_epochs}): {shown}", flush=True)
+
+
+class WeightEMA(WeightAveraging):
+    """Exponential moving average of the weights and BatchNorm statistics, updated after every step.
+
+    Lightning's :class:`~lightning.pytorch.callbacks.WeightAveraging` with torch's foreach EMA
+    (``avg = decay * avg + (1 - decay) * current``): validation scores the average, so ``best.ckpt``
+    is chosen by and holds averaged weights, ``last.ckpt`` keeps the raw weights beside them for an
+    exact resume, and the model holds the average when training ends. Loading a checkpoint outside
+    fitting (``trainer.test(ckpt_path=...)``) leaves the averaged weights in place, where Lightning's
+    callback would put the raw ones back.
+
+    Args:
+        decay: weight of the old average per step; the average spans about ``1 / (1 - decay)`` steps.
+
+    Example:
+        >>> WeightEMA(0.99).decay
+        0.99
+    """
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        self.decay = float(decay)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)

@@ -280,6 +280,11 @@ class TrainConfig:
         0.5, rule=Rule.number_in(0.0, 1.0, low_open=True, high_open=True),
         help="probability threshold of the predicted masks for the metrics.",
     )
+    ema_decay: float | None = setting(
+        None, rule=Rule.number_in(0.0, 1.0, low_open=True, high_open=True, nullable=True),
+        help="exponential moving average of the weights, updated every step with this decay (e.g. 0.995: "
+        "about the last 200 steps); validation, ``best.ckpt`` and the saved weights use the average. None: off.",
+    )
     monitor: str = setting(
         "val_loss", rule=Rule.one_of(MONITORS),
         help="what picks ``best.ckpt``: ``\"val_loss\"`` (lowest, the paper's) or ``\"val_dice\"`` (highest "

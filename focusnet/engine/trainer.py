@@ -204,6 +204,7 @@ def build_trainer(config: TrainConfig, run_dir: Path, distributed: bool) -> L.Tr
         ProgressBar,
         RunCheckpoint,
         StepSeed,
+        WeightEMA,
     )
     from focusnet.engine.guards import NonFiniteLossGuard  # imports Lightning: only when training
 
@@ -229,6 +230,8 @@ def build_trainer(config: TrainConfig, run_dir: Path, distributed: bool) -> L.Tr
         auto_insert_metric_name=False,
     )
     callbacks: list[Any] = [NonFiniteLossGuard(), best, last, StepSeed(config.seed)]
+    if config.ema_decay is not None:
+        callbacks.append(WeightEMA(config.ema_decay))
     bar = config.progress_bar and sys.stdout.isatty()  # a redirected log gets plain lines, not redraws
     if config.progress_bar:
         callbacks.append(PlainProgress(epoch_lines=not bar))
