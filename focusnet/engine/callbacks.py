@@ -32,14 +32,13 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer, TQDMProgressBar, WeightAveraging
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
-from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from focusnet.atomic import replace_into
 from focusnet.engine.config import lr_factor
 
 __all__ = [
     "AtomicCheckpointIO", "BudgetCosine", "StepSeed", "EpochShuffleSampler", "PlainProgress", "ProgressBar",
-    "RunCheckpoint", "WeightEMA", "epoch_seed",
+    "RunCheckpoint", "WeightEMA", "ema_decay_at", "epoch_seed",
 ]
 
 PROGRESS_JSON = "progress.json"
@@ -248,18 +247,32 @@ class PlainProgress(L.Callback):
         print(f"epoch {epoch} ({epoch + 1} of {trainer.max_epochs}): {shown}", flush=True)
 
 
+def ema_decay_at(decay: float, averaged: int) -> float:
+    """The EMA's decay at an update that follows ``averaged`` earlier ones: ``min(decay, (1 + n) / (10 + n))``.
+
+    The warm-up keeps the average close to the recent weights while they still change fast; without
+    it, a 0.995 average of a budget run holds no usable network for its first 10 epochs (the initial
+    weights dominate) and a 0.999 average none in 33 (issue 15, session 9).
+
+    Example:
+        >>> round(ema_decay_at(0.995, 0), 3), round(ema_decay_at(0.995, 90), 3), ema_decay_at(0.995, 10_000)
+        (0.1, 0.91, 0.995)
+    """
+    return min(float(decay), (1.0 + averaged) / (10.0 + averaged))
+
+
 class WeightEMA(WeightAveraging):
     """Exponential moving average of the weights and BatchNorm statistics, updated after every step.
 
-    Lightning's :class:`~lightning.pytorch.callbacks.WeightAveraging` with torch's foreach EMA
-    (``avg = decay * avg + (1 - decay) * current``): validation scores the average, so ``best.ckpt``
-    is chosen by and holds averaged weights, ``last.ckpt`` keeps the raw weights beside them for an
-    exact resume, and the model holds the average when training ends. Loading a checkpoint outside
-    fitting (``trainer.test(ckpt_path=...)``) leaves the averaged weights in place, where Lightning's
-    callback would put the raw ones back.
+    Lightning's :class:`~lightning.pytorch.callbacks.WeightAveraging` with a foreach EMA,
+    ``avg = d * avg + (1 - d) * current`` where ``d`` warms up to ``decay`` (:func:`ema_decay_at`):
+    validation scores the average, so ``best.ckpt`` is chosen by and holds averaged weights,
+    ``last.ckpt`` keeps the raw weights beside them for an exact resume, and the model holds the
+    average when training ends. Loading a checkpoint outside fitting (``trainer.test(ckpt_path=...)``)
+    leaves the averaged weights in place, where Lightning's callback would put the raw ones back.
 
     Args:
-        decay: weight of the old average per step; the average spans about ``1 / (1 - decay)`` steps.
+        decay: the decay after the warm-up; the average then spans about ``1 / (1 - decay)`` steps.
 
     Example:
         >>> WeightEMA(0.99).decay
@@ -267,8 +280,15 @@ class WeightEMA(WeightAveraging):
     """
 
     def __init__(self, decay: float) -> None:
-        super().__init__(use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(decay))
         self.decay = float(decay)
+
+        def blend(averaged: list[torch.Tensor], current: list[torch.Tensor], count: torch.Tensor) -> None:
+            if averaged[0].is_floating_point():  # torch groups the tensors by dtype: one kind per call
+                torch._foreach_lerp_(averaged, current, 1.0 - ema_decay_at(self.decay, int(count)))
+            else:  # counters (BatchNorm's num_batches_tracked) follow the model
+                torch._foreach_copy_(averaged, current)
+
+        super().__init__(use_buffers=True, multi_avg_fn=blend)
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn == TrainerFn.FITTING:

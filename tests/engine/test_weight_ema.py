@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from focusnet.engine.callbacks import WeightEMA
+from focusnet.engine.callbacks import WeightEMA, ema_decay_at
 from focusnet.engine.config import TrainConfig
 from focusnet.engine.trainer import build_trainer
 from focusnet.errors import FocusNetError
@@ -48,12 +48,19 @@ def test_the_average_is_the_exponential_moving_average_of_the_steps(tmp_path: Pa
     trainer.fit(module, torch.utils.data.DataLoader(data, batch_size=3))
     assert len(module.raw) == 4
     expected = module.raw[0]  # the first update copies, each later one blends
-    for raw in module.raw[1:]:
-        expected = decay * expected + (1 - decay) * raw
+    for count, raw in enumerate(module.raw[1:], start=1):
+        d = ema_decay_at(decay, count)
+        expected = d * expected + (1 - d) * raw
     final = torch.cat([p.detach().flatten() for p in module.layer.parameters()])
     assert not torch.allclose(final, module.raw[-1])  # the model ends with the average, not the last step
     # float32 blends of values of order 1: a few ulps per step
     assert torch.allclose(final, expected, rtol=0, atol=1e-6 * float(expected.abs().max()))
+
+
+def test_the_decay_warms_up_to_the_configured_one() -> None:
+    decays = [ema_decay_at(0.995, n) for n in range(3000)]
+    assert decays[0] == 0.1 and decays[-1] == 0.995
+    assert all(a <= b for a, b in zip(decays, decays[1:]))
 
 
 def test_the_trainer_adds_it_only_when_asked(tmp_path: Path) -> None:
