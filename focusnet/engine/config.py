@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from focusnet.data.preprocess import NORMALIZATIONS
+from focusnet.engine.config_augment import AugmentConfig
 from focusnet.engine.config_fields import (
     BOOL,
     Rule,
@@ -155,42 +156,6 @@ class DataConfig:
 
     def reader_options(self) -> dict[str, Any]:
         return {"mask_suffix": self.mask_suffix} if self.mask_suffix is not None else {}
-
-
-_PROBABILITY = Rule.number_in(0.0, 1.0)
-_JITTER = (
-    "strength of the colour jitter (factor drawn from ``[1 - s, 1 + s]``; 0: off), applied after the model's input "
-    "normalisation."
-)
-
-
-@documented
-@dataclass
-class AugmentConfig:
-    """The ``augment`` section: random batch augmentation in torch, off by default (the paper has none).
-
-    Each image of a training batch gets its own draw (the mask gets the same geometric transform).
-    """
-
-    enabled: bool = setting(False, rule=BOOL, help="master switch.")
-    hflip: float = setting(0.5, rule=_PROBABILITY, help="probability of a horizontal flip.")
-    vflip: float = setting(0.5, rule=_PROBABILITY, help="probability of a vertical flip.")
-    rot90: float = setting(0.5, rule=_PROBABILITY, help="probability of a rotation by a random multiple of 90 degrees.")
-    rotate: float = setting(
-        0.0, rule=Rule.number_in(0.0, 180.0),
-        help="maximum angle (degrees) of a random free rotation (bilinear image, nearest mask; 0: off).",
-    )
-    brightness: float = setting(0.0, rule=_PROBABILITY, help=f"brightness {_JITTER}")
-    contrast: float = setting(0.0, rule=_PROBABILITY, help=f"contrast {_JITTER}")
-    saturation: float = setting(0.0, rule=_PROBABILITY, help=f"saturation {_JITTER}")
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> AugmentConfig:
-        """Check every field (:func:`settings`); raise :class:`FocusNetError` naming the first bad key."""
-        validate_fields(self, "augment.")
-        return self
 
 
 def _is_betas(b: Any) -> bool:
