@@ -105,7 +105,7 @@ def describe_run(config: Any, models: Sequence[str]) -> str:
         data data/lesions (folder format)
     """
     aug = config.augment
-    names = ("hflip", "vflip", "rot90", "rotate", "brightness", "contrast", "saturation")
+    names = ("hflip", "vflip", "rot90", "rotate", "scale", "brightness", "contrast", "saturation")
     parts = [f"{k} {getattr(aug, k):g}" for k in names if getattr(aug, k)] if aug.enabled else []
     budget = f" (at most {config.max_minutes:g} min per model)" if config.max_minutes else ""
     return (

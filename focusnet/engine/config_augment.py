@@ -37,6 +37,11 @@ class AugmentConfig:
         0.0, rule=Rule.number_in(0.0, 180.0),
         help="maximum angle (degrees) of a random free rotation (bilinear image, nearest mask; 0: off).",
     )
+    scale: float = setting(
+        0.0, rule=Rule.number_in(0.0, 0.9),
+        help="maximum relative zoom: factor drawn from ``[1 - s, 1 + s]``, above 1 enlarging the content (bilinear "
+        "image, nearest mask, reflected borders; 0: off).",
+    )
     brightness: float = setting(0.0, rule=_PROBABILITY, help=f"brightness {_JITTER}")
     contrast: float = setting(0.0, rule=_PROBABILITY, help=f"contrast {_JITTER}")
     saturation: float = setting(0.0, rule=_PROBABILITY, help=f"saturation {_JITTER}")

@@ -56,9 +56,9 @@ def _pick(n: int, p: float, device: torch.device) -> torch.Tensor:
 def augment_batch(
     images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig | dict
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random flips, rotations and colour jitter, drawn per image from torch's global RNG.
+    """Random flips, rotations, zoom and colour jitter, drawn per image from torch's global RNG.
 
-    Geometric transforms are applied to the masks too (nearest for free rotations); colour jitter to
+    Geometric transforms are applied to the masks too (nearest for free rotations and zoom); colour jitter to
     the images only, which stay in [0, 1].
 
     Example:
@@ -84,9 +84,11 @@ def augment_batch(
             s = sel & (k == turns)
             if s.any():
                 x[s], y[s] = torch.rot90(x[s], turns, (-2, -1)), torch.rot90(y[s], turns, (-2, -1))
-    if cfg.rotate > 0:
+    if cfg.rotate > 0 or cfg.scale > 0:
         angle = (torch.rand(n, device=dev) * 2 - 1) * math.radians(cfg.rotate)
-        cos, sin = torch.cos(angle), torch.sin(angle)
+        # the grid maps output to input coordinates, so a zoom by z samples the input at 1 / z
+        shrink = 1 / (1 + (torch.rand(n, device=dev) * 2 - 1) * cfg.scale) if cfg.scale > 0 else torch.ones_like(angle)
+        cos, sin = torch.cos(angle) * shrink, torch.sin(angle) * shrink
         zero = torch.zeros_like(cos)
         theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
