@@ -27,6 +27,8 @@ Departures from the paper and the authors' code (and why):
   (the loss works on logits for numerical stability). The per-scale sigmoids inside the head stay.
 * The released code's defects are not reproduced: its dropout layers are dead (we apply the paper's
   bottleneck dropout in the ``paper`` preset), and its group slicing uses a late-binding lambda.
+* ``norm="instance"`` (not in the paper) builds every normalisation as a per-image InstanceNorm, as
+  MONAI's BasicUNet does; such a network runs layer by layer (the fast paths fold BatchNorm).
 * The ResGANet block runs its four groups as grouped convolutions (see :mod:`focusnet.models.resganet`); this is a
   relabelling of channels, checked against a branch-by-branch reference in the tests.
 """
@@ -40,7 +42,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from focusnet.errors import FocusNetError
-from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, batch_norm
+from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, NORMS, SqueezeExcite, norm_layer
 from focusnet.models.registry import register_model
 from focusnet.models.resganet import ResGANet, Strategy, choose_strategy, conv1x1_cl
 from focusnet.models.resganet.ops import _conv_bn_lrelu
@@ -66,6 +68,7 @@ class FocusNetPPConfig:
     leaky_slope: float = KERAS_LEAKY_SLOPE
     bn_momentum: float = KERAS_BN_MOMENTUM
     bn_eps: float = KERAS_BN_EPS
+    norm: Literal["batch", "instance"] = "batch"
     keras_init: bool = True
 
 
@@ -107,7 +110,7 @@ class _Head(nn.Module):
         else:
             self.body = nn.Sequential(
                 nn.Conv2d(channels, mid, 1),
-                batch_norm(mid, cfg.bn_momentum, cfg.bn_eps),
+                norm_layer(cfg.norm, mid, cfg.bn_momentum, cfg.bn_eps),
                 nn.LeakyReLU(cfg.leaky_slope),
                 nn.Conv2d(mid, 1, 1),
             )
@@ -177,7 +180,7 @@ class FocusNetPP(nn.Module):
             width = cout if cfg.group_width == "out" else cin
             return ResGANet(
                 cin, cout, width, se=cfg.se, feature_shortcut=cfg.feature_shortcut,
-                leaky_slope=cfg.leaky_slope, bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps,
+                leaky_slope=cfg.leaky_slope, bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps, norm=cfg.norm,
             )
 
         self.stem = nn.Conv2d(in_channels, cfg.stem_width, cfg.stem_kernel, padding=cfg.stem_kernel // 2)
@@ -207,7 +210,7 @@ class FocusNetPP(nn.Module):
         self.heads = nn.ModuleList(_Head(c, m, cfg) for c, m in zip(head_in, cfg.head_mid))
         self.fusion = nn.Sequential(
             nn.Conv2d(4, cfg.fusion_mid, 1),
-            batch_norm(cfg.fusion_mid, cfg.bn_momentum, cfg.bn_eps),
+            norm_layer(cfg.norm, cfg.fusion_mid, cfg.bn_momentum, cfg.bn_eps),
             nn.LeakyReLU(cfg.leaky_slope),
             nn.Conv2d(cfg.fusion_mid, num_classes, 1),
         )
@@ -343,6 +346,8 @@ def focusnetpp(preset: str = "paper", in_channels: int = 3, num_classes: int = 1
         raise FocusNetError(
             f"focusnetpp: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
+    if overrides.get("norm", "batch") not in NORMS:
+        raise FocusNetError(f"focusnetpp: norm must be one of {', '.join(NORMS)}; got {overrides['norm']!r}")
     for key in ("widths", "enc_blocks", "dec_blocks", "head_mid"):
         if key in overrides:
             overrides[key] = tuple(overrides[key])

@@ -50,6 +50,28 @@ def batch_norm(channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = 
     return nn.BatchNorm2d(channels, momentum=momentum, eps=eps)
 
 
+NORMS = ("batch", "instance")
+"""Normalisation layers a FocusNet++ can be built with (``norm=``): BatchNorm or per-image InstanceNorm."""
+
+
+def norm_layer(
+    kind: str, channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = KERAS_BN_EPS
+) -> nn.Module:
+    """A normalisation layer from :data:`NORMS`: ``"batch"`` is :func:`batch_norm`; ``"instance"`` an
+    ``InstanceNorm2d`` with a learned affine map and no running statistics (``momentum`` unused), as
+    MONAI's BasicUNet uses: the statistics of each image, in training and in evaluation alike.
+
+    Example:
+        >>> type(norm_layer("instance", 8)).__name__, type(norm_layer("batch", 8)).__name__
+        ('InstanceNorm2d', 'BatchNorm2d')
+    """
+    if kind == "batch":
+        return batch_norm(channels, momentum, eps)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, eps=eps, affine=True)
+    raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {kind!r}")
+
+
 def set_batch_norm_momentum(module: nn.Module, momentum: float) -> nn.Module:
     """Set the running-statistics momentum (PyTorch convention) of every BatchNorm in ``module``.
 

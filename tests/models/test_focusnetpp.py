@@ -140,3 +140,24 @@ def test_complexity_command_reports_paper_numbers(capsys: pytest.CaptureFixture[
     assert abs(result["macs"] / 1e9 - 4.35) < 0.01
     assert main(["complexity", "focusnetpp", "--preset", "official", "--json"]) == 0
     assert abs(json.loads(capsys.readouterr().out)["macs"] / 1e9 - 24.18) < 0.02
+
+
+def test_instance_norm_option() -> None:
+    """``norm="instance"`` swaps every BatchNorm for a per-image InstanceNorm with the same affine
+    parameters (so the parameter count is unchanged), and a batch member's output does not depend on
+    the other images of its batch, in training as in evaluation."""
+    batch = create_model("focusnetpp", preset="lite")
+    inst = create_model("focusnetpp", preset="lite", norm="instance", bottleneck_dropout=0.0)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in inst.modules())
+    count = sum(isinstance(m, torch.nn.InstanceNorm2d) for m in inst.modules())
+    assert count == sum(isinstance(m, torch.nn.BatchNorm2d) for m in batch.modules()) > 0
+    assert sum(p.numel() for p in inst.parameters()) == sum(p.numel() for p in batch.parameters())
+    x = torch.rand(3, 3, 32, 32)
+    for train in (True, False):
+        inst.train(train)
+        with torch.no_grad():
+            alone, together = inst(x[:1]), inst(x)[:1]
+        # same arithmetic on fewer images: equal to float rounding of the logits' magnitude
+        assert torch.allclose(alone, together, rtol=1e-4, atol=1e-4 * float(together.abs().max())), train
+    with pytest.raises(FocusNetError, match="norm must be one of batch, instance"):
+        create_model("focusnetpp", preset="lite", norm="group")

@@ -267,6 +267,30 @@ def test_hooks_are_honoured() -> None:
     assert seen == [torch.Size([1, 16, 32, 32])]
 
 
+@pytest.mark.parametrize(
+    "norm", [lambda c: torch.nn.InstanceNorm2d(c, affine=True), lambda c: torch.nn.GroupNorm(4, c)],
+    ids=["instance", "group"],
+)
+def test_other_normalisations_run_plain(norm) -> None:
+    """The fast paths apply BatchNorm; a network whose BatchNorms a user swapped for another
+    normalisation runs layer by layer, so it computes what its layers say (and does not crash)."""
+    from focusnet.models.resganet import choose_strategy
+
+    model = create_model("focusnetpp", preset="lite", bottleneck_dropout=0.0)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) is torch.nn.BatchNorm2d:
+                setattr(parent, name, norm(child.num_features))
+    x = torch.rand(2, 3, 32, 32)
+    assert choose_strategy(model, x) == "plain"
+    for train in (True, False):
+        model.train(train)
+        with torch.no_grad():
+            out = model(x)
+            with fast_path(False):
+                assert torch.equal(out, model(x))
+
+
 # ------------------------------------------------------------ fused fp32 CPU inference (oneDNN)
 needs_fused = pytest.mark.skipif(
     not fused_cpu_ops_available(), reason="this PyTorch build has no oneDNN fused pointwise operators"

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from focusnet.kernels import bn_leaky_relu
-from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, batch_norm
+from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, norm_layer
 from focusnet.models.resganet.execution import Strategy, choose_strategy, use_fused_inference
 from focusnet.models.resganet.execution import foldable_bn as _foldable_bn
 from focusnet.models.resganet.ops import (
@@ -53,6 +53,8 @@ class ResGANet(nn.Module):
         project: force a Conv1x1+BN block shortcut even when C_in == C_out (default: only when
             the channel count changes).
         leaky_slope, bn_momentum, bn_eps: activation and BatchNorm settings.
+        norm: ``"batch"`` (the paper's) or ``"instance"`` (:func:`focusnet.models.layers.norm_layer`;
+            the fast paths need BatchNorm, so an InstanceNorm block runs layer by layer).
 
     Example:
         >>> block = ResGANet(32, 64, width=64)
@@ -71,6 +73,7 @@ class ResGANet(nn.Module):
         leaky_slope: float = KERAS_LEAKY_SLOPE,
         bn_momentum: float = KERAS_BN_MOMENTUM,
         bn_eps: float = KERAS_BN_EPS,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         if width % 4 != 0 or width <= 0:
@@ -81,8 +84,8 @@ class ResGANet(nn.Module):
         self.group = d
         self.slope = leaky_slope
 
-        def bn(c: int) -> nn.BatchNorm2d:
-            return batch_norm(c, bn_momentum, bn_eps)
+        def bn(c: int) -> nn.Module:
+            return norm_layer(norm, c, bn_momentum, bn_eps)
 
         # channels out of conv_in: [A0 | A2 | F1 | F3], each d wide
         self.conv_in = nn.Conv2d(in_channels, width, 1)

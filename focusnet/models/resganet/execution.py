@@ -131,6 +131,10 @@ def use_fused_inference(x: torch.Tensor) -> bool:
     )
 
 
+# every normalisation layer torch has; the fast paths understand only nn.BatchNorm2d among them
+_NORMALISATIONS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+
 def modules_fast_ok(module: nn.Module) -> bool:
     """True when every submodule is a stock layer the fast path understands and none is hooked
     (the fast path reads parameters directly, so hooks and custom layers would be bypassed)."""
@@ -139,8 +143,8 @@ def modules_fast_ok(module: nn.Module) -> bool:
             return False
         if isinstance(m, nn.Conv2d) and (type(m) is not nn.Conv2d or m.padding_mode != "zeros"):
             return False
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) is not nn.BatchNorm2d:
-            return False
+        if isinstance(m, _NORMALISATIONS) and type(m) is not nn.BatchNorm2d:
+            return False  # the fast paths apply every normalisation as BatchNorm
     return True
 
 
