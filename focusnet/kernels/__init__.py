@@ -219,10 +219,75 @@ def _kernel_applies(x: torch.Tensor, bn: nn.Module) -> bool:
     )
 
 
+class _INLeakyReLU(torch.autograd.Function):
+    """``leaky_relu(instance_norm(x))``: the BatchNorm kernel run on each image alone (an image of a
+    ``channels_last`` batch is one contiguous block, and its BatchNorm statistics are its instance
+    statistics); the affine parameters' gradients are summed over the images."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float):
+        lib = native_library()
+        assert lib is not None
+        n, c, h, w = x.shape
+        y = torch.empty_like(x, memory_format=torch.channels_last)
+        mean, invstd, var = torch.empty(n, c), torch.empty(n, c), torch.empty(c)
+        threads = torch.get_num_threads()
+        for i in range(n):
+            status = lib.fn_bn_lrelu_forward(
+                _ptr(x[i]), _ptr(y[i]), h * w, c, _ptr(weight), _ptr(bias), float(eps), float(slope),
+                _ptr(mean[i]), _ptr(var), _ptr(invstd[i]), threads,
+            )
+            if status != 0:  # pragma: no cover - allocation failure in C
+                raise MemoryError("fn_bn_lrelu_forward failed")
+        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        ctx.slope = float(slope)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        lib = native_library()
+        assert lib is not None  # loaded by forward
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        n, c, h, w = x.shape
+        grad_x = torch.empty_like(x, memory_format=torch.channels_last)
+        grad_w, grad_b = torch.empty(n, c), torch.empty(n, c)
+        threads = torch.get_num_threads()
+        for i in range(n):
+            status = lib.fn_bn_lrelu_backward(
+                _ptr(grad[i]), _ptr(x[i]), _ptr(grad_x[i]), h * w, c, _ptr(mean[i]), _ptr(invstd[i]),
+                _ptr(weight), _ptr(bias), ctx.slope, _ptr(grad_w[i]), _ptr(grad_b[i]), threads,
+            )
+            if status != 0:  # pragma: no cover
+                raise MemoryError("fn_bn_lrelu_backward failed")
+        return grad_x, grad_w.sum(0), grad_b.sum(0), None, None
+
+
+def _instance_kernel_applies(x: torch.Tensor, norm: nn.Module) -> bool:
+    return (
+        type(norm) is nn.InstanceNorm2d
+        and norm.affine
+        and not norm.track_running_stats
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and norm.weight.dtype == torch.float32
+        and x.dim() == 4
+        and x.shape[2] * x.shape[3] > 1
+        and x.is_contiguous(memory_format=torch.channels_last)
+        and torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+        and not norm._forward_hooks
+        and not norm._forward_pre_hooks
+        and native_library() is not None
+    )
+
+
 def bn_leaky_relu(x: torch.Tensor, bn: nn.Module, slope: float) -> torch.Tensor:
     """``F.leaky_relu(bn(x), slope)``, fused into one native kernel for a training-mode
     ``BatchNorm2d`` on a ``channels_last`` float32 CPU tensor (running statistics updated as
-    ``nn.BatchNorm2d`` does); anything else runs ``bn`` and ``F.leaky_relu`` as usual.
+    ``nn.BatchNorm2d`` does) and, with autograd, for an affine ``InstanceNorm2d`` without running
+    statistics (the same kernel on each image); anything else runs ``bn`` and ``F.leaky_relu`` as usual.
 
     Example:
         >>> import torch
@@ -230,6 +295,9 @@ def bn_leaky_relu(x: torch.Tensor, bn: nn.Module, slope: float) -> torch.Tensor:
         >>> bn_leaky_relu(torch.randn(2, 3, 4, 4), bn, 0.1).shape
         torch.Size([2, 3, 4, 4])
     """
+    if _instance_kernel_applies(x, bn):
+        norm = cast(nn.InstanceNorm2d, bn)
+        return _INLeakyReLU.apply(x, norm.weight, norm.bias, norm.eps, slope)
     if not _kernel_applies(x, bn):
         y = bn(x)
         return F.leaky_relu(y, slope, inplace=y is not x)

@@ -93,3 +93,52 @@ def test_no_compiler_means_no_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path) 
     assert kernels.native_library() is None
     assert "could not build" in (kernels._ERROR or "")
     assert not any(tmp_path.rglob("*.so"))  # nothing half-written left behind
+
+
+def _instance_norm(channels: int, seed: int = 0) -> torch.nn.InstanceNorm2d:
+    """An affine InstanceNorm2d (no running statistics) with random affine parameters."""
+    norm = torch.nn.InstanceNorm2d(channels, eps=1e-3, affine=True)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(channels, generator=gen) + 0.5)
+        norm.bias.copy_(torch.randn(channels, generator=gen) * 0.3)
+    return norm
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(2, 1, 3, 5), (3, 5, 7, 9), (4, 32, 16, 16), (1, 7, 64, 64)])
+@pytest.mark.parametrize("offset", [0.0, 40.0])
+def test_instance_norm_matches_pytorch_and_float64(shape: tuple[int, ...], offset: float, monkeypatch) -> None:
+    """The same kernel run image by image is InstanceNorm + LeakyReLU: values and all gradients."""
+    calls = []
+    real = kernels._INLeakyReLU.apply
+    monkeypatch.setattr(kernels._INLeakyReLU, "apply", lambda *a: calls.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.randn(*shape, generator=gen) * 2 + offset).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    native = _run(_instance_norm(shape[1]), x, grad, fused=False)
+    fused = _run(_instance_norm(shape[1]), x, grad, fused=True)
+    exact = _run(_instance_norm(shape[1]).double(), x.double(), grad, fused=False)
+    assert calls == [1]
+    for name, f, n, e in zip(("y", "grad x", "grad weight", "grad bias"), fused, native, exact):
+        scale = max(1.0, float(e.abs().max()))
+        err_fused, err_native = float((f - e).abs().max()), float((n - e).abs().max())
+        assert err_fused <= 2 * err_native + 1e-5 * scale, (name, err_fused, err_native)
+
+
+@needs_kernel
+def test_instance_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = kernels._INLeakyReLU.apply
+    monkeypatch.setattr(kernels._INLeakyReLU, "apply", lambda *a: calls.append(1) or real(*a))
+    cl = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    norm = _instance_norm(4)
+    bn_leaky_relu(cl, norm, SLOPE)
+    assert calls == [1]
+    bn_leaky_relu(cl.contiguous(), norm, SLOPE)  # NCHW
+    bn_leaky_relu(cl, torch.nn.InstanceNorm2d(4), SLOPE)  # no affine parameters
+    bn_leaky_relu(cl, torch.nn.InstanceNorm2d(4, affine=True, track_running_stats=True), SLOPE)
+    with torch.no_grad():  # inference: PyTorch's kernel
+        y = bn_leaky_relu(cl, norm, SLOPE)
+    assert calls == [1]
+    assert torch.allclose(y, F.leaky_relu(norm(cl), SLOPE))

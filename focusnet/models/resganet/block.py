@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from focusnet.kernels import bn_leaky_relu
 from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, norm_layer
-from focusnet.models.resganet.execution import Strategy, choose_strategy, use_fused_inference
+from focusnet.models.resganet.execution import NORMALISATIONS, Strategy, choose_strategy, use_fused_inference
 from focusnet.models.resganet.execution import foldable_bn as _foldable_bn
 from focusnet.models.resganet.ops import (
     _bias,
@@ -54,7 +54,8 @@ class ResGANet(nn.Module):
             the channel count changes).
         leaky_slope, bn_momentum, bn_eps: activation and BatchNorm settings.
         norm: ``"batch"`` (the paper's) or ``"instance"`` (:func:`focusnet.models.layers.norm_layer`;
-            the fast paths need BatchNorm, so an InstanceNorm block runs layer by layer).
+            the fast path calls an InstanceNorm as a module or through the per-image kernel, and
+            inference is never the fused path, which folds BatchNorm).
 
     Example:
         >>> block = ResGANet(32, 64, width=64)
@@ -219,7 +220,7 @@ class ResGANet(nn.Module):
 
     def _fused_ok(self) -> bool:
         """Every BatchNorm can be folded (eval mode, no autograd); export's Identity ones can too."""
-        return all(_foldable_bn(m) for m in self.modules() if isinstance(m, nn.BatchNorm2d))
+        return all(_foldable_bn(m) for m in self.modules() if isinstance(m, NORMALISATIONS))
 
     def _forward_fused(self, x: torch.Tensor, upsample: bool) -> torch.Tensor:
         """fp32 CPU inference with oneDNN's fused kernels; the same maths, regrouped linearly:

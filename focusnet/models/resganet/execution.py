@@ -131,8 +131,9 @@ def use_fused_inference(x: torch.Tensor) -> bool:
     )
 
 
-# every normalisation layer torch has; the fast paths understand only nn.BatchNorm2d among them
-_NORMALISATIONS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+# every normalisation layer torch has: the fast path calls one that is not a BatchNorm2d as a module;
+# the fused inference folds every normalisation, so it needs them all to be foldable BatchNorm2d
+NORMALISATIONS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
 def modules_fast_ok(module: nn.Module) -> bool:
@@ -143,8 +144,8 @@ def modules_fast_ok(module: nn.Module) -> bool:
             return False
         if isinstance(m, nn.Conv2d) and (type(m) is not nn.Conv2d or m.padding_mode != "zeros"):
             return False
-        if isinstance(m, _NORMALISATIONS) and type(m) is not nn.BatchNorm2d:
-            return False  # the fast paths apply every normalisation as BatchNorm
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) is not nn.BatchNorm2d:
+            return False
     return True
 
 
@@ -167,7 +168,7 @@ def choose_strategy(module: nn.Module, x: torch.Tensor) -> Strategy:
     """The execution of ``module`` (a ResGANet block or a whole FocusNet++) for input ``x``.
 
     ``plain`` unless the fast path applies to ``x`` and to every submodule; ``fused`` for fp32 CPU
-    inference where every BatchNorm folds; ``fast`` otherwise.
+    inference where every normalisation is a BatchNorm that folds; ``fast`` otherwise.
 
     Example:
         >>> block = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))
@@ -179,6 +180,6 @@ def choose_strategy(module: nn.Module, x: torch.Tensor) -> Strategy:
     """
     if not (use_fast_path(x) and modules_fast_ok(module)):
         return "plain"
-    if use_fused_inference(x) and all(foldable_bn(m) for m in module.modules() if isinstance(m, nn.BatchNorm2d)):
+    if use_fused_inference(x) and all(foldable_bn(m) for m in module.modules() if isinstance(m, NORMALISATIONS)):
         return "fused"
     return "fast"
