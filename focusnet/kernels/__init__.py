@@ -156,22 +156,47 @@ def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+def _bn_lrelu_forward(
+    x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float,
+    mean: torch.Tensor, var: torch.Tensor, invstd: torch.Tensor,
+) -> None:
+    """The native forward over every pixel of ``x`` (``channels_last``): ``y``, and the statistics."""
+    lib = native_library()
+    assert lib is not None
+    c = x.shape[1]
+    status = lib.fn_bn_lrelu_forward(
+        _ptr(x), _ptr(y), x.numel() // c, c, _ptr(weight), _ptr(bias), float(eps), float(slope),
+        _ptr(mean), _ptr(var), _ptr(invstd), torch.get_num_threads(),
+    )
+    if status != 0:  # pragma: no cover - allocation failure in C
+        raise MemoryError("fn_bn_lrelu_forward failed")
+
+
+def _bn_lrelu_backward(
+    grad: torch.Tensor, x: torch.Tensor, grad_x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
+    weight: torch.Tensor, bias: torch.Tensor, slope: float, grad_w: torch.Tensor | None, grad_b: torch.Tensor | None,
+) -> None:
+    """The native backward of :func:`_bn_lrelu_forward` over every pixel of ``x``."""
+    lib = native_library()
+    assert lib is not None  # loaded by the forward
+    c = x.shape[1]
+    status = lib.fn_bn_lrelu_backward(
+        _ptr(grad), _ptr(x), _ptr(grad_x), x.numel() // c, c, _ptr(mean), _ptr(invstd), _ptr(weight), _ptr(bias),
+        slope, _ptr(grad_w), _ptr(grad_b), torch.get_num_threads(),
+    )
+    if status != 0:  # pragma: no cover
+        raise MemoryError("fn_bn_lrelu_backward failed")
+
+
 class _BNLeakyReLU(torch.autograd.Function):
     """``leaky_relu(batch_norm(x, batch statistics))``; returns ``(y, mean, biased var)``."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float):
-        lib = native_library()
-        assert lib is not None
-        n, c, h, w = x.shape
+        c = x.shape[1]
         y = torch.empty_like(x, memory_format=torch.channels_last)
         mean, var, invstd = (torch.empty(c, dtype=torch.float32) for _ in range(3))
-        status = lib.fn_bn_lrelu_forward(
-            _ptr(x), _ptr(y), n * h * w, c, _ptr(weight), _ptr(bias), float(eps), float(slope),
-            _ptr(mean), _ptr(var), _ptr(invstd), torch.get_num_threads(),
-        )
-        if status != 0:  # pragma: no cover - allocation failure in C
-            raise MemoryError("fn_bn_lrelu_forward failed")
+        _bn_lrelu_forward(x, y, weight, bias, eps, slope, mean, var, invstd)
         ctx.save_for_backward(x, weight, bias, mean, invstd)
         ctx.slope = float(slope)
         ctx.mark_non_differentiable(mean, var)
@@ -180,22 +205,46 @@ class _BNLeakyReLU(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor, _gm: torch.Tensor, _gv: torch.Tensor):
-        lib = native_library()
-        assert lib is not None  # loaded by forward
         x, weight, bias, mean, invstd = ctx.saved_tensors
         grad = grad.contiguous(memory_format=torch.channels_last)
-        n, c, h, w = x.shape
+        c = x.shape[1]
         grad_x = torch.empty_like(x, memory_format=torch.channels_last)
-        need_w, need_b = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        grad_w = torch.empty(c, dtype=torch.float32) if need_w else None
-        grad_b = torch.empty(c, dtype=torch.float32) if need_b else None
-        status = lib.fn_bn_lrelu_backward(
-            _ptr(grad), _ptr(x), _ptr(grad_x), n * h * w, c, _ptr(mean), _ptr(invstd), _ptr(weight), _ptr(bias),
-            ctx.slope, _ptr(grad_w), _ptr(grad_b), torch.get_num_threads(),
-        )
-        if status != 0:  # pragma: no cover
-            raise MemoryError("fn_bn_lrelu_backward failed")
+        grad_w = torch.empty(c, dtype=torch.float32) if ctx.needs_input_grad[1] else None
+        grad_b = torch.empty(c, dtype=torch.float32) if ctx.needs_input_grad[2] else None
+        _bn_lrelu_backward(grad, x, grad_x, mean, invstd, weight, bias, ctx.slope, grad_w, grad_b)
         return grad_x, grad_w, grad_b, None, None
+
+
+class _INLeakyReLU(torch.autograd.Function):
+    """``leaky_relu(instance_norm(x))``: the BatchNorm kernel run on each image alone (an image of a
+    ``channels_last`` batch is one contiguous block, and its BatchNorm statistics are its instance
+    statistics); the affine parameters' gradients are summed over the images."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float):
+        n, c = x.shape[:2]
+        y = torch.empty_like(x, memory_format=torch.channels_last)
+        mean, invstd, var = torch.empty(n, c), torch.empty(n, c), torch.empty(c)
+        for i in range(n):
+            _bn_lrelu_forward(x[i : i + 1], y[i : i + 1], weight, bias, eps, slope, mean[i], var, invstd[i])
+        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        ctx.slope = float(slope)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        n, c = x.shape[:2]
+        grad_x = torch.empty_like(x, memory_format=torch.channels_last)
+        grad_w, grad_b = torch.empty(n, c), torch.empty(n, c)
+        for i in range(n):
+            _bn_lrelu_backward(
+                grad[i : i + 1], x[i : i + 1], grad_x[i : i + 1], mean[i], invstd[i], weight, bias, ctx.slope,
+                grad_w[i], grad_b[i],
+            )
+        return grad_x, grad_w.sum(0), grad_b.sum(0), None, None
 
 
 def _kernel_applies(x: torch.Tensor, bn: nn.Module) -> bool:
@@ -217,51 +266,6 @@ def _kernel_applies(x: torch.Tensor, bn: nn.Module) -> bool:
         and not bn._forward_pre_hooks
         and native_library() is not None
     )
-
-
-class _INLeakyReLU(torch.autograd.Function):
-    """``leaky_relu(instance_norm(x))``: the BatchNorm kernel run on each image alone (an image of a
-    ``channels_last`` batch is one contiguous block, and its BatchNorm statistics are its instance
-    statistics); the affine parameters' gradients are summed over the images."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float):
-        lib = native_library()
-        assert lib is not None
-        n, c, h, w = x.shape
-        y = torch.empty_like(x, memory_format=torch.channels_last)
-        mean, invstd, var = torch.empty(n, c), torch.empty(n, c), torch.empty(c)
-        threads = torch.get_num_threads()
-        for i in range(n):
-            status = lib.fn_bn_lrelu_forward(
-                _ptr(x[i]), _ptr(y[i]), h * w, c, _ptr(weight), _ptr(bias), float(eps), float(slope),
-                _ptr(mean[i]), _ptr(var), _ptr(invstd[i]), threads,
-            )
-            if status != 0:  # pragma: no cover - allocation failure in C
-                raise MemoryError("fn_bn_lrelu_forward failed")
-        ctx.save_for_backward(x, weight, bias, mean, invstd)
-        ctx.slope = float(slope)
-        return y
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor):
-        lib = native_library()
-        assert lib is not None  # loaded by forward
-        x, weight, bias, mean, invstd = ctx.saved_tensors
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        n, c, h, w = x.shape
-        grad_x = torch.empty_like(x, memory_format=torch.channels_last)
-        grad_w, grad_b = torch.empty(n, c), torch.empty(n, c)
-        threads = torch.get_num_threads()
-        for i in range(n):
-            status = lib.fn_bn_lrelu_backward(
-                _ptr(grad[i]), _ptr(x[i]), _ptr(grad_x[i]), h * w, c, _ptr(mean[i]), _ptr(invstd[i]),
-                _ptr(weight), _ptr(bias), ctx.slope, _ptr(grad_w[i]), _ptr(grad_b[i]), threads,
-            )
-            if status != 0:  # pragma: no cover
-                raise MemoryError("fn_bn_lrelu_backward failed")
-        return grad_x, grad_w.sum(0), grad_b.sum(0), None, None
 
 
 def _instance_kernel_applies(x: torch.Tensor, norm: nn.Module) -> bool:
