@@ -276,6 +276,7 @@ def test_other_normalisations_run_as_modules(norm) -> None:
     user): the fast path calls those layers as modules, as accurately as the plain path (against a
     float64 copy, as for BatchNorm in training), and inference is never the fused path, which folds
     every normalisation as a BatchNorm."""
+    torch.manual_seed(0)
     model = create_model("focusnetpp", preset="lite", bottleneck_dropout=0.0)
     for parent in list(model.modules()):
         for name, child in parent.named_children():
@@ -296,7 +297,9 @@ def test_other_normalisations_run_as_modules(norm) -> None:
                 max((g[n].double() - g64[n]).abs().max().item() for n in g64),
             )
         (out_p, grad_p), (out_f, grad_f) = errors[False], errors[True]
-        assert out_f <= 3 * out_p + 1e-5 and grad_f <= 3 * grad_p + 1e-5, (train, errors)
+        # parameter gradients sum over the batch and every pixel: bounded as in _assert_param_grads_as_accurate
+        overall = max(g.abs().max().item() for g in g64.values())
+        assert out_f <= 3 * out_p + TOL and grad_f <= 4 * grad_p + PARAM_GRAD_TOL * max(1.0, overall), (train, errors)
         plain = _run(model, x, False)[0]
         with torch.inference_mode():
             assert torch.allclose(model(x), plain, atol=TOL * max(1.0, float(out64.abs().max())))
