@@ -224,7 +224,7 @@ class _INLeakyReLU(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, slope: float):
         n, c = x.shape[:2]
         y = torch.empty_like(x, memory_format=torch.channels_last)
-        mean, invstd, var = torch.empty(n, c), torch.empty(n, c), torch.empty(c)
+        mean, invstd, var = (torch.empty(shape, dtype=torch.float32) for shape in ((n, c), (n, c), (c,)))
         for i in range(n):
             _bn_lrelu_forward(x[i : i + 1], y[i : i + 1], weight, bias, eps, slope, mean[i], var, invstd[i])
         ctx.save_for_backward(x, weight, bias, mean, invstd)
@@ -238,7 +238,7 @@ class _INLeakyReLU(torch.autograd.Function):
         grad = grad.contiguous(memory_format=torch.channels_last)
         n, c = x.shape[:2]
         grad_x = torch.empty_like(x, memory_format=torch.channels_last)
-        grad_w, grad_b = torch.empty(n, c), torch.empty(n, c)
+        grad_w, grad_b = torch.empty(n, c, dtype=torch.float32), torch.empty(n, c, dtype=torch.float32)
         for i in range(n):
             _bn_lrelu_backward(
                 grad[i : i + 1], x[i : i + 1], grad_x[i : i + 1], mean[i], invstd[i], weight, bias, ctx.slope,

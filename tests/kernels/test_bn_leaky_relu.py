@@ -17,6 +17,14 @@ needs_kernel = pytest.mark.skipif(
 SLOPE = 0.3
 
 
+def _count_calls(monkeypatch: pytest.MonkeyPatch, function: type[torch.autograd.Function]) -> list[int]:
+    """A list that gets one entry per ``function.apply`` call (the call still runs)."""
+    calls: list[int] = []
+    real = function.apply
+    monkeypatch.setattr(function, "apply", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
 def _run(bn: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor, fused: bool):
     x = x.detach().clone().requires_grad_(True)
     bn.zero_grad(set_to_none=True)
@@ -62,9 +70,7 @@ def test_threads_agree(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @needs_kernel
 def test_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    real = kernels._BNLeakyReLU.apply
-    monkeypatch.setattr(kernels._BNLeakyReLU, "apply", lambda *a: calls.append(1) or real(*a))
+    calls = _count_calls(monkeypatch, kernels._BNLeakyReLU)
     cl = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
     bn = _bn(4)
     bn_leaky_relu(cl, bn, SLOPE)
@@ -110,9 +116,7 @@ def _instance_norm(channels: int, seed: int = 0) -> torch.nn.InstanceNorm2d:
 @pytest.mark.parametrize("offset", [0.0, 40.0])
 def test_instance_norm_matches_pytorch_and_float64(shape: tuple[int, ...], offset: float, monkeypatch) -> None:
     """The same kernel run image by image is InstanceNorm + LeakyReLU: values and all gradients."""
-    calls = []
-    real = kernels._INLeakyReLU.apply
-    monkeypatch.setattr(kernels._INLeakyReLU, "apply", lambda *a: calls.append(1) or real(*a))
+    calls = _count_calls(monkeypatch, kernels._INLeakyReLU)
     gen = torch.Generator().manual_seed(2)
     x = (torch.randn(*shape, generator=gen) * 2 + offset).contiguous(memory_format=torch.channels_last)
     grad = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last)
@@ -128,9 +132,7 @@ def test_instance_norm_matches_pytorch_and_float64(shape: tuple[int, ...], offse
 
 @needs_kernel
 def test_instance_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
-    real = kernels._INLeakyReLU.apply
-    monkeypatch.setattr(kernels._INLeakyReLU, "apply", lambda *a: calls.append(1) or real(*a))
+    calls = _count_calls(monkeypatch, kernels._INLeakyReLU)
     cl = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
     norm = _instance_norm(4)
     bn_leaky_relu(cl, norm, SLOPE)

@@ -219,7 +219,7 @@ class ResGANet(nn.Module):
         return skip if rest is None else rest(skip)
 
     def _fused_ok(self) -> bool:
-        """Every BatchNorm can be folded (eval mode, no autograd); export's Identity ones can too."""
+        """Every normalisation is a foldable BatchNorm (eval mode, no autograd) or export's Identity."""
         return all(_foldable_bn(m) for m in self.modules() if isinstance(m, NORMALISATIONS))
 
     def _forward_fused(self, x: torch.Tensor, upsample: bool) -> torch.Tensor:
