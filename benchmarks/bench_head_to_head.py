@@ -122,10 +122,10 @@ def run_basicunet(args: argparse.Namespace, source: Path, split: dict[str, list[
                                "cache_dir": str(work / "prepared")}, size=args.size)
     data = load_split_tensors(config, split, parts=("train", "val", "test"))
     device = torch.device("cpu")
-    torch.manual_seed(0)
+    torch.manual_seed(args.basicunet_seed)
     model = BasicUNet(spatial_dims=2, in_channels=3, out_channels=1)
     loss_fn, opt = DiceCELoss(sigmoid=True), torch.optim.Adam(model.parameters(), lr=1e-3)
-    sampler = EpochShuffleSampler(len(data["train"]), 0)
+    sampler = EpochShuffleSampler(len(data["train"]), args.basicunet_seed)
     best, best_epoch, best_state, history = -1.0, 0, None, []
     t0, epoch = time.perf_counter(), 0
     cap = args.epochs if args.epochs is not None else 1000
@@ -147,7 +147,7 @@ def run_basicunet(args: argparse.Namespace, source: Path, split: dict[str, list[
     summary = summarize(counts_of(model, data["test"], device), data["test"].ids, empty_score=1.0,
                         protocol={"split": "test", "resolution": f"{args.size}x{args.size} (model input)", "threshold": 0.5,
                                   "selection": "highest per-image mean val_dice on the val split"})
-    return {"model": "monai.BasicUNet", "epochs": epoch, "best_epoch": best_epoch, "train_wall_s": round(wall, 1),
+    return {"model": "monai.BasicUNet", "seed": args.basicunet_seed, "epochs": epoch, "best_epoch": best_epoch, "train_wall_s": round(wall, 1),
             "summary": summary, "history": history, "params": sum(p.numel() for p in model.parameters())}
 
 
@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=CONFIG, help="FocusNet++'s config (default the budget config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override of FocusNet++'s config, repeatable (an ablation: --set preset=paper)")
+    p.add_argument("--basicunet-seed", type=int, default=0,
+                   help="BasicUNet's seed: initial weights and epoch order (default 0; FocusNet++'s is --set seed=N)")
     p.add_argument("--data", type=Path, default=None, help="data root (default $FOCUSNET_DATA)")
     p.add_argument("--work", type=Path, default=None, help="folder for the cache, runs and each side's result")
     p.add_argument("--resume", action="store_true", help="reuse the sides already finished in --work")

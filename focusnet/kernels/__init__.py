@@ -326,31 +326,36 @@ def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Ten
 # ------------------------------------------------------------------ BatchNorm + SE + residual tail
 def _tail_coefficients(
     s1: torch.Tensor, s2: torch.Tensor, centre: torch.Tensor, hw: int, gamma: torch.Tensor,
-    beta: torch.Tensor, eps: float, se: tuple[torch.Tensor, torch.Tensor] | None,
+    beta: torch.Tensor, eps: float, se: tuple[torch.Tensor, torch.Tensor] | None, per_image: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-image, per-channel ``A``, ``B`` with ``se(bn(y)) = y * A + B``, plus the batch mean and
-    biased variance, from ``s1 = sum(y - centre)`` and ``s2 = sum((y - centre)^2)`` per image and
-    channel (float64; differentiable in ``s1``, ``s2``, ``gamma``, ``beta`` and the SE weights)."""
+    """Per-image, per-channel ``A``, ``B`` with ``se(norm(y)) = y * A + B``, plus the mean and biased
+    variance, from ``s1 = sum(y - centre)`` and ``s2 = sum((y - centre)^2)`` per image and channel
+    (float64; differentiable in ``s1``, ``s2``, ``gamma``, ``beta`` and the SE weights). The statistics
+    are the batch's (BatchNorm, ``(C,)``) or, with ``per_image``, each image's (InstanceNorm, ``(N, C)``)."""
     n = s1.shape[0]
-    m = n * hw
-    d_mean = s1.sum(0) / m
-    var = (s2.sum(0) / m - d_mean * d_mean).clamp_min(0.0)
+    if per_image:
+        d_mean = s1 / hw
+        var = (s2 / hw - d_mean * d_mean).clamp_min(0.0)
+    else:
+        d_mean = s1.sum(0) / (n * hw)
+        var = (s2.sum(0) / (n * hw) - d_mean * d_mean).clamp_min(0.0)
     mean = centre + d_mean
     scale = gamma * torch.rsqrt(var + eps)
     shift = beta - mean * scale
     if se is None:
         return scale.expand(n, -1), shift.expand(n, -1), mean, var
     w_reduce, w_expand = se
-    pooled = scale * (centre + s1 / hw) + shift  # per-image mean of bn(y)
+    pooled = scale * (centre + s1 / hw) + shift  # per-image mean of norm(y)
     s = torch.sigmoid(F.relu(pooled @ w_reduce.t()) @ w_expand.t())
     return scale * s, shift * s, mean, var
 
 
 class _ResidualTail(torch.autograd.Function):
-    """``leaky_relu(se(bn(y)) + skip)`` with batch statistics; returns ``(out, mean, biased var)``."""
+    """``leaky_relu(se(norm(y)) + skip)`` with batch statistics (or, ``per_image``, each image's);
+    returns ``(out, mean, biased var)``."""
 
     @staticmethod
-    def forward(ctx, y, skip, gamma, beta, w_reduce, w_expand, eps: float, slope: float):
+    def forward(ctx, y, skip, gamma, beta, w_reduce, w_expand, eps: float, slope: float, per_image: bool):
         lib = native_library()
         assert lib is not None
         n, c, h, w = y.shape
@@ -360,12 +365,16 @@ class _ResidualTail(torch.autograd.Function):
         if lib.fn_nc_sums(_ptr(y), n, h * w, c, _ptr(centre), _ptr(s1), _ptr(s2), threads) != 0:
             raise MemoryError("fn_nc_sums failed")  # pragma: no cover
         se = None if w_reduce is None else (w_reduce.double(), w_expand.double())
-        a, b, mean, var = _tail_coefficients(s1, s2, centre.double(), h * w, gamma.double(), beta.double(), eps, se)
+        a, b, mean, var = _tail_coefficients(
+            s1, s2, centre.double(), h * w, gamma.double(), beta.double(), eps, se, per_image
+        )
+        if per_image:  # the backward's reference point per channel: the batch mean
+            mean, var = mean.mean(0), var.mean(0)
         a32, b32 = a.float().contiguous(), b.float().contiguous()
         out = torch.empty_like(y, memory_format=torch.channels_last)
         lib.fn_tail_forward(_ptr(y), _ptr(skip), _ptr(a32), _ptr(b32), _ptr(out), n, h * w, c, float(slope), threads)
         ctx.save_for_backward(y, out, gamma, beta, w_reduce, w_expand, s1, s2, centre, a32, mean)
-        ctx.eps, ctx.slope = float(eps), float(slope)
+        ctx.eps, ctx.slope, ctx.per_image = float(eps), float(slope), per_image
         ctx.mark_non_differentiable(mean, var)
         return out, mean.float(), var.float()
 
@@ -393,7 +402,7 @@ class _ResidualTail(torch.autograd.Function):
                 se = (w_reduce.detach().double().requires_grad_(), w_expand.detach().double().requires_grad_())
                 leaves += list(se)
             a, b, _, _ = _tail_coefficients(
-                leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se
+                leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se, ctx.per_image
             )
             grads = torch.autograd.grad((a, b), leaves, (g_a, g_b), allow_unused=True)
         g1, g2 = (torch.zeros_like(s1) if g is None else g for g in grads[:2])
@@ -410,7 +419,7 @@ class _ResidualTail(torch.autograd.Function):
         param_grads = [None if g is None else g.float() for g in grads[2:]]
         g_gamma, g_beta = param_grads[:2]
         g_wr, g_we = param_grads[2:] if w_reduce is not None else (None, None)
-        return grad_y, grad_skip, g_gamma, g_beta, g_wr, g_we, None, None
+        return grad_y, grad_skip, g_gamma, g_beta, g_wr, g_we, None, None, None
 
 
 TAIL_MIN_ELEMENTS = 1 << 16
@@ -422,8 +431,9 @@ def residual_tail_applies(
     y: torch.Tensor, skip: torch.Tensor, bn: nn.Module, se: tuple[torch.Tensor, torch.Tensor] | None = None
 ) -> bool:
     """Whether :func:`residual_tail` runs the native kernel for these arguments (training-mode
-    ``BatchNorm2d``, float32 ``channels_last`` CPU tensors of one shape with at least
-    :data:`TAIL_MIN_ELEMENTS` elements, kernel available).
+    ``BatchNorm2d`` or, with autograd, an affine ``InstanceNorm2d`` without running statistics;
+    float32 ``channels_last`` CPU tensors of one shape with at least :data:`TAIL_MIN_ELEMENTS`
+    elements; kernel available).
 
     Example:
         >>> y = torch.randn(1, 4, 2, 2)
@@ -432,7 +442,7 @@ def residual_tail_applies(
     """
     return (
         y.numel() >= TAIL_MIN_ELEMENTS
-        and _kernel_applies(y, bn)
+        and (_kernel_applies(y, bn) or _instance_kernel_applies(y, bn))
         and skip.shape == y.shape
         and skip.dtype == torch.float32
         and skip.is_contiguous(memory_format=torch.channels_last)
@@ -445,7 +455,8 @@ def residual_tail(
     se: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``leaky_relu(se(bn(y)) + skip, slope)``, the end of a residual block, in one native kernel
-    each way (running statistics updated as ``bn`` does). Only where :func:`residual_tail_applies`;
+    each way (a BatchNorm's running statistics updated as ``bn`` does; an InstanceNorm ``bn``
+    normalises each image by its own statistics). Only where :func:`residual_tail_applies`;
     :func:`focusnet.models.resganet.tail.block_tail` chooses between this and PyTorch's operators.
 
     ``se`` is ``(w_reduce, w_expand)``, the two bias-free linear weights of squeeze-and-excitation
@@ -463,11 +474,13 @@ def residual_tail(
     if not residual_tail_applies(y, skip, bn, se):
         raise ValueError(
             "residual_tail: the native kernel does not apply to these arguments (it needs a training-mode "
-            "BatchNorm2d and large float32 channels_last CPU tensors); use "
+            "BatchNorm2d or affine InstanceNorm2d and large float32 channels_last CPU tensors); use "
             "focusnet.models.resganet.tail.block_tail, which falls back to PyTorch's operators"
         )
-    bn = cast(nn.BatchNorm2d, bn)  # a training-mode BatchNorm2d: residual_tail_applies checked
     w_reduce, w_expand = se if se is not None else (None, None)
-    out, mean, var = _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope)
+    if isinstance(bn, nn.InstanceNorm2d):  # affine, no running statistics: residual_tail_applies checked
+        return _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope, True)[0]
+    bn = cast(nn.BatchNorm2d, bn)  # a training-mode BatchNorm2d: residual_tail_applies checked
+    out, mean, var = _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope, False)
     _update_running_stats(bn, mean, var, y.shape[0] * y.shape[2] * y.shape[3])
     return out

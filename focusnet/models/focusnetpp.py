@@ -28,8 +28,8 @@ Departures from the paper and the authors' code (and why):
 * The released code's defects are not reproduced: its dropout layers are dead (we apply the paper's
   bottleneck dropout in the ``paper`` preset), and its group slicing uses a late-binding lambda.
 * ``norm="instance"`` (not in the paper) builds every normalisation as a per-image InstanceNorm, as
-  MONAI's BasicUNet does. Training runs the fast path with the BatchNorm kernel applied image by
-  image; inference skips the fused path, which folds BatchNorm into the convolutions.
+  MONAI's BasicUNet does. Training runs the fast path with the native BatchNorm kernels given each
+  image's statistics; inference skips the fused path, which folds BatchNorm into the convolutions.
 * The ResGANet block runs its four groups as grouped convolutions (see :mod:`focusnet.models.resganet`); this is a
   relabelling of channels, checked against a branch-by-branch reference in the tests.
 """

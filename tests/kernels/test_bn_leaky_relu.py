@@ -1,14 +1,13 @@
 """The native fused BatchNorm + LeakyReLU training kernel (focusnet.kernels) against PyTorch."""
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import focusnet.kernels as kernels
-from tests.kernels.helpers import random_bn as _bn
+from tests.kernels.helpers import random_bn as _bn, random_instance_norm
 from focusnet.kernels import bn_leaky_relu, bn_leaky_relu_available
 
 needs_kernel = pytest.mark.skipif(
@@ -101,16 +100,6 @@ def test_no_compiler_means_no_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path) 
     assert not any(tmp_path.rglob("*.so"))  # nothing half-written left behind
 
 
-def _instance_norm(channels: int, seed: int = 0) -> torch.nn.InstanceNorm2d:
-    """An affine InstanceNorm2d (no running statistics) with random affine parameters."""
-    norm = torch.nn.InstanceNorm2d(channels, eps=1e-3, affine=True)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        norm.weight.copy_(torch.rand(channels, generator=gen) + 0.5)
-        norm.bias.copy_(torch.randn(channels, generator=gen) * 0.3)
-    return norm
-
-
 @needs_kernel
 @pytest.mark.parametrize("shape", [(2, 1, 3, 5), (3, 5, 7, 9), (4, 32, 16, 16), (1, 7, 64, 64)])
 @pytest.mark.parametrize("offset", [0.0, 40.0])
@@ -120,9 +109,9 @@ def test_instance_norm_matches_pytorch_and_float64(shape: tuple[int, ...], offse
     gen = torch.Generator().manual_seed(2)
     x = (torch.randn(*shape, generator=gen) * 2 + offset).contiguous(memory_format=torch.channels_last)
     grad = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last)
-    native = _run(_instance_norm(shape[1]), x, grad, fused=False)
-    fused = _run(_instance_norm(shape[1]), x, grad, fused=True)
-    exact = _run(_instance_norm(shape[1]).double(), x.double(), grad, fused=False)
+    native = _run(random_instance_norm(shape[1]), x, grad, fused=False)
+    fused = _run(random_instance_norm(shape[1]), x, grad, fused=True)
+    exact = _run(random_instance_norm(shape[1]).double(), x.double(), grad, fused=False)
     assert calls == [1]
     for name, f, n, e in zip(("y", "grad x", "grad weight", "grad bias"), fused, native, exact):
         scale = max(1.0, float(e.abs().max()))
@@ -134,7 +123,7 @@ def test_instance_norm_matches_pytorch_and_float64(shape: tuple[int, ...], offse
 def test_instance_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _count_calls(monkeypatch, kernels._INLeakyReLU)
     cl = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
-    norm = _instance_norm(4)
+    norm = random_instance_norm(4)
     bn_leaky_relu(cl, norm, SLOPE)
     assert calls == [1]
     bn_leaky_relu(cl.contiguous(), norm, SLOPE)  # NCHW

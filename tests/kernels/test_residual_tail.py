@@ -1,12 +1,14 @@
-"""The native residual-tail kernel, leaky_relu(se(bn(y)) + skip), against a float64 PyTorch reference."""
+"""The native residual-tail kernel, leaky_relu(se(norm(y)) + skip), against a float64 PyTorch reference."""
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import focusnet.kernels as kernels
-from tests.kernels.helpers import random_bn as _bn
+from tests.kernels.helpers import random_bn as _bn, random_instance_norm
 from focusnet.kernels import bn_leaky_relu_available, residual_tail, residual_tail_applies
 from focusnet.models.resganet import ResGANet, block_tail, tail
 from focusnet.models.layers import SqueezeExcite
@@ -26,9 +28,7 @@ def _any_size(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _reference(y, skip, bn, se):
     """float64 autograd reference: outputs and gradients of sum(out * grad)."""
-    bn64 = torch.nn.BatchNorm2d(bn.num_features, momentum=bn.momentum, eps=bn.eps).double()
-    bn64.load_state_dict(bn.state_dict())
-    bn64.train(bn.training)
+    bn64 = copy.deepcopy(bn).double()
     y64 = y.detach().double().requires_grad_(True)
     s64 = skip.detach().double().requires_grad_(True)
     w = [t.detach().double().requires_grad_(True) for t in se] if se is not None else None
@@ -48,14 +48,18 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("with_se", [True, False])
 @pytest.mark.parametrize("offset", [0.0, 30.0])  # a large mean must not cancel the variance or gradients
 @pytest.mark.parametrize("threads", [1, 2])
-def test_matches_float64_reference(shape, with_se: bool, offset: float, threads: int) -> None:
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_matches_float64_reference(shape, with_se: bool, offset: float, threads: int, norm: str) -> None:
+    """Values and every gradient; a BatchNorm's running statistics, an InstanceNorm's per-image statistics."""
     gen = torch.Generator().manual_seed(1)
     n, c, h, w = shape
     y = (torch.randn(shape, generator=gen) * 2 + offset).contiguous(memory_format=CL)
     skip = torch.randn(shape, generator=gen).contiguous(memory_format=CL)
     hidden = max(1, c // 4)
     se = (torch.randn(hidden, c, generator=gen) * 0.3, torch.randn(c, hidden, generator=gen) * 0.3) if with_se else None
-    bn = _bn(c)
+    bn = _bn(c) if norm == "batch" else random_instance_norm(c)
+    if norm == "instance":  # each image its own mean, far apart: the per-image statistics must be used
+        y = (y + torch.arange(n, dtype=y.dtype)[:, None, None, None] * 3).contiguous(memory_format=CL)
     out64, y64, s64, bn64, w64 = _reference(y, skip, bn, se)
     grad = torch.randn(shape, generator=gen, dtype=torch.float64)
     out64.backward(grad)
@@ -80,9 +84,10 @@ def test_matches_float64_reference(shape, with_se: bool, offset: float, threads:
     if se is not None:
         for got, want in zip(sek, w64):
             assert _rel(got.grad, want.grad) < 1e-5
-    assert _rel(bn.running_mean, bn64.running_mean) < 1e-6
-    assert _rel(bn.running_var, bn64.running_var) < 1e-6
-    assert int(bn.num_batches_tracked) == int(bn64.num_batches_tracked) == 1
+    if norm == "batch":
+        assert _rel(bn.running_mean, bn64.running_mean) < 1e-6
+        assert _rel(bn.running_var, bn64.running_var) < 1e-6
+        assert int(bn.num_batches_tracked) == int(bn64.num_batches_tracked) == 1
 
 
 def test_falls_back_where_the_kernel_does_not_apply() -> None:
@@ -108,8 +113,9 @@ def test_falls_back_where_the_kernel_does_not_apply() -> None:
 
 
 @needs_kernel
-def test_resganet_training_uses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A training-mode block on the fast path ends in the kernel (once per block)."""
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_resganet_training_uses_the_kernel(monkeypatch: pytest.MonkeyPatch, norm: str) -> None:
+    """A training-mode block on the fast path ends in the kernel (once per block), with either normalisation."""
     calls = []
     original = tail.residual_tail
 
@@ -118,12 +124,12 @@ def test_resganet_training_uses_the_kernel(monkeypatch: pytest.MonkeyPatch) -> N
         return original(*args, **kwargs)
 
     monkeypatch.setattr(tail, "residual_tail", counting)
-    block = ResGANet(8, 16, width=16).train()
+    block = ResGANet(8, 16, width=16, norm=norm).train()
     block(torch.randn(2, 8, 6, 6)).sum().backward()
     assert calls == [1]
     with torch.no_grad():
         block.eval()(torch.randn(2, 8, 6, 6))
-    assert calls == [1]  # eval: folded oneDNN path, no kernel
+    assert calls == [1]  # eval: the folded oneDNN path (BatchNorm) or the modules (InstanceNorm), no kernel
 
 
 def test_small_tensors_take_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:

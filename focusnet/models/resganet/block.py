@@ -216,7 +216,8 @@ class ResGANet(nn.Module):
             return up(x)
         w, b, rest = _fold(sc[0].weight.flatten(1), sc[0].bias, sc[1])
         skip = up(conv1x1_cl(x, w, b))
-        return skip if rest is None else rest(skip)
+        # an InstanceNorm returns NCHW memory; the residual-tail kernel reads channels_last
+        return skip if rest is None else rest(skip).contiguous(memory_format=torch.channels_last)
 
     def _fused_ok(self) -> bool:
         """Every normalisation is a foldable BatchNorm (eval mode, no autograd) or export's Identity."""

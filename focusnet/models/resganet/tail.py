@@ -5,8 +5,9 @@ Two implementations sit behind :func:`block_tail`:
 * PyTorch's operators (:func:`tail_torch`), which every execution can take: the plain path (also
   traced and exported), the fast path where the native kernel does not apply (eval mode, CUDA,
   bf16, small tensors), and the fused path with its BatchNorm already folded (``bn=None``);
-* the native C kernel of :mod:`focusnet.kernels` (one pass each way for BatchNorm, SE, the residual
-  sum and the activation), for training-mode BatchNorm on large fp32 ``channels_last`` CPU tensors.
+* the native C kernel of :mod:`focusnet.kernels` (one pass each way for the normalisation, SE, the
+  residual sum and the activation), for a training-mode BatchNorm (or an affine InstanceNorm, with
+  each image's statistics) on large fp32 ``channels_last`` CPU tensors.
 
 Example:
     >>> bn = torch.nn.BatchNorm2d(4).eval()
@@ -65,7 +66,8 @@ def block_tail(
     """The block's tail through the native kernel where it applies, else :func:`tail_torch`.
 
     The kernel applies to a training-mode ``BatchNorm2d`` (its running statistics are updated as
-    BatchNorm does), a :class:`~focusnet.models.layers.SqueezeExcite` or no SE, and fp32
+    BatchNorm does) or, with autograd, an affine ``InstanceNorm2d`` without running statistics; a
+    :class:`~focusnet.models.layers.SqueezeExcite` or no SE; and fp32
     ``channels_last`` CPU tensors of at least :data:`focusnet.kernels.TAIL_MIN_ELEMENTS` elements.
     """
     plain_se = se is None or isinstance(se, (SqueezeExcite, nn.Identity))
