@@ -1,7 +1,6 @@
 """The native fused BatchNorm + LeakyReLU training kernel (focusnet.kernels) against PyTorch."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn.functional as F
