@@ -7,7 +7,9 @@ file's top-level ``"benchmark"`` key picks the adapter that reads it (:data:`ADA
   ``benchmarks/bench_dsb_train.py`` write;
 * ``head-to-head``: the JSON of ``benchmarks/bench_head_to_head.py`` (only rows of registered models);
 * ``run-summary``: a ``focusnet train`` run folder packed by ``benchmarks/publish_run.py``;
-* ``transcribed``: numbers copied from ``benchmarks/RESULTS.md`` for runs whose JSON was not kept.
+* ``transcribed``: numbers copied from ``benchmarks/RESULTS.md`` for runs whose JSON was not kept;
+* ``head-to-head-seeds`` (``benchmarks/head_to_head_seeds.py``): no records (it summarises runs across
+  training seeds; the README shows it), but its fields are checked here like every other kind's.
 
 Any file may carry ``"published": {"title": ..., "context": ..., "command": ...}``, which overrides
 the adapter's defaults. An unknown kind or a malformed file raises :class:`PublishedResultError`
@@ -192,6 +194,17 @@ def _transcribed(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
     )]
 
 
+def _head_to_head_seeds(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
+    """``head-to-head-seeds``: checks the fields the README reads; a model card shows single runs only."""
+    for side in ("focusnetpp", "basicunet"):
+        runs = data["sides"][side]["runs"]
+        if not runs or any(not isinstance(r["dice_mean"], float) for r in runs):
+            raise ValueError(f"side {side!r} has no runs or a run without its per-image mean Dice")
+    float(data["seed_averaged"]["difference_mean"])
+    str(data["command"])
+    return []
+
+
 #: The adapter of each ``"benchmark"`` kind.
 ADAPTERS: dict[str, Callable[[dict[str, Any], Path], list[MeasuredResult]]] = {
     "isic-train": _train_bench,
@@ -200,6 +213,7 @@ ADAPTERS: dict[str, Callable[[dict[str, Any], Path], list[MeasuredResult]]] = {
     "isic-scale": _isic_scale,
     "run-summary": _run_summary,
     "transcribed": _transcribed,
+    "head-to-head-seeds": _head_to_head_seeds,
 }
 
 

@@ -56,6 +56,40 @@ def test_head_to_head_renders_every_row_the_paired_test_and_the_command(tmp_path
     assert "JSON: [`h2h.json`](h2h.json)" in block
 
 
+def test_seed_summary_comes_first_with_every_run_and_the_seed_averaged_test(tmp_path: Path) -> None:
+    """benchmarks/head_to_head_seeds.py's JSON renders as its own table, ahead of the single comparisons."""
+    spec = importlib.util.spec_from_file_location("head_to_head_seeds", REPO / "benchmarks" / "head_to_head_seeds.py")
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+    sides = []
+    for name, model, dice in [("fn0", "focusnetpp:lite", [0.9, 0.8, 0.7, 0.6]), ("fn1", "focusnetpp:lite", [0.8, 0.8, 0.7, 0.7]),
+                              ("bu0", "monai.BasicUNet", [0.85, 0.8, 0.75, 0.5])]:
+        sides.append(_write(tmp_path, f"{name}.side", {"model": model, "epochs": 3, "overrides": ["model_kwargs.norm=instance"],
+                                                       "summary": {"per_image": [{"id": str(i), "dice": d} for i, d in enumerate(dice)]}}))
+    result = seeds.analyse(sides[:2], sides[2:])
+    result["command"] = "python benchmarks/head_to_head_seeds.py --focusnetpp A B --basicunet C"
+    published = tmp_path / "published"
+    published.mkdir()
+    _write(published, "z-seeds.json", result)
+    _write(published, "a-h2h.json", {
+        "benchmark": "head-to-head", "date": "20261204-165746", "data": "/d/isic_all", "split_file": "/s/h2h.json",
+        "size": 64, "minutes": 1.0, "threads": 2, "ids": ["a", "b", "c"], "protocol": {"threshold": 0.5},
+        "rows": [dict(ROW, model="focusnetpp:paper"), dict(ROW, model="monai.BasicUNet")],
+        "paired": {"difference_mean": -0.05, "difference_ci95": [-0.07, -0.03], "wilcoxon": {"pvalue": 0.002}},
+    })
+    block = results_block(published)
+    assert block.index("z-seeds.json") < block.index("a-h2h.json")  # the summary over seeds first
+    assert "| `focusnetpp:lite` (model_kwargs.norm=instance) | 2 | 0.7500, 0.7500 | 0.7500 ± 0.0000 |" in block
+    assert "| `monai.BasicUNet` (model_kwargs.norm=instance) | 1 | 0.7250 | 0.7250 ± – |" in block
+    assert "2 pairs): differences from +0.0250 to +0.0250" in block
+    assert "Seed-averaged" in block and "+0.0250 (95% CI" in block and "n = 4 images" in block
+    assert "Reproduce: `python benchmarks/head_to_head_seeds.py --focusnetpp A B --basicunet C`." in block
+    broken = dict(result, seed_averaged={})
+    _write(published, "z-seeds.json", broken)
+    with pytest.raises(PublishedResultError, match="z-seeds.json"):
+        results_block(published)
+
+
 def test_isic_scale_renders_every_side_with_its_paired_test(tmp_path: Path) -> None:
     _write(tmp_path, "scale.json", {
         "benchmark": "isic-scale", "date": "20261205-101010", "data": "isic2018_task1_512crop_all", "size": 128,

@@ -1,0 +1,60 @@
+"""benchmarks/head_to_head_seeds.py: the head-to-head over several training seeds, on synthetic side results."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "head_to_head_seeds.py"
+
+
+def _side(path: Path, dice: list[float], ids: list[str] | None = None) -> Path:
+    ids = ids or [f"img{i}" for i in range(len(dice))]
+    path.write_text(json.dumps({"model": "m", "epochs": 3, "summary": {"per_image": [
+        {"id": i, "dice": d} for i, d in zip(ids, dice)]}}))
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_side_statistics_cross_pairs_and_seed_average(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 0.9, 40)
+    fn = [base + 0.05 + rng.normal(0, 0.02, 40) for _ in range(3)]
+    bu = [base + rng.normal(0, 0.02, 40) for _ in range(2)]
+    fn_files = [str(_side(tmp_path / f"fn{i}.json", list(d))) for i, d in enumerate(fn)]
+    bu_files = [str(_side(tmp_path / f"bu{i}.json", list(d))) for i, d in enumerate(bu)]
+    out = tmp_path / "seeds.json"
+    proc = _run("--focusnetpp", *fn_files, "--basicunet", *bu_files, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    means = [float(d.mean()) for d in fn]
+    assert result["sides"]["focusnetpp"]["mean_of_runs"] == pytest.approx(np.mean(means))
+    assert result["sides"]["focusnetpp"]["sd_of_runs"] == pytest.approx(np.std(means, ddof=1))
+    assert len(result["cross_pairs"]) == 3 * 2
+    first = result["cross_pairs"][0]
+    assert first["difference_mean"] == pytest.approx(float((fn[0] - bu[0]).mean()))
+    averaged = result["seed_averaged"]
+    assert averaged["difference_mean"] == pytest.approx(float(np.mean(fn, axis=0).mean() - np.mean(bu, axis=0).mean()))
+    assert averaged["focusnetpp_better"] > 35 and averaged["wilcoxon_p"] < 1e-4  # a shift of 0.05 on 40 images
+    assert "seed-averaged" in proc.stdout
+    again = _run("--focusnetpp", *fn_files, "--basicunet", *bu_files, "--out", str(out))
+    assert again.returncode != 0 and "exists" in again.stderr  # an earlier result is not overwritten
+
+
+def test_refuses_results_on_other_images_and_foreign_files(tmp_path: Path) -> None:
+    fn = _side(tmp_path / "fn.json", [0.8, 0.7, 0.9])
+    bu = _side(tmp_path / "bu.json", [0.8, 0.7, 0.9], ids=["a", "b", "c"])
+    proc = _run("--focusnetpp", str(fn), "--basicunet", str(bu))
+    assert proc.returncode != 0 and "other test images" in proc.stderr and "Traceback" not in proc.stderr
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text("{}")
+    proc = _run("--focusnetpp", str(fn), "--basicunet", str(foreign))
+    assert proc.returncode != 0 and str(foreign) in proc.stderr and "Traceback" not in proc.stderr
