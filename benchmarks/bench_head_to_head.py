@@ -110,8 +110,9 @@ def run_focusnetpp(args: argparse.Namespace, source: Path, split_file: Path, wor
 
 
 def run_basicunet(args: argparse.Namespace, source: Path, split: dict[str, list[str]], split_file: Path,
-                  work: Path) -> dict[str, Any]:
-    """MONAI BasicUNet with bench_monai_basicunet's loop on the same cache; per-image test Dice."""
+                  work: Path, seed: int = 0) -> dict[str, Any]:
+    """MONAI BasicUNet with bench_monai_basicunet's loop on the same cache; per-image test Dice.
+    ``seed`` sets its initial weights and epoch order (``bench_isic_scale.py`` calls it too)."""
     from bench_monai_basicunet import counts_of, train_epoch
     from monai.losses import DiceCELoss
     from monai.networks.nets import BasicUNet
@@ -122,10 +123,10 @@ def run_basicunet(args: argparse.Namespace, source: Path, split: dict[str, list[
                                "cache_dir": str(work / "prepared")}, size=args.size)
     data = load_split_tensors(config, split, parts=("train", "val", "test"))
     device = torch.device("cpu")
-    torch.manual_seed(args.basicunet_seed)
+    torch.manual_seed(seed)
     model = BasicUNet(spatial_dims=2, in_channels=3, out_channels=1)
     loss_fn, opt = DiceCELoss(sigmoid=True), torch.optim.Adam(model.parameters(), lr=1e-3)
-    sampler = EpochShuffleSampler(len(data["train"]), args.basicunet_seed)
+    sampler = EpochShuffleSampler(len(data["train"]), seed)
     best, best_epoch, best_state, history = -1.0, 0, None, []
     t0, epoch = time.perf_counter(), 0
     cap = args.epochs if args.epochs is not None else 1000
@@ -147,7 +148,7 @@ def run_basicunet(args: argparse.Namespace, source: Path, split: dict[str, list[
     summary = summarize(counts_of(model, data["test"], device), data["test"].ids, empty_score=1.0,
                         protocol={"split": "test", "resolution": f"{args.size}x{args.size} (model input)", "threshold": 0.5,
                                   "selection": "highest per-image mean val_dice on the val split"})
-    return {"model": "monai.BasicUNet", "seed": args.basicunet_seed, "epochs": epoch, "best_epoch": best_epoch, "train_wall_s": round(wall, 1),
+    return {"model": "monai.BasicUNet", "seed": seed, "epochs": epoch, "best_epoch": best_epoch, "train_wall_s": round(wall, 1),
             "summary": summary, "history": history, "params": sum(p.numel() for p in model.parameters())}
 
 
@@ -243,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: reusing {path}")
             continue
         load_before = os.getloadavg()
-        side = run_focusnetpp(args, source, split_file, work) if name == "focusnetpp" else run_basicunet(args, source, split, split_file, work)
+        if name == "focusnetpp":
+            side = run_focusnetpp(args, source, split_file, work)
+        else:
+            side = run_basicunet(args, source, split, split_file, work, seed=args.basicunet_seed)
         side.update(threads=args.threads, minutes=args.minutes, size=args.size,
                     load_average={"before": load_before, "after": os.getloadavg()})
         path.write_text(json.dumps(side, indent=1) + "\n")
