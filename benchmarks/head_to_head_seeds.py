@@ -68,7 +68,8 @@ def analyse(focusnetpp: list[Path], basicunet: list[Path]) -> dict[str, Any]:
     for runs in sides.values():
         for run_ids, _, info in runs:
             if run_ids != ids:
-                raise SystemExit(f"{info['file']}: scored on other test images than {sides['focusnetpp'][0][2]['file']}")
+                first = sides["focusnetpp"][0][2]["file"]
+                raise SystemExit(f"{info['file']}: scored on other test images than {first}")
     result: dict[str, Any] = {
         "benchmark": "head-to-head-seeds", "date": time.strftime("%Y%m%d-%H%M%S"), "test_images": len(ids),
         "protocol": {"split": "test", "threshold": 0.5, "aggregation": "per-image mean Dice of each run",
@@ -98,7 +99,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {len(side['runs'])} | {each} | {side['mean_of_runs']:.4f} ± {sd} |")
     lines += ["", "| FocusNet++ run | BasicUNet run | difference (95% CI) | Wilcoxon p | better / worse |",
               "|---|---|---|---:|---|"]
-    for p in result["cross_pairs"] + [{"focusnetpp": "seed-averaged", "basicunet": "seed-averaged", **result["seed_averaged"]}]:
+    averaged = {"focusnetpp": "seed-averaged", "basicunet": "seed-averaged", **result["seed_averaged"]}
+    for p in result["cross_pairs"] + [averaged]:
         lo, hi = p["difference_ci95"]
         lines.append(f"| {p['focusnetpp']} | {p['basicunet']} | {p['difference_mean']:+.4f} ({lo:+.4f} to {hi:+.4f}) | "
                      f"{p['wilcoxon_p']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} |")
@@ -112,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="JSON output (default: print only)")
     args = p.parse_args(argv)
     result = analyse(args.focusnetpp, args.basicunet)
-    result["command"] = shlex.join(["python", "benchmarks/head_to_head_seeds.py", "--focusnetpp", *map(str, args.focusnetpp),
-                                    "--basicunet", *map(str, args.basicunet)])
+    sides = ["--focusnetpp", *map(str, args.focusnetpp), "--basicunet", *map(str, args.basicunet)]
+    result["command"] = shlex.join(["python", "benchmarks/head_to_head_seeds.py", *sides])
     print(markdown(result))
     if args.out is not None:
         if args.out.exists():

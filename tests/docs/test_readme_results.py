@@ -62,10 +62,13 @@ def test_seed_summary_comes_first_with_every_run_and_the_seed_averaged_test(tmp_
     seeds = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(seeds)
     sides = []
-    for name, model, dice in [("fn0", "focusnetpp:lite", [0.9, 0.8, 0.7, 0.6]), ("fn1", "focusnetpp:lite", [0.8, 0.8, 0.7, 0.7]),
-                              ("bu0", "monai.BasicUNet", [0.85, 0.8, 0.75, 0.5])]:
-        sides.append(_write(tmp_path, f"{name}.side", {"model": model, "epochs": 3, "overrides": ["model_kwargs.norm=instance"],
-                                                       "summary": {"per_image": [{"id": str(i), "dice": d} for i, d in enumerate(dice)]}}))
+    runs = [("fn0", "focusnetpp:lite", [0.9, 0.8, 0.7, 0.6]), ("fn1", "focusnetpp:lite", [0.8, 0.8, 0.7, 0.7]),
+            ("bu0", "monai.BasicUNet", [0.85, 0.8, 0.75, 0.5])]
+    for name, model, dice in runs:
+        per_image = [{"id": str(i), "dice": d} for i, d in enumerate(dice)]
+        side = {"model": model, "epochs": 3, "overrides": ["model_kwargs.norm=instance"],
+                "summary": {"per_image": per_image}}
+        sides.append(_write(tmp_path, f"{name}.side", side))
     result = seeds.analyse(sides[:2], sides[2:])
     result["command"] = "python benchmarks/head_to_head_seeds.py --focusnetpp A B --basicunet C"
     published = tmp_path / "published"

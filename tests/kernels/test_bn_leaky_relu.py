@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 import focusnet.kernels as kernels
-from tests.kernels.helpers import random_bn as _bn, random_instance_norm
 from focusnet.kernels import bn_leaky_relu, bn_leaky_relu_available
+from tests.kernels.helpers import random_bn as _bn
+from tests.kernels.helpers import random_instance_norm
 
 needs_kernel = pytest.mark.skipif(
     not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels._ERROR}"
