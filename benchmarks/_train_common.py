@@ -1,10 +1,16 @@
 """Helpers shared by the real-data training benchmarks (``bench_isic_train.py``, ``bench_dsb_train.py``,
-``bench_monai_basicunet.py``)."""
+``bench_monai_basicunet.py``, and the comparisons ``bench_head_to_head.py``, ``bench_isic_scale.py``,
+``head_to_head_seeds.py``)."""
 from __future__ import annotations
 
 import argparse
 import csv
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from focusnet.compare.stats import bootstrap_ci, paired_test
 
 
 def add_isic_protocol_args(p: argparse.ArgumentParser, dataset: str, minutes: float, threads: int | None) -> None:
@@ -41,3 +47,19 @@ def budget_kwargs(minutes: float | None) -> tuple[dict, str]:
     if minutes is None:
         return {}, "no time budget (--epochs only)"
     return {"max_minutes": float(minutes)}, f"max_minutes={minutes} (checked after each epoch; best weights kept)"
+
+
+def paired_dice(reference: np.ndarray, focusnetpp: np.ndarray) -> dict[str, Any]:
+    """FocusNet++ against another model on the same test images, image by image: the mean difference
+    (FocusNet++ - other) with its 95% bootstrap CI, the two-sided Wilcoxon signed-rank test
+    (:func:`focusnet.compare.stats.paired_test`) and how many images each side wins.
+
+    Example:
+        >>> r = paired_dice(np.array([0.7, 0.8, 0.9]), np.array([0.8, 0.8, 0.95]))
+        >>> round(r["difference_mean"], 3), r["focusnetpp_better"], r["focusnetpp_worse"], r["ties"]
+        (0.05, 2, 0, 1)
+    """
+    lo, hi = bootstrap_ci(focusnetpp - reference)
+    return {"difference_mean": float((focusnetpp - reference).mean()), "difference_ci95": [lo, hi],
+            "wilcoxon": paired_test(reference, focusnetpp), "focusnetpp_better": int((focusnetpp > reference).sum()),
+            "focusnetpp_worse": int((focusnetpp < reference).sum()), "ties": int((focusnetpp == reference).sum())}

@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _train_common import epochs_run  # noqa: E402
-from focusnet.compare.stats import bootstrap_ci, paired_test  # noqa: E402
+from _train_common import epochs_run, paired_dice  # noqa: E402
+from focusnet.compare.stats import bootstrap_ci  # noqa: E402
 from focusnet.data.paths import data_root  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
 from focusnet.engine.config import TrainConfig, load_config  # noqa: E402
@@ -169,12 +169,9 @@ def compare(sides: dict[str, dict[str, Any]], n_train: int) -> dict[str, Any]:
         raise SystemExit("the two sides were scored on different test images")
     a = np.array([r["dice"] for r in bu], dtype=float)
     b = np.array([r["dice"] for r in fn], dtype=float)
-    test = paired_test(a, b)
-    lo, hi = bootstrap_ci(b - a)
     return {
         "rows": [_row(sides["focusnetpp"]["model"], sides["focusnetpp"], n_train), _row("monai.BasicUNet", sides["basicunet"], n_train)],
-        "paired": {"difference_mean": float((b - a).mean()), "difference_ci95": [lo, hi], "wilcoxon": test,
-                   "focusnetpp_better": int((b > a).sum()), "focusnetpp_worse": int((b < a).sum()), "ties": int((b == a).sum())},
+        "paired": paired_dice(a, b),
         "ids": [r["id"] for r in fn],
     }
 

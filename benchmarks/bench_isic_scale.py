@@ -46,10 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _train_common import epochs_run  # noqa: E402
+from _train_common import epochs_run, paired_dice  # noqa: E402
 from bench_head_to_head import _row as head_to_head_row  # noqa: E402
 from bench_head_to_head import run_basicunet  # noqa: E402
-from focusnet.compare.stats import bootstrap_ci, paired_test  # noqa: E402
 from focusnet.data.paths import data_root  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
 from focusnet.data.splits import bcdu_split  # noqa: E402
@@ -151,11 +150,7 @@ def report(work: Path) -> dict[str, Any]:
         other = side["summary"]["per_image"]
         if [r["id"] for r in other] != [r["id"] for r in ref]:
             raise SystemExit(f"{name} was scored on other test images than {REFERENCE}")
-        a = np.array([r["dice"] for r in other], dtype=float)
-        lo, hi = bootstrap_ci(b - a)
-        paired[name] = {"difference_mean": float((b - a).mean()), "difference_ci95": [lo, hi],
-                        "wilcoxon": paired_test(a, b), "focusnetpp_better": int((b > a).sum()),
-                        "focusnetpp_worse": int((b < a).sum())}
+        paired[name] = paired_dice(np.array([r["dice"] for r in other], dtype=float), b)
     first = next(iter(sides.values()))
     return {
         "benchmark": "isic-scale", "date": time.strftime("%Y%m%d-%H%M%S"), "work": str(work), "data": FULL,

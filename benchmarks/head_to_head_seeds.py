@@ -35,8 +35,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from focusnet.compare.stats import bootstrap_ci, paired_test  # noqa: E402
+from _train_common import paired_dice  # noqa: E402
 
 
 def load_side(path: Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
@@ -51,13 +52,6 @@ def load_side(path: Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
     info = {"file": str(path), "model": side.get("model"), "epochs": side.get("epochs"),
             "overrides": side.get("overrides", []), "seed": side.get("seed"), "dice_mean": float(dice.mean())}
     return [r["id"] for r in rows], dice, info
-
-
-def _pair(fn: np.ndarray, bu: np.ndarray) -> dict[str, Any]:
-    lo, hi = bootstrap_ci(fn - bu)
-    test = paired_test(bu, fn)
-    return {"difference_mean": float((fn - bu).mean()), "difference_ci95": [lo, hi], "wilcoxon_p": test["pvalue"],
-            "focusnetpp_better": int((fn > bu).sum()), "focusnetpp_worse": int((fn < bu).sum())}
 
 
 def analyse(focusnetpp: list[Path], basicunet: list[Path]) -> dict[str, Any]:
@@ -81,12 +75,12 @@ def analyse(focusnetpp: list[Path], basicunet: list[Path]) -> dict[str, Any]:
                                  "sd_of_runs": float(means.std(ddof=1)) if len(means) > 1 else None,
                                  "per_image_dice": [d.tolist() for _, d, _ in runs]}
     result["cross_pairs"] = [
-        {"focusnetpp": fi["file"], "basicunet": bi["file"], **_pair(fd, bd)}
+        {"focusnetpp": fi["file"], "basicunet": bi["file"], **paired_dice(bd, fd)}
         for _, fd, fi in sides["focusnetpp"] for _, bd, bi in sides["basicunet"]
     ]
     fn_avg = np.mean([d for _, d, _ in sides["focusnetpp"]], axis=0)
     bu_avg = np.mean([d for _, d, _ in sides["basicunet"]], axis=0)
-    result["seed_averaged"] = _pair(fn_avg, bu_avg)
+    result["seed_averaged"] = paired_dice(bu_avg, fn_avg)
     result["ids"] = ids
     return result
 
@@ -103,7 +97,7 @@ def markdown(result: dict[str, Any]) -> str:
     for p in result["cross_pairs"] + [averaged]:
         lo, hi = p["difference_ci95"]
         lines.append(f"| {p['focusnetpp']} | {p['basicunet']} | {p['difference_mean']:+.4f} ({lo:+.4f} to {hi:+.4f}) | "
-                     f"{p['wilcoxon_p']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} |")
+                     f"{p['wilcoxon']['pvalue']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} |")
     return "\n".join(lines)
 
 

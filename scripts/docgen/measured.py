@@ -200,7 +200,8 @@ def _head_to_head_seeds(data: dict[str, Any], source: Path) -> list[MeasuredResu
         runs = data["sides"][side]["runs"]
         if not runs or any(not isinstance(r["dice_mean"], float) for r in runs):
             raise ValueError(f"side {side!r} has no runs or a run without its per-image mean Dice")
-    float(data["seed_averaged"]["difference_mean"])
+    averaged = data["seed_averaged"]
+    float(averaged["difference_mean"]) + float(averaged["wilcoxon"]["pvalue"])
     str(data["command"])
     return []
 

@@ -161,8 +161,8 @@ def _seeds(path: Path, data: dict[str, Any]) -> list[str]:
                      + ", ".join(f"{r['dice_mean']:.4f}" for r in runs) + f" | {side['mean_of_runs']:.4f} ± {sd} |")
     pairs = data["cross_pairs"]
     diffs = [p["difference_mean"] for p in pairs]
-    fn_wins = sum(p["wilcoxon_p"] < 0.05 and p["difference_mean"] > 0 for p in pairs)
-    bu_wins = sum(p["wilcoxon_p"] < 0.05 and p["difference_mean"] < 0 for p in pairs)
+    fn_wins = sum(p["wilcoxon"]["pvalue"] < 0.05 and p["difference_mean"] > 0 for p in pairs)
+    bu_wins = sum(p["wilcoxon"]["pvalue"] < 0.05 and p["difference_mean"] < 0 for p in pairs)
     a = data["seed_averaged"]
     lo, hi = a["difference_ci95"]
     lines += [
@@ -171,8 +171,8 @@ def _seeds(path: Path, data: dict[str, Any]) -> list[str]:
         f"{_signed(min(diffs))} to {_signed(max(diffs))}; FocusNet++ wins {fn_wins} and BasicUNet {bu_wins} of them "
         f"at Wilcoxon p < 0.05. Seed-averaged (each image's Dice averaged over a side's runs, then "
         f"{md_cell(data['protocol']['test'])}): {_signed(a['difference_mean'])} (95% CI {_signed(lo)} to "
-        f"{_signed(hi)}), p = {a['wilcoxon_p']:.2g}; FocusNet++ better on {a['focusnetpp_better']} images, worse on "
-        f"{a['focusnetpp_worse']}.", "",
+        f"{_signed(hi)}), p = {a['wilcoxon']['pvalue']:.2g}; FocusNet++ better on {a['focusnetpp_better']} images, "
+        f"worse on {a['focusnetpp_worse']}.", "",
     ]
     if "context" in data.get("published", {}):
         lines += [f"Context: {md_cell(data['published']['context'])}.", ""]

@@ -43,7 +43,7 @@ def test_side_statistics_cross_pairs_and_seed_average(tmp_path: Path) -> None:
     assert first["difference_mean"] == pytest.approx(float((fn[0] - bu[0]).mean()))
     averaged = result["seed_averaged"]
     assert averaged["difference_mean"] == pytest.approx(float(np.mean(fn, axis=0).mean() - np.mean(bu, axis=0).mean()))
-    assert averaged["focusnetpp_better"] > 35 and averaged["wilcoxon_p"] < 1e-4  # a shift of 0.05 on 40 images
+    assert averaged["focusnetpp_better"] > 35 and averaged["wilcoxon"]["pvalue"] < 1e-4  # a shift of 0.05 on 40 images
     assert "seed-averaged" in proc.stdout
     again = _run("--focusnetpp", *fn_files, "--basicunet", *bu_files, "--out", str(out))
     assert again.returncode != 0 and "exists" in again.stderr  # an earlier result is not overwritten
