@@ -62,6 +62,7 @@ FULL, SMALL = "isic2018_task1_512crop_all", "isic2018_task1_512crop"
 #: side -> overrides of the FocusNet++ recipe (None: MONAI BasicUNet's own loop).
 SIDES: dict[str, list[str] | None] = {
     "focusnetpp": ["preset=paper"],  # the budget config ships `lite` since session 8; this table is `paper`
+    "focusnetpp_lite_instance": ["preset=lite", "model_kwargs.norm=instance"],  # the head-to-head's best recipe
     "unet": ["model=unet", "preset=null", "model_kwargs={}"],
     "attention_unet": ["model=attention_unet", "preset=null", "model_kwargs.bn_momentum=0.1"],
     "basicunet": None,
@@ -76,7 +77,7 @@ def _split_file(work: Path) -> Path:
 def _base_overrides(args: argparse.Namespace, work: Path, source: Path) -> list[str]:
     return [f"data.source={source}", f"data.split={_split_file(work)}", f"data.cache_dir={work / 'prepared'}",
             f"size={args.size}", f"num_threads={args.threads}", "progress_bar=false", "accelerator=cpu",
-            f"max_minutes={args.minutes}" if args.minutes is not None else "max_minutes=null",
+            f"max_minutes={args.minutes}" if args.minutes is not None else "max_minutes=null", f"seed={args.seed}",
             *([f"epochs={args.epochs}"] if args.epochs is not None else [])]
 
 
@@ -119,10 +120,10 @@ def cmd_side(name: str, args: argparse.Namespace, work: Path, source: Path) -> N
     load_before = os.getloadavg()
     if SIDES[name] is None:
         split = json.loads(_split_file(work).read_text())
-        side = run_basicunet(args, source, split, _split_file(work), work)
+        side = run_basicunet(args, source, split, _split_file(work), work, seed=args.seed)
     else:
         side = run_engine_side(name, args, work, source)
-    side.update(threads=args.threads, minutes=args.minutes, size=args.size,
+    side.update(threads=args.threads, minutes=args.minutes, size=args.size, seed=args.seed,
                 load_average={"before": load_before, "after": os.getloadavg()})
     out.write_text(json.dumps(side, indent=1) + "\n")
     s = side["summary"]
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="epoch cap per side (default: the budget decides)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per side (default 1)")
     p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0,
+                   help="training seed of every side: initial weights and epoch order (default 0; the split is fixed)")
     p.add_argument("--data", type=Path, default=None, help="data root (default $FOCUSNET_DATA)")
     args = p.parse_args(argv)
     args.smoke = args.command == "smoke"

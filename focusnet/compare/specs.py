@@ -92,13 +92,13 @@ def _split_top(text: str) -> list[str]:
 
 
 def accepted_kwargs(model: str) -> set[str] | None:
-    """Keyword arguments the model's constructor accepts (None: any).
+    """Keyword arguments ``create_model`` accepts for ``model``: its constructor's, and ``ensemble`` (None: any).
 
     Example:
         >>> sorted(accepted_kwargs("unet"))
-        ['base_width', 'dropout', 'head_channels', 'in_channels', 'num_classes']
+        ['base_width', 'dropout', 'ensemble', 'head_channels', 'in_channels', 'num_classes']
     """
     sig = model_signature(model)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
-    return set(sig.parameters)
+    return set(sig.parameters) | {"ensemble"}  # create_model's own keyword (focusnet.models.ensemble)

@@ -11,7 +11,7 @@ import pkgutil
 
 from focusnet.models.registry import create_model, list_models, list_presets, register_model
 
-_NOT_MODELS = {"registry", "blocks", "layers", "resganet"}
+_NOT_MODELS = {"registry", "blocks", "layers", "resganet", "ensemble"}
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name not in _NOT_MODELS and not _info.name.startswith("_"):

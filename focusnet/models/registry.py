@@ -95,7 +95,10 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
     Args:
         name: a name from :func:`list_models`.
-        **kwargs: passed to the model constructor (``preset``, ``in_channels``, ``num_classes``, ...).
+        **kwargs: passed to the model constructor (``preset``, ``in_channels``, ``num_classes``, ...),
+            except ``ensemble``: an integer N > 1 builds N independently initialised copies averaged
+            in probability (:class:`focusnet.models.ensemble.ProbabilityEnsemble`); 1 or absent,
+            the model itself.
 
     Example:
         >>> model = create_model("focusnetpp", preset="paper")
@@ -110,9 +113,16 @@ def create_model(name: str, **kwargs) -> nn.Module:
         raise FocusNetError(
             f"unknown preset {preset!r} for model {name!r}; choose one of: {', '.join(presets)}"
         )
+    members = kwargs.pop("ensemble", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise FocusNetError(f"model {name!r}: ensemble must be an integer >= 1 (members), got {members!r}")
     tune_cpu_allocator()  # FOCUSNET_ALLOCATOR_TUNING=0: off
     try:
-        return _MODELS[name](**kwargs)
+        if members == 1:
+            return _MODELS[name](**kwargs)
+        from focusnet.models.ensemble import ProbabilityEnsemble
+
+        return ProbabilityEnsemble([_MODELS[name](**kwargs) for _ in range(members)])
     except TypeError as exc:  # unknown keyword argument
         raise FocusNetError(f"model {name!r}: {exc}") from exc
 

@@ -92,6 +92,12 @@ def config_reference() -> str:
         "**model_kwargs)`; each [model card](../models/index.md) lists its model's arguments and defaults. "
         "`in_channels` is set by `channels`; `model_kwargs.preset=NAME` is the same as `preset=NAME`.",
         "",
+        "One key works for every model: `model_kwargs.ensemble=N` (N > 1) trains N copies of the model, each "
+        "initialised anew and trained on its own loss over the same batches, and keeps the epoch whose "
+        "ensemble (the logit of the members' mean probability) scores best. The saved weights, `predict`, "
+        "`evaluate` and `export` take the ensemble as one model. It costs N times the parameters and the "
+        "time per step (`focusnet.models.ensemble`).",
+        "",
         "## The shipped configs",
         "",
         "How each file in `configs/` differs from the defaults above:",
