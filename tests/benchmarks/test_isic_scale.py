@@ -23,18 +23,21 @@ def test_smoke_run_scores_every_side_on_the_same_images_and_refuses_a_finished_s
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((work / "isic-scale.json").read_text())
-    assert [r["side"] for r in result["rows"]] == ["focusnetpp", "unet", "attention_unet", "basicunet"]
+    assert [r["side"] for r in result["rows"]] == ["focusnetpp", "focusnetpp_lite_instance", "unet", "attention_unet",
+                                                   "basicunet"]
     assert result["counts"] == {"train": 8, "val": 4, "test": 4}
     assert all(r["epochs"] == 1 and r["n"] == 4 for r in result["rows"])
     assert all(r["dice_ci95"][0] <= r["dice_mean"] <= r["dice_ci95"][1] for r in result["rows"])
     # the Attention U-Net side trains with the recipe's BatchNorm momentum, not Keras' 0.01
     assert json.loads((work / "attention_unet-run" / "config.json").read_text())["model_kwargs"] == {"bn_momentum": 0.1}
+    lite = json.loads((work / "focusnetpp_lite_instance-run" / "config.json").read_text())
+    assert (lite["preset"], lite["model_kwargs"], lite["seed"]) == ("lite", {"bn_momentum": 0.1, "norm": "instance"}, 0)
     ref = result["per_image_dice"]["focusnetpp"]
     for side, paired in result["paired"].items():
         other = result["per_image_dice"][side]
         assert paired["difference_mean"] == pytest.approx(sum(a - b for a, b in zip(ref, other)) / len(ref))
         assert 0.0 <= paired["wilcoxon"]["pvalue"] <= 1.0
-    assert set(result["paired"]) == {"unet", "attention_unet", "basicunet"}
+    assert set(result["paired"]) == {"focusnetpp_lite_instance", "unet", "attention_unet", "basicunet"}
     again = subprocess.run([sys.executable, str(SCRIPT), "side", "unet", "--work", str(work)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "unet.json exists" in again.stderr
