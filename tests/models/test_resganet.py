@@ -181,10 +181,13 @@ def test_fast_model_eval_matches_plain(preset: str) -> None:
     x = torch.randn(2, 3, 32, 48)
     out_f, gx_f, g_f = _run(model, x, True)
     out_p, gx_p, g_p = _run(model, x, False)
-    _, _, g_64 = _run(copy.deepcopy(model).double(), x.double(), False)
+    _, gx_64, g_64 = _run(copy.deepcopy(model).double(), x.double(), False)
     assert out_f.is_contiguous() and out_f.shape == (2, 1, 32, 48)
     assert torch.allclose(out_f, out_p, atol=TOL), (out_f - out_p).abs().max()
-    assert _close(gx_f, gx_p)
+    # the input gradient sums over every channel path: judge both float32 paths against float64
+    # (on some CPUs the two summation orders differ by slightly more than TOL)
+    err_f, err_p = ((g.double() - gx_64).abs().max().item() for g in (gx_f, gx_p))
+    assert err_f <= 4 * err_p + TOL * max(1.0, gx_64.abs().max().item()), (err_f, err_p)
     _assert_param_grads_as_accurate(g_f, g_p, g_64)
     with torch.inference_mode():
         assert torch.allclose(model(x), out_p, atol=TOL)
