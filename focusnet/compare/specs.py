@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from focusnet.errors import FocusNetError
-from focusnet.models.registry import model_signature
+from focusnet.models.registry import ENSEMBLE_KWARG, model_signature
 
 __all__ = ["DEFAULT_MODELS", "ModelSpec", "accepted_kwargs", "parse_model_specs"]
 
@@ -101,4 +101,4 @@ def accepted_kwargs(model: str) -> set[str] | None:
     sig = model_signature(model)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
-    return set(sig.parameters) | {"ensemble"}  # create_model's own keyword (focusnet.models.ensemble)
+    return set(sig.parameters) | {ENSEMBLE_KWARG}

@@ -14,10 +14,10 @@ that takes a model takes it: ``focusnet train`` (``model_kwargs.ensemble: 2``), 
   ``logit(mean_i sigmoid(z_i))``, computed in log space (exact, no clipping), so thresholding
   ``sigmoid(output)`` at 0.5 thresholds the mean probability.
 
-Why: a small network on a small training set over-fits before a fixed CPU budget ends, and on a
-2-core CPU it does not use the second core well. Two members then cost about what one costs and
-score above it (``benchmarks/RESULTS.md``, issue 15, session 12). Averaging independently trained
-networks is the classic recipe (Hansen & Salamon, "Neural network ensembles", IEEE TPAMI 1990;
+Cost: N times the parameters, and N forward and backward passes per batch (the members run one
+after the other). Measured on issue 15's head-to-head (``benchmarks/RESULTS.md``, session 12), two
+``lite`` members scored +0.0012 Dice over the better of them, within a training seed. Averaging
+independently trained networks is the classic recipe (Hansen & Salamon, "Neural network ensembles", IEEE TPAMI 1990;
 Lakshminarayanan et al., "Simple and scalable predictive uncertainty estimation using deep
 ensembles", NeurIPS 2017); nnU-Net ensembles its cross-validation folds in probability likewise.
 

@@ -14,7 +14,13 @@ import torch.nn as nn
 from focusnet.errors import FocusNetError
 from focusnet.runtime import tune_cpu_allocator
 
-__all__ = ["create_model", "list_models", "list_presets", "model_constructor", "model_signature", "register_model"]
+__all__ = [
+    "ENSEMBLE_KWARG", "create_model", "list_models", "list_presets", "model_constructor", "model_signature",
+    "register_model",
+]
+
+#: The keyword ``create_model`` takes for every model (not passed to the constructor): N members.
+ENSEMBLE_KWARG = "ensemble"
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _PRESETS: dict[str, tuple[str, ...]] = {}
@@ -113,9 +119,9 @@ def create_model(name: str, **kwargs) -> nn.Module:
         raise FocusNetError(
             f"unknown preset {preset!r} for model {name!r}; choose one of: {', '.join(presets)}"
         )
-    members = kwargs.pop("ensemble", 1)
+    members = kwargs.pop(ENSEMBLE_KWARG, 1)
     if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise FocusNetError(f"model {name!r}: ensemble must be an integer >= 1 (members), got {members!r}")
+        raise FocusNetError(f"model {name!r}: {ENSEMBLE_KWARG} must be an integer >= 1 (members), got {members!r}")
     tune_cpu_allocator()  # FOCUSNET_ALLOCATOR_TUNING=0: off
     try:
         if members == 1:
