@@ -163,6 +163,7 @@ def report(work: Path) -> dict[str, Any]:
         "rows": [_row(n, s, len(split["train"])) for n, s in sides.items()], "paired": paired,
         "sides": {n: {k: v for k, v in s.items() if k != "summary"} for n, s in sides.items()},
         "per_image_dice": {n: [r["dice"] for r in s["summary"]["per_image"]] for n, s in sides.items()},
+        "ids": [r["id"] for r in ref],
     }
 
 

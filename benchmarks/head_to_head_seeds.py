@@ -1,25 +1,32 @@
-"""The head-to-head over several training seeds: how much of a single run's verdict is the seed.
+"""A comparison over several training seeds: how much of a single run's verdict is the seed.
 
-``bench_head_to_head.py`` pairs one FocusNet++ run with one BasicUNet run over the 300 test images.
-Its Wilcoxon test treats the images as the only source of noise; a second training seed of the same
-config moves the mean by as much as the difference it tests. This script takes the side results of
-several runs (each ``<work>/focusnetpp.json`` or ``<work>/basicunet.json`` that ``bench_head_to_head.py``
-wrote) and reports:
+``bench_head_to_head.py`` pairs one FocusNet++ run with one BasicUNet run; ``bench_isic_scale.py`` pairs
+FocusNet++ with three baselines. Their Wilcoxon tests treat the test images as the only source of noise;
+a second training seed of the same config moves a mean by as much as the difference tested. This script
+takes several runs of each side (FocusNet++, the reference, and one or more others) and reports:
 
 * each run's per-image mean Dice, and each side's mean and sample s.d. across its runs;
-* every cross pair (FocusNet++ run i against BasicUNet run j): mean difference and Wilcoxon p, the
-  verdicts a single head-to-head could have given;
-* the seed-averaged test: each image's Dice averaged over a side's runs, then the paired difference
-  (95% bootstrap CI) and Wilcoxon test of those averages, which removes part of the training noise
-  from each image.
+* for each other side, every cross pair (FocusNet++ run i against its run j): mean difference and
+  Wilcoxon p, the verdicts a single comparison could have given;
+* for each other side, the seed-averaged test: each image's Dice averaged over a side's runs, then the
+  paired difference (95% bootstrap CI) and Wilcoxon test of those averages, which removes part of the
+  training noise from each image.
 
-The JSON (``--out``, never overwritten) also keeps every run's per-image Dice and the test ids, so the
-tests can be recomputed from it alone; ``benchmarks/published/`` shows it in the README.
+A run is a side result (``<work>/focusnetpp.json``, ``<work>/basicunet.json``, ... as the two benchmark
+scripts write them), or ``RESULT.json#SIDE``: one side of a finished ``bench_isic_scale.py report``
+(its ``per_image_dice`` and ``ids``), for runs whose work folder is gone. Every run must be scored on
+the same test images, in the same order.
+
+The JSON (``--out``, never overwritten) keeps every run's per-image Dice and the test ids, so the tests
+can be recomputed from it alone; ``benchmarks/published/`` shows it in the README.
 
 Usage:
     python benchmarks/head_to_head_seeds.py --focusnetpp benchmarks/results/h2h-run4/focusnetpp.json \\
         benchmarks/results/h2h-run6/focusnetpp.json --basicunet benchmarks/results/h2h-run2/basicunet.json \\
         --out benchmarks/results/head-to-head-seeds.json
+    python benchmarks/head_to_head_seeds.py --focusnetpp S0/focusnetpp.json S1/focusnetpp.json \\
+        --side unet S0/unet.json S1/unet.json --side basicunet S0/basicunet.json S1/basicunet.json \\
+        --split "test split of the bcdu split (scaled)" --out benchmarks/results/isic-scale-seeds.json
 """
 from __future__ import annotations
 
@@ -39,50 +46,73 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _train_common import paired_dice  # noqa: E402
 
+#: The side every other side is paired against.
+REFERENCE = "focusnetpp"
+#: One run: its test ids, its per-image Dice and a short description.
+Run = tuple[list[str], np.ndarray, dict[str, Any]]
 
-def load_side(path: Path) -> tuple[list[str], np.ndarray, dict[str, Any]]:
-    """Test ids, per-image Dice and a short description of one side's result file."""
+
+def load_run(spec: str) -> Run:
+    """Test ids, per-image Dice and a short description of one run (a side file, or ``RESULT.json#SIDE``)."""
+    path_text, _, side_name = spec.partition("#")
+    path = Path(path_text)
     try:
-        side = json.loads(path.read_text())
-        rows = side["summary"]["per_image"]
+        data = json.loads(path.read_text())
+        if side_name:
+            ids, dice = list(data["ids"]), np.asarray(data["per_image_dice"][side_name], dtype=float)
+            side = dict(data["sides"][side_name])
+        else:
+            rows = data["summary"]["per_image"]
+            ids, dice, side = [r["id"] for r in rows], np.array([r["dice"] for r in rows], dtype=float), data
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SystemExit(f"{path}: not a side result of bench_head_to_head.py ({exc}); pass <work>/focusnetpp.json "
-                         "or <work>/basicunet.json") from None
-    dice = np.array([r["dice"] for r in rows], dtype=float)
-    info = {"file": str(path), "model": side.get("model"), "epochs": side.get("epochs"),
+        what = f"no side {side_name!r} with per-image Dice and ids" if side_name else "not a side result"
+        raise SystemExit(f"{spec}: {what} ({type(exc).__name__}: {exc}); pass <work>/SIDE.json as "
+                         "bench_head_to_head.py or bench_isic_scale.py wrote it, or RESULT.json#SIDE of a "
+                         "bench_isic_scale.py report") from None
+    if len(ids) != len(dice):
+        raise SystemExit(f"{spec}: {len(dice)} Dice values for {len(ids)} test ids")
+    info = {"file": spec, "model": side.get("model"), "epochs": side.get("epochs"),
             "overrides": side.get("overrides", []), "seed": side.get("seed"), "dice_mean": float(dice.mean())}
-    return [r["id"] for r in rows], dice, info
+    return ids, dice, info
 
 
-def analyse(focusnetpp: list[Path], basicunet: list[Path]) -> dict[str, Any]:
-    """Per-run, per-side, cross-pair and seed-averaged results (see the module docstring)."""
-    sides: dict[str, list[tuple[list[str], np.ndarray, dict[str, Any]]]] = {
-        "focusnetpp": [load_side(p) for p in focusnetpp], "basicunet": [load_side(p) for p in basicunet]}
-    ids = sides["focusnetpp"][0][0]
+def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, Any]:
+    """Per-run, per-side, cross-pair and seed-averaged results of runs already loaded (see the module
+    docstring); ``sides`` holds :data:`REFERENCE` and at least one other side."""
+    if REFERENCE not in sides or len(sides) < 2:
+        raise SystemExit(f"need runs of {REFERENCE} and of at least one other side")
+    ids = sides[REFERENCE][0][0]
+    first = sides[REFERENCE][0][2]["file"]
     for runs in sides.values():
         for run_ids, _, info in runs:
             if run_ids != ids:
-                first = sides["focusnetpp"][0][2]["file"]
                 raise SystemExit(f"{info['file']}: scored on other test images than {first}")
+    others = [name for name in sides if name != REFERENCE]
     result: dict[str, Any] = {
         "benchmark": "head-to-head-seeds", "date": time.strftime("%Y%m%d-%H%M%S"), "test_images": len(ids),
-        "protocol": {"split": "test", "threshold": 0.5, "aggregation": "per-image mean Dice of each run",
-                     "test": "two-sided Wilcoxon signed-rank on per-image Dice, FocusNet++ - BasicUNet"},
-        "sides": {}}
+        "reference": REFERENCE,
+        "protocol": {"split": split, "threshold": 0.5, "aggregation": "per-image mean Dice of each run",
+                     "test": "two-sided Wilcoxon signed-rank on per-image Dice, FocusNet++ - other"},
+        "sides": {}, "comparisons": {}}
     for name, runs in sides.items():
         means = np.array([info["dice_mean"] for _, _, info in runs])
         result["sides"][name] = {"runs": [info for _, _, info in runs], "mean_of_runs": float(means.mean()),
                                  "sd_of_runs": float(means.std(ddof=1)) if len(means) > 1 else None,
                                  "per_image_dice": [d.tolist() for _, d, _ in runs]}
-    result["cross_pairs"] = [
-        {"focusnetpp": fi["file"], "basicunet": bi["file"], **paired_dice(bd, fd)}
-        for _, fd, fi in sides["focusnetpp"] for _, bd, bi in sides["basicunet"]
-    ]
-    fn_avg = np.mean([d for _, d, _ in sides["focusnetpp"]], axis=0)
-    bu_avg = np.mean([d for _, d, _ in sides["basicunet"]], axis=0)
-    result["seed_averaged"] = paired_dice(bu_avg, fn_avg)
+    ref_avg = np.mean([d for _, d, _ in sides[REFERENCE]], axis=0)
+    for name in others:
+        result["comparisons"][name] = {
+            "cross_pairs": [{"reference": ri["file"], "other": oi["file"], **paired_dice(od, rd)}
+                            for _, rd, ri in sides[REFERENCE] for _, od, oi in sides[name]],
+            "seed_averaged": paired_dice(np.mean([d for _, d, _ in sides[name]], axis=0), ref_avg),
+        }
     result["ids"] = ids
     return result
+
+
+def analyse(sides: dict[str, list[str]], split: str = "test") -> dict[str, Any]:
+    """:func:`analyse_runs` of run specs (paths, or ``RESULT.json#SIDE``) by side name."""
+    return analyse_runs({name: [load_run(str(spec)) for spec in specs] for name, specs in sides.items()}, split)
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -91,25 +121,36 @@ def markdown(result: dict[str, Any]) -> str:
         each = ", ".join(f"{r['dice_mean']:.4f}" for r in side["runs"])
         sd = "–" if side["sd_of_runs"] is None else f"{side['sd_of_runs']:.4f}"
         lines.append(f"| {name} | {len(side['runs'])} | {each} | {side['mean_of_runs']:.4f} ± {sd} |")
-    lines += ["", "| FocusNet++ run | BasicUNet run | difference (95% CI) | Wilcoxon p | better / worse |",
+    lines += ["", "| FocusNet++ run | other run | difference (95% CI) | Wilcoxon p | better / worse |",
               "|---|---|---|---:|---|"]
-    averaged = {"focusnetpp": "seed-averaged", "basicunet": "seed-averaged", **result["seed_averaged"]}
-    for p in result["cross_pairs"] + [averaged]:
-        lo, hi = p["difference_ci95"]
-        lines.append(f"| {p['focusnetpp']} | {p['basicunet']} | {p['difference_mean']:+.4f} ({lo:+.4f} to {hi:+.4f}) | "
-                     f"{p['wilcoxon']['pvalue']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} |")
+    for name, comparison in result["comparisons"].items():
+        averaged = {"reference": "seed-averaged", "other": f"{name}, seed-averaged", **comparison["seed_averaged"]}
+        for p in comparison["cross_pairs"] + [averaged]:
+            lo, hi = p["difference_ci95"]
+            lines.append(f"| {p['reference']} | {p['other']} | {p['difference_mean']:+.4f} ({lo:+.4f} to {hi:+.4f}) "
+                         f"| {p['wilcoxon']['pvalue']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--focusnetpp", type=Path, nargs="+", required=True, help="FocusNet++ side results, one per run")
-    p.add_argument("--basicunet", type=Path, nargs="+", required=True, help="BasicUNet side results, one per run")
+    p.add_argument("--focusnetpp", nargs="+", required=True, metavar="RUN", help="FocusNet++ runs (the reference)")
+    p.add_argument("--basicunet", nargs="+", default=[], metavar="RUN", help="BasicUNet runs")
+    p.add_argument("--side", nargs="+", action="append", default=[], metavar="NAME RUN",
+                   help="another side: its name, then its runs (repeatable)")
+    p.add_argument("--split", default="test", help="the test split's description, shown with the results")
     p.add_argument("--out", type=Path, default=None, help="JSON output (default: print only)")
     args = p.parse_args(argv)
-    result = analyse(args.focusnetpp, args.basicunet)
-    sides = ["--focusnetpp", *map(str, args.focusnetpp), "--basicunet", *map(str, args.basicunet)]
-    result["command"] = shlex.join(["python", "benchmarks/head_to_head_seeds.py", *sides])
+    sides = {REFERENCE: args.focusnetpp, **({"basicunet": args.basicunet} if args.basicunet else {})}
+    for name, *runs in args.side:
+        if not runs or name in sides:
+            p.error(f"--side {name}: give a new side's name, then at least one run")
+        sides[name] = runs
+    result = analyse(sides, args.split)
+    words = [w for name, runs in sides.items()
+             for w in ([f"--{name}"] if name in (REFERENCE, "basicunet") else ["--side", name]) + runs]
+    split = [] if args.split == "test" else ["--split", args.split]
+    result["command"] = shlex.join(["python", "benchmarks/head_to_head_seeds.py", *words, *split])
     print(markdown(result))
     if args.out is not None:
         if args.out.exists():

@@ -15,6 +15,8 @@
   follows whichever ends first, the epochs or the budget, so it reaches zero when the run stops.
 * :class:`WeightEMA`: an exponential moving average of the weights (config ``ema_decay``), which
   validation, the checkpoints and the final weights use.
+* :class:`DebiasedBatchNorm`: BatchNorm running statistics without the pull of their initial values
+  (config ``debias_bn_stats``), so evaluation works from the first epoch at any momentum.
 """
 from __future__ import annotations
 
@@ -23,12 +25,14 @@ import math
 import os
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import lightning as L
 import numpy as np
 import torch
+import torch.nn as nn
 from lightning.pytorch.callbacks import ModelCheckpoint, Timer, TQDMProgressBar, WeightAveraging
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
@@ -37,8 +41,8 @@ from focusnet.atomic import replace_into
 from focusnet.engine.config import lr_factor
 
 __all__ = [
-    "AtomicCheckpointIO", "BudgetCosine", "StepSeed", "EpochShuffleSampler", "PlainProgress", "ProgressBar",
-    "RunCheckpoint", "WeightEMA", "ema_decay_at", "epoch_seed",
+    "AtomicCheckpointIO", "BudgetCosine", "DebiasedBatchNorm", "StepSeed", "EpochShuffleSampler", "PlainProgress",
+    "ProgressBar", "RunCheckpoint", "WeightEMA", "ema_decay_at", "epoch_seed",
 ]
 
 PROGRESS_JSON = "progress.json"
@@ -293,3 +297,96 @@ class WeightEMA(WeightAveraging):
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if trainer.state.fn == TrainerFn.FITTING:
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
+
+
+class DebiasedBatchNorm(L.Callback):
+    """BatchNorm running statistics debiased like Adam's moments, so evaluation works from the start.
+
+    A BatchNorm's running mean and variance are an exponential moving average that starts at 0 and 1.
+    After ``n`` updates with momentum ``m`` the start values still weigh ``(1 - m) ** n``: with the
+    Keras momentum of the paper presets (0.01) that is 53% after 64 steps, and an evaluation-mode
+    network outputs nothing useful for several epochs (validation Dice 0.000 on DSB 2018 for the first
+    epochs at 256^2) although training, which uses each batch's statistics, goes well. After each
+    training step this callback replaces every running statistic by the average of the batch
+    statistics seen so far with the same exponential weights, rescaled to sum to one:
+    ``(after - b * before) / (1 - b)`` with ``b = (1 - m) ** n`` (``n`` updates so far, the current
+    step's included), which needs neither the start values nor the batch statistics. Training is
+    unchanged (it never reads the running statistics); once ``b`` is below ``1e-7`` for every layer
+    the correction is a no-op and the callback stops. The update count ``n`` comes from each layer's
+    ``num_batches_tracked``, read once at the start and once after the first step (a layer applied
+    several times per step, as in R2U-Net, counts each); layers that never update it (FocusNet's
+    batch-statistics BatchNorm) and layers without running statistics are left alone. Works for
+    every execution path (PyTorch's BatchNorm, focusnet's kernels, CUDA graphs: the running
+    statistics are corrected in place).
+
+    Example:
+        >>> cb = DebiasedBatchNorm()
+        >>> cb.done
+        False
+    """
+
+    #: Below this start-value weight the correction changes nothing that float32 can show.
+    NEGLIGIBLE = 1e-7
+
+    def __init__(self) -> None:
+        self.done = False
+        self._layers: list[_TrackedNorm] = []
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._layers = []
+        for m in pl_module.modules():
+            if not isinstance(m, nn.modules.batchnorm._BatchNorm) or m.momentum is None:
+                continue
+            mean, var, count = m.running_mean, m.running_var, m.num_batches_tracked
+            if mean is not None and var is not None and count is not None and 0.0 < float(m.momentum) < 1.0:
+                self._layers.append(_TrackedNorm(m, mean, var, count, 1.0 - float(m.momentum), int(count)))
+        self.done = not self._layers
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        for t in [] if self.done else self._layers:
+            if t.before is None:
+                t.before = (t.mean.detach().clone(), t.var.detach().clone())
+            else:
+                t.before[0].copy_(t.mean)
+                t.before[1].copy_(t.var)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.done:
+            return
+        kept = []
+        with torch.no_grad():
+            for t in self._layers:
+                if t.before is None:
+                    continue
+                if t.per_step is None:  # one read of the counter: how often the layer updates per step
+                    t.per_step = int(t.count) - t.updates
+                if t.per_step <= 0:
+                    continue
+                t.updates += t.per_step
+                b = t.beta ** t.updates
+                for running, before in ((t.mean, t.before[0]), (t.var, t.before[1])):
+                    running.copy_((running.double() - b * before.double()) / (1.0 - b))
+                if b >= self.NEGLIGIBLE:
+                    kept.append(t)
+        self._layers = kept
+        self.done = not kept
+
+
+@dataclass
+class _TrackedNorm:
+    """One BatchNorm that :class:`DebiasedBatchNorm` corrects: its running statistics and counter, its
+    ``1 - momentum``, its update count, updates per step (known after the first) and the statistics
+    before the current step."""
+
+    layer: nn.Module
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+    beta: float
+    updates: int
+    per_step: int | None = None
+    before: tuple[torch.Tensor, torch.Tensor] | None = None

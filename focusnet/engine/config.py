@@ -250,6 +250,14 @@ class TrainConfig:
         help="exponential moving average of the weights, updated every step with this decay (e.g. 0.995: "
         "about the last 200 steps); validation, ``best.ckpt`` and the saved weights use the average. None: off.",
     )
+    debias_bn_stats: bool = setting(
+        True, rule=BOOL,
+        help="BatchNorm running statistics without the pull of their start values (0 and 1), as Adam debiases its "
+        "moments: evaluation works from the first epoch even at the paper's Keras momentum (0.01), where the raw "
+        "statistics give validation Dice 0 for several epochs. Training is unchanged; after about "
+        "``16 / momentum`` steps the two agree to float32 precision. ``false``: PyTorch's and Keras' raw "
+        "running averages (:class:`focusnet.engine.callbacks.DebiasedBatchNorm`).",
+    )
     monitor: str = setting(
         "val_loss", rule=Rule.one_of(MONITORS),
         help="what picks ``best.ckpt``: ``\"val_loss\"`` (lowest, the paper's) or ``\"val_dice\"`` (highest "

@@ -200,6 +200,7 @@ def build_trainer(config: TrainConfig, run_dir: Path, distributed: bool) -> L.Tr
     from focusnet.engine.callbacks import (  # imports Lightning: only when training
         AtomicCheckpointIO,
         BudgetCosine,
+        DebiasedBatchNorm,
         PlainProgress,
         ProgressBar,
         RunCheckpoint,
@@ -230,6 +231,8 @@ def build_trainer(config: TrainConfig, run_dir: Path, distributed: bool) -> L.Tr
         auto_insert_metric_name=False,
     )
     callbacks: list[Any] = [NonFiniteLossGuard(), best, last, StepSeed(config.seed)]
+    if config.debias_bn_stats:  # before WeightEMA, which then averages the corrected statistics
+        callbacks.append(DebiasedBatchNorm())
     if config.ema_decay is not None:
         callbacks.append(WeightEMA(config.ema_decay))
     bar = config.progress_bar and sys.stdout.isatty()  # a redirected log gets plain lines, not redraws

@@ -196,13 +196,16 @@ def _transcribed(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
 
 def _head_to_head_seeds(data: dict[str, Any], source: Path) -> list[MeasuredResult]:
     """``head-to-head-seeds``: checks the fields the README reads; a model card shows single runs only."""
-    for side in ("focusnetpp", "basicunet"):
-        runs = data["sides"][side]["runs"]
+    for name, side in data["sides"].items():
+        runs = side["runs"]
         if not runs or any(not isinstance(r["dice_mean"], float) for r in runs):
-            raise ValueError(f"side {side!r} has no runs or a run without its per-image mean Dice")
-    averaged = data["seed_averaged"]
-    float(averaged["difference_mean"]) + float(averaged["wilcoxon"]["pvalue"])
-    str(data["command"])
+            raise ValueError(f"side {name!r} has no runs or a run without its per-image mean Dice")
+    if set(data["comparisons"]) != set(data["sides"]) - {data["reference"]} or not data["comparisons"]:
+        raise ValueError("the comparisons do not pair the reference side with each other side")
+    for comparison in data["comparisons"].values():
+        averaged = comparison["seed_averaged"]
+        float(averaged["difference_mean"]) + float(averaged["wilcoxon"]["pvalue"])
+    str(data["command"]) + str(data["protocol"]["split"])
     return []
 
 

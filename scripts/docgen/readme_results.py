@@ -9,8 +9,8 @@
   the runs grouped by (data set, split, resolution, context) into one table;
 * ``transcribed`` files (older single runs whose JSON was not kept) are named in one line that points
   to the model cards, which show them;
-* ``head-to-head-seeds`` (``benchmarks/head_to_head_seeds.py``): the head-to-head over several training
-  seeds of each side, shown first, since a single run's verdict moves with its seed.
+* ``head-to-head-seeds`` (``benchmarks/head_to_head_seeds.py``): a comparison over several training seeds
+  of each side, shown first, since a single run's verdict moves with its seed.
 
 Each table states its protocol (split, resolution, threshold, aggregation, test n), links to its JSON
 and gives the command that reproduces it. The files are read in name order, so the block is
@@ -28,7 +28,7 @@ from .measured import PUBLISHED, MeasuredResult, PublishedResultError, _num, loa
 
 #: Kinds whose rows are models compared on the same test images.
 COMPARISONS = ("head-to-head", "isic-scale")
-#: The kind that summarises head-to-head runs across training seeds.
+#: The kind that summarises comparisons across training seeds.
 SEEDS = "head-to-head-seeds"
 #: Kinds that hold one training run each; runs of the same protocol share a table.
 SINGLE_RUNS = ("run-summary", "isic-train", "dsb-train")
@@ -143,37 +143,41 @@ def _comparison(path: Path, data: dict[str, Any], records: list[MeasuredResult])
 
 
 def _seeds(path: Path, data: dict[str, Any]) -> list[str]:
-    """A head-to-head over seeds: each side's runs, their spread, the single-run verdicts, the seed-averaged test."""
-    title = data.get("published", {}).get("title") or "The head-to-head over training seeds"
+    """A comparison over seeds: each side's runs and their spread, then for each side paired with FocusNet++
+    the single-run verdicts and the seed-averaged test."""
+    title = data.get("published", {}).get("title") or "The comparison over training seeds"
     lines = [
         f"### {md_cell(title)}", "",
-        f"Protocol: the head-to-head's test split, n = {data['test_images']} images, probability > "
+        f"Protocol: {md_cell(data['protocol']['split'])}, n = {data['test_images']} images, probability > "
         f"{_threshold(data):g}; per-image mean Dice of each run; the runs of a side differ only in their training "
         f"seed. Run {data['date'][:4]}-{data['date'][4:6]}-{data['date'][6:8]}. JSON: {_source(path)}.", "",
         "| side | runs | per-image mean Dice of each run | mean ± s.d. across runs |", "|---|---:|---|---|",
     ]
+    models = {}
     for name, side in data["sides"].items():
         runs = side["runs"]
-        model = runs[0].get("model") or name
+        models[name] = model = runs[0].get("model") or name
         overrides = ", ".join(o for o in runs[0].get("overrides", []) if not o.startswith("seed="))
         sd = "–" if side["sd_of_runs"] is None else f"{side['sd_of_runs']:.4f}"
         lines.append(f"| `{model}`" + (f" ({md_cell(overrides)})" if overrides else "") + f" | {len(runs)} | "
                      + ", ".join(f"{r['dice_mean']:.4f}" for r in runs) + f" | {side['mean_of_runs']:.4f} ± {sd} |")
-    pairs = data["cross_pairs"]
-    diffs = [p["difference_mean"] for p in pairs]
-    fn_wins = sum(p["wilcoxon"]["pvalue"] < 0.05 and p["difference_mean"] > 0 for p in pairs)
-    bu_wins = sum(p["wilcoxon"]["pvalue"] < 0.05 and p["difference_mean"] < 0 for p in pairs)
-    a = data["seed_averaged"]
-    lo, hi = a["difference_ci95"]
-    lines += [
-        "",
-        f"Single runs paired (each FocusNet++ run against each BasicUNet run, {len(pairs)} pairs): differences from "
-        f"{_signed(min(diffs))} to {_signed(max(diffs))}; FocusNet++ wins {fn_wins} and BasicUNet {bu_wins} of them "
-        f"at Wilcoxon p < 0.05. Seed-averaged (each image's Dice averaged over a side's runs, then "
-        f"{md_cell(data['protocol']['test'])}): {_signed(a['difference_mean'])} (95% CI {_signed(lo)} to "
-        f"{_signed(hi)}), p = {a['wilcoxon']['pvalue']:.2g}; FocusNet++ better on {a['focusnetpp_better']} images, "
-        f"worse on {a['focusnetpp_worse']}.", "",
-    ]
+    lines.append("")
+    for name, comparison in data["comparisons"].items():
+        pairs = comparison["cross_pairs"]
+        diffs = [p["difference_mean"] for p in pairs]
+        fn_wins = sum(p["wilcoxon"]["pvalue"] < 0.05 and p["difference_mean"] > 0 for p in pairs)
+        other_wins = sum(p["wilcoxon"]["pvalue"] < 0.05 and p["difference_mean"] < 0 for p in pairs)
+        a = comparison["seed_averaged"]
+        lo, hi = a["difference_ci95"]
+        lines += [
+            f"FocusNet++ against `{models[name]}`: single runs paired (each FocusNet++ run against each of its runs, "
+            f"{len(pairs)} pairs): differences from {_signed(min(diffs))} to {_signed(max(diffs))}; FocusNet++ wins "
+            f"{fn_wins} and `{models[name]}` {other_wins} of them at Wilcoxon p < 0.05. Seed-averaged (each image's "
+            f"Dice averaged over a side's runs, then {md_cell(data['protocol']['test'])}): "
+            f"{_signed(a['difference_mean'])} (95% CI {_signed(lo)} to {_signed(hi)}), "
+            f"p = {a['wilcoxon']['pvalue']:.2g}; FocusNet++ better on "
+            f"{a['focusnetpp_better']} images, worse on {a['focusnetpp_worse']}.", "",
+        ]
     if "context" in data.get("published", {}):
         lines += [f"Context: {md_cell(data['published']['context'])}.", ""]
     return lines + [f"Reproduce: {_code(data['command'])}.", ""]

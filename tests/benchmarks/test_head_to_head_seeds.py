@@ -38,10 +38,10 @@ def test_side_statistics_cross_pairs_and_seed_average(tmp_path: Path) -> None:
     means = [float(d.mean()) for d in fn]
     assert result["sides"]["focusnetpp"]["mean_of_runs"] == pytest.approx(np.mean(means))
     assert result["sides"]["focusnetpp"]["sd_of_runs"] == pytest.approx(np.std(means, ddof=1))
-    assert len(result["cross_pairs"]) == 3 * 2
-    first = result["cross_pairs"][0]
-    assert first["difference_mean"] == pytest.approx(float((fn[0] - bu[0]).mean()))
-    averaged = result["seed_averaged"]
+    pairs = result["comparisons"]["basicunet"]["cross_pairs"]
+    assert len(pairs) == 3 * 2
+    assert pairs[0]["difference_mean"] == pytest.approx(float((fn[0] - bu[0]).mean()))
+    averaged = result["comparisons"]["basicunet"]["seed_averaged"]
     assert averaged["difference_mean"] == pytest.approx(float(np.mean(fn, axis=0).mean() - np.mean(bu, axis=0).mean()))
     assert averaged["focusnetpp_better"] > 35 and averaged["wilcoxon"]["pvalue"] < 1e-4  # a shift of 0.05 on 40 images
     assert "seed-averaged" in proc.stdout
@@ -58,3 +58,36 @@ def test_refuses_results_on_other_images_and_foreign_files(tmp_path: Path) -> No
     foreign.write_text("{}")
     proc = _run("--focusnetpp", str(fn), "--basicunet", str(foreign))
     assert proc.returncode != 0 and str(foreign) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_further_sides_and_runs_read_from_a_scale_report(tmp_path: Path) -> None:
+    """``--side NAME RUN...`` adds a side paired with FocusNet++; ``REPORT.json#SIDE`` reads one side of a
+    bench_isic_scale.py report (its per_image_dice and ids) whose work folder is gone."""
+    ids = [f"img{i}" for i in range(30)]
+    rng = np.random.default_rng(1)
+    fn0, unet0, fn1, unet1 = (rng.uniform(0.4, 0.9, 30) for _ in range(4))
+    report = tmp_path / "scale.json"
+    report.write_text(json.dumps({"benchmark": "isic-scale", "ids": ids,
+                                  "sides": {"focusnetpp": {"model": "focusnetpp:paper", "epochs": 15},
+                                            "unet": {"model": "unet", "epochs": 9}},
+                                  "per_image_dice": {"focusnetpp": list(fn0), "unet": list(unet0)}}))
+    fn_file = str(_side(tmp_path / "fn1.json", list(fn1), ids))
+    unet_file = str(_side(tmp_path / "unet1.json", list(unet1), ids))
+    out = tmp_path / "seeds.json"
+    proc = _run("--focusnetpp", f"{report}#focusnetpp", fn_file, "--side", "unet", f"{report}#unet", unet_file,
+                "--split", "bcdu test split", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert list(result["comparisons"]) == ["unet"] and result["protocol"]["split"] == "bcdu test split"
+    assert result["sides"]["focusnetpp"]["runs"][0]["model"] == "focusnetpp:paper"
+    assert result["sides"]["unet"]["runs"][0]["epochs"] == 9
+    averaged = result["comparisons"]["unet"]["seed_averaged"]
+    expected = float(((fn0 + fn1) / 2 - (unet0 + unet1) / 2).mean())
+    assert averaged["difference_mean"] == pytest.approx(expected, abs=1e-12)
+    assert "--side unet" in result["command"] and "--split 'bcdu test split'" in result["command"]
+    missing = _run("--focusnetpp", f"{report}#attention_unet", "--side", "unet", unet_file)
+    assert missing.returncode != 0 and "attention_unet" in missing.stderr and "Traceback" not in missing.stderr
+    twice = _run("--focusnetpp", fn_file, "--side", "focusnetpp", fn_file)
+    assert twice.returncode != 0 and "new side" in twice.stderr
+    alone = _run("--focusnetpp", fn_file)
+    assert alone.returncode != 0 and "at least one other side" in alone.stderr

@@ -26,6 +26,7 @@ def test_smoke_run_scores_every_side_on_the_same_images_and_refuses_a_finished_s
     assert [r["side"] for r in result["rows"]] == ["focusnetpp", "focusnetpp_lite_instance", "unet", "attention_unet",
                                                    "basicunet"]
     assert result["counts"] == {"train": 8, "val": 4, "test": 4}
+    assert result["ids"] == json.loads((work / "split.json").read_text())["test"]  # head_to_head_seeds.py pairs on them
     assert all(r["epochs"] == 1 and r["n"] == 4 for r in result["rows"])
     assert all(r["dice_ci95"][0] <= r["dice_mean"] <= r["dice_ci95"][1] for r in result["rows"])
     # the Attention U-Net side trains with the recipe's BatchNorm momentum, not Keras' 0.01

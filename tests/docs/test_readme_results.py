@@ -69,7 +69,7 @@ def test_seed_summary_comes_first_with_every_run_and_the_seed_averaged_test(tmp_
         side = {"model": model, "epochs": 3, "overrides": ["model_kwargs.norm=instance"],
                 "summary": {"per_image": per_image}}
         sides.append(_write(tmp_path, f"{name}.side", side))
-    result = seeds.analyse(sides[:2], sides[2:])
+    result = seeds.analyse({"focusnetpp": sides[:2], "basicunet": sides[2:]}, split="the test split")
     result["command"] = "python benchmarks/head_to_head_seeds.py --focusnetpp A B --basicunet C"
     published = tmp_path / "published"
     published.mkdir()
@@ -84,10 +84,12 @@ def test_seed_summary_comes_first_with_every_run_and_the_seed_averaged_test(tmp_
     assert block.index("z-seeds.json") < block.index("a-h2h.json")  # the summary over seeds first
     assert "| `focusnetpp:lite` (model_kwargs.norm=instance) | 2 | 0.7500, 0.7500 | 0.7500 ± 0.0000 |" in block
     assert "| `monai.BasicUNet` (model_kwargs.norm=instance) | 1 | 0.7250 | 0.7250 ± – |" in block
+    assert "FocusNet++ against `monai.BasicUNet`: single runs paired" in block
     assert "2 pairs): differences from +0.0250 to +0.0250" in block
+    assert "Protocol: the test split, n = 4 images" in block
     assert "Seed-averaged" in block and "+0.0250 (95% CI" in block and "n = 4 images" in block
     assert "Reproduce: `python benchmarks/head_to_head_seeds.py --focusnetpp A B --basicunet C`." in block
-    broken = dict(result, seed_averaged={})
+    broken = dict(result, comparisons={"basicunet": {"cross_pairs": [], "seed_averaged": {}}})
     _write(published, "z-seeds.json", broken)
     with pytest.raises(PublishedResultError, match="z-seeds.json"):
         results_block(published)
