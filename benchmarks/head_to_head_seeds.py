@@ -14,8 +14,10 @@ takes several runs of each side (FocusNet++, the reference, and one or more othe
 
 A run is a side result (``<work>/focusnetpp.json``, ``<work>/basicunet.json``, ... as the two benchmark
 scripts write them), or ``RESULT.json#SIDE``: one side of a finished ``bench_isic_scale.py report``
-(its ``per_image_dice`` and ``ids``), for runs whose work folder is gone. Every run must be scored on
-the same test images, in the same order.
+(its ``per_image_dice`` and ``ids``), for runs whose work folder is gone. ``SEEDS.json#SIDE`` of an
+earlier result of this script stands for all that side's runs in it (their per-image Dice and
+descriptions as stored), so a further seed is added without the first runs' files. Every run must be
+scored on the same test images, in the same order.
 
 The JSON (``--out``, never overwritten) keeps every run's per-image Dice and the test ids, so the tests
 can be recomputed from it alone; ``benchmarks/published/`` shows it in the README.
@@ -52,28 +54,40 @@ REFERENCE = "focusnetpp"
 Run = tuple[list[str], np.ndarray, dict[str, Any]]
 
 
-def load_run(spec: str) -> Run:
-    """Test ids, per-image Dice and a short description of one run (a side file, or ``RESULT.json#SIDE``)."""
+def load_runs(spec: str) -> list[Run]:
+    """Test ids, per-image Dice and a short description of each run a spec stands for: one for a side
+    file or ``RESULT.json#SIDE`` of a scale report, all the side's runs for ``SEEDS.json#SIDE`` of an
+    earlier result of this script."""
     path_text, _, side_name = spec.partition("#")
     path = Path(path_text)
     try:
         data = json.loads(path.read_text())
-        if side_name:
-            ids, dice = list(data["ids"]), np.asarray(data["per_image_dice"][side_name], dtype=float)
-            side = dict(data["sides"][side_name])
+        if side_name and data.get("benchmark") == "head-to-head-seeds":
+            ids, side = list(data["ids"]), data["sides"][side_name]
+            stored = [(np.asarray(d, dtype=float), dict(info)) for d, info in zip(side["per_image_dice"], side["runs"])]
+        elif side_name:
+            info = dict(data["sides"][side_name])
+            info["file"] = spec
+            ids, stored = list(data["ids"]), [(np.asarray(data["per_image_dice"][side_name], dtype=float), info)]
         else:
             rows = data["summary"]["per_image"]
-            ids, dice, side = [r["id"] for r in rows], np.array([r["dice"] for r in rows], dtype=float), data
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+            ids = [r["id"] for r in rows]
+            stored = [(np.array([r["dice"] for r in rows], dtype=float), {**data, "file": spec})]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         what = f"no side {side_name!r} with per-image Dice and ids" if side_name else "not a side result"
         raise SystemExit(f"{spec}: {what} ({type(exc).__name__}: {exc}); pass <work>/SIDE.json as "
                          "bench_head_to_head.py or bench_isic_scale.py wrote it, or RESULT.json#SIDE of a "
-                         "bench_isic_scale.py report") from None
-    if len(ids) != len(dice):
-        raise SystemExit(f"{spec}: {len(dice)} Dice values for {len(ids)} test ids")
-    info = {"file": spec, "model": side.get("model"), "epochs": side.get("epochs"),
-            "overrides": side.get("overrides", []), "seed": side.get("seed"), "dice_mean": float(dice.mean())}
-    return ids, dice, info
+                         "bench_isic_scale.py report or of an earlier head_to_head_seeds.py result") from None
+    runs: list[Run] = []
+    for dice, side in stored:
+        if len(ids) != len(dice):
+            raise SystemExit(f"{spec}: {len(dice)} Dice values for {len(ids)} test ids")
+        info = {"file": side["file"], "model": side.get("model"), "epochs": side.get("epochs"),
+                "overrides": side.get("overrides", []), "seed": side.get("seed"), "dice_mean": float(dice.mean())}
+        if side["file"] != spec:
+            info["read_from"] = spec
+        runs.append((ids, dice, info))
+    return runs
 
 
 def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, Any]:
@@ -112,7 +126,8 @@ def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, 
 
 def analyse(sides: dict[str, list[str]], split: str = "test") -> dict[str, Any]:
     """:func:`analyse_runs` of run specs (paths, or ``RESULT.json#SIDE``) by side name."""
-    return analyse_runs({name: [load_run(str(spec)) for spec in specs] for name, specs in sides.items()}, split)
+    return analyse_runs({name: [run for spec in specs for run in load_runs(str(spec))]
+                         for name, specs in sides.items()}, split)
 
 
 def markdown(result: dict[str, Any]) -> str:

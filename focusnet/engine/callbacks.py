@@ -331,9 +331,10 @@ class DebiasedBatchNorm(L.Callback):
     def __init__(self) -> None:
         self.done = False
         self._layers: list[_TrackedNorm] = []
+        self._before: list[torch.Tensor] = []  # each layer's mean and variance before the current step
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._layers = []
+        self._layers, self._before = [], []
         for m in pl_module.modules():
             if not isinstance(m, nn.modules.batchnorm._BatchNorm) or m.momentum is None:
                 continue
@@ -345,33 +346,42 @@ class DebiasedBatchNorm(L.Callback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        for t in [] if self.done else self._layers:
-            if t.before is None:
-                t.before = (t.mean.detach().clone(), t.var.detach().clone())
-            else:
-                t.before[0].copy_(t.mean)
-                t.before[1].copy_(t.var)
+        if self.done:
+            return
+        running = [r for t in self._layers for r in (t.mean, t.var)]
+        if len(self._before) != len(running):
+            self._before = [r.detach().clone() for r in running]
+        else:
+            with torch.no_grad():
+                torch._foreach_copy_(self._before, running)  # one call for all layers: few GPU kernels
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.done:
+        if self.done or not self._before:
             return
-        kept = []
-        with torch.no_grad():
-            for t in self._layers:
-                if t.before is None:
-                    continue
-                if t.per_step is None:  # one read of the counter: how often the layer updates per step
-                    t.per_step = int(t.count) - t.updates
-                if t.per_step <= 0:
-                    continue
-                t.updates += t.per_step
-                b = t.beta ** t.updates
-                for running, before in ((t.mean, t.before[0]), (t.var, t.before[1])):
-                    running.copy_((running.double() - b * before.double()) / (1.0 - b))
-                if b >= self.NEGLIGIBLE:
-                    kept.append(t)
+        kept, running, before, scale = [], [], [], []
+        for t, (mean0, var0) in zip(self._layers, zip(self._before[0::2], self._before[1::2])):
+            if t.per_step is None:  # one read of the counter: how often the layer updates per step
+                t.per_step = int(t.count) - t.updates
+            if t.per_step <= 0:
+                continue
+            t.updates += t.per_step
+            b = t.beta ** t.updates
+            # (after - b before) / (1 - b) = after + b / (1 - b) * (after - before): the difference of
+            # two close values is exact in float32, so no cancellation is scaled up
+            running += [t.mean, t.var]
+            before += [mean0, var0]
+            scale += [b / (1.0 - b)] * 2
+            if b >= self.NEGLIGIBLE:
+                kept.append(t)
+        if running:
+            with torch.no_grad():
+                diff = torch._foreach_sub(running, before)
+                torch._foreach_mul_(diff, scale)
+                torch._foreach_add_(running, diff)
+        if len(kept) != len(self._layers):
+            self._before = []
         self._layers = kept
         self.done = not kept
 
@@ -379,8 +389,7 @@ class DebiasedBatchNorm(L.Callback):
 @dataclass
 class _TrackedNorm:
     """One BatchNorm that :class:`DebiasedBatchNorm` corrects: its running statistics and counter, its
-    ``1 - momentum``, its update count, updates per step (known after the first) and the statistics
-    before the current step."""
+    ``1 - momentum``, its update count and its updates per step (known after the first)."""
 
     layer: nn.Module
     mean: torch.Tensor
@@ -389,4 +398,3 @@ class _TrackedNorm:
     beta: float
     updates: int
     per_step: int | None = None
-    before: tuple[torch.Tensor, torch.Tensor] | None = None

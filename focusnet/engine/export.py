@@ -3,7 +3,8 @@
 The ONNX file is written by PyTorch's TorchScript-based exporter (``dynamo=False``) at opset 17,
 with dynamic batch, height and width axes and every weight inside the one ``.onnx`` file. After
 writing, the file is run in ONNX Runtime and compared with the PyTorch model (sigmoid
-probabilities within :data:`PROB_TOL`); a TorchScript file is reloaded and compared the same way.
+probabilities within :data:`PROB_TOL`, or within :data:`NOISE_FACTOR` times PyTorch's own float32
+error); a TorchScript file is reloaded and compared the same way.
 An existing output file is never replaced unless ``overwrite=True``, and a file that fails its
 check is never left behind.
 
@@ -36,6 +37,7 @@ __all__ = [
     "FORMATS",
     "INPUT_NAME",
     "OUTPUT_NAME",
+    "NOISE_FACTOR",
     "PROB_TOL",
     "ExportCheckError",
     "ExportResult",
@@ -51,7 +53,16 @@ FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
 PROB_TOL = 1e-4
-"""Largest accepted absolute difference of sigmoid probabilities, exported file vs PyTorch."""
+"""Accepted absolute difference of sigmoid probabilities, exported file vs PyTorch, for any model."""
+NOISE_FACTOR = 8.0
+"""A larger difference is still accepted up to this multiple of PyTorch's own float32 rounding error.
+
+The file and PyTorch are two float32 computations of one function, each off the exact (float64)
+result by rounding that grows with the model's depth and the scale of its activations (folded
+BatchNorms with small variances enlarge weights); each is allowed four times PyTorch's own error,
+since their summation orders and algorithms differ. Measured ratios: 1.5 to 2.4 (FocusNet++ ``lite``
+and ``paper`` with random BatchNorm statistics, ONNX and TorchScript, AVX-512 and AVX2); a wrong
+export differs by orders of magnitude more."""
 
 ExportFormat = Literal["onnx", "torchscript"]
 
@@ -69,6 +80,9 @@ class ExportResult:
         format: ``"onnx"`` or ``"torchscript"``.
         max_prob_diff: largest absolute difference of sigmoid probabilities between the file and
             the (unfolded) PyTorch model over the check inputs.
+        float32_error: largest absolute difference of the PyTorch model's float32 probabilities from
+            its float64 ones over the check inputs, measured only when ``max_prob_diff`` exceeds the
+            tolerance (else NaN); the check accepts up to :data:`NOISE_FACTOR` times it.
         check_shapes: the ``(N, C, H, W)`` input shapes that were checked.
         folded_batchnorms: how many BatchNorm2d layers were folded into their convolutions.
     """
@@ -78,6 +92,7 @@ class ExportResult:
     max_prob_diff: float
     check_shapes: tuple[tuple[int, int, int, int], ...]
     folded_batchnorms: int
+    float32_error: float = float("nan")
 
 
 # ------------------------------------------------------------------------------ BatchNorm folding
@@ -224,6 +239,14 @@ def _max_prob_diff(reference: nn.Module, run, inputs: Sequence[torch.Tensor]) ->
     return worst
 
 
+def _float32_error(reference: nn.Module, inputs: Sequence[torch.Tensor]) -> float:
+    """Largest probability difference of the float32 ``reference`` from a float64 copy of it (its
+    rounding error; focusnet's fused kernels serve float32 only, so the copy runs plain PyTorch)."""
+    exact = copy.deepcopy(reference).double()
+    with torch.no_grad():
+        return _max_prob_diff(exact, lambda x: reference(x.float()).numpy(), [x.double() for x in inputs])
+
+
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     dynamic = {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -302,7 +325,7 @@ def export(
             _write_onnx(exported, example, tmp, opset)
         else:
             _write_torchscript(exported, example, tmp)
-        diff = float("nan")
+        diff = float32_error = float("nan")
         inputs = _check_inputs(channels, height, width, seed=1)
         if check:
             if format == "onnx":
@@ -312,16 +335,20 @@ def export(
                 loaded = torch.jit.load(str(tmp))
                 diff = _max_prob_diff(reference, lambda x: loaded(x).detach().numpy(), inputs)
             if not diff <= tolerance:
-                raise ExportCheckError(
-                    f"{path}: the exported {format} model differs from PyTorch by {diff:.3g} in probability "
-                    f"(tolerance {tolerance:g}); nothing was written"
-                )
+                float32_error = _float32_error(reference, inputs)
+                if not diff <= NOISE_FACTOR * float32_error:
+                    raise ExportCheckError(
+                        f"{path}: the exported {format} model differs from PyTorch by {diff:.3g} in probability "
+                        f"(tolerance {tolerance:g}, or {NOISE_FACTOR:g} x PyTorch's own float32 error "
+                        f"{float32_error:.3g}); nothing was written"
+                    )
         replace_into(tmp, path)  # the umask's mode, not mkstemp's 0600
     finally:
         tmp.unlink(missing_ok=True)
     shapes = tuple(tuple(int(s) for s in x.shape) for x in inputs) if check else ()
     log.info("exported %s to %s (max probability difference %.3g, %d BatchNorms folded)", format, path, diff, n_folded)
-    return ExportResult(path=path, format=format, max_prob_diff=diff, check_shapes=shapes, folded_batchnorms=n_folded)  # type: ignore[arg-type]
+    return ExportResult(path=path, format=format, max_prob_diff=diff, check_shapes=shapes,  # type: ignore[arg-type]
+                        folded_batchnorms=n_folded, float32_error=float32_error)
 
 
 def export_model(
@@ -345,8 +372,9 @@ def export_model(
     and keeps every weight inside the file. TorchScript is traced with ``torch.jit.trace``. With
     ``check`` (the default) the written file is run on a batch of 1 at ``example_size`` and a
     batch of 2 at twice its height, and its sigmoid probabilities must match the unfolded PyTorch
-    model within ``tolerance``; otherwise :class:`ExportCheckError` is raised and nothing is
-    written. The file is written atomically.
+    model within ``tolerance``, or within :data:`NOISE_FACTOR` times PyTorch's own float32 error
+    (measured against a float64 copy) for a model whose rounding is larger; otherwise
+    :class:`ExportCheckError` is raised and nothing is written. The file is written atomically.
 
     Args:
         model: the network (any device or mode; it is not modified).
@@ -358,7 +386,7 @@ def export_model(
         fold_bn: fold Conv2d -> BatchNorm2d pairs before exporting.
         overwrite: replace an existing ``path``; otherwise an existing file is an error.
         check: compare the written file with PyTorch.
-        tolerance: largest accepted absolute difference of probabilities.
+        tolerance: absolute difference of probabilities accepted for any model.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.

@@ -91,3 +91,27 @@ def test_further_sides_and_runs_read_from_a_scale_report(tmp_path: Path) -> None
     assert twice.returncode != 0 and "new side" in twice.stderr
     alone = _run("--focusnetpp", fn_file)
     assert alone.returncode != 0 and "at least one other side" in alone.stderr
+
+
+def test_an_earlier_result_stands_for_its_runs(tmp_path: Path) -> None:
+    """``SEEDS.json#SIDE`` of an earlier result adds all its runs of that side, as stored, so a third seed
+    is added after the first two runs' work folders are gone."""
+    rng = np.random.default_rng(2)
+    fn, bu = [rng.uniform(0.4, 0.9, 25) for _ in range(3)], [rng.uniform(0.4, 0.9, 25) for _ in range(3)]
+    files = {name: [str(_side(tmp_path / f"{name}{i}.json", list(d))) for i, d in enumerate(runs)]
+             for name, runs in (("fn", fn), ("bu", bu))}
+    first = tmp_path / "first.json"
+    proc = _run("--focusnetpp", *files["fn"][:2], "--basicunet", *files["bu"][:2], "--out", str(first))
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "fn0.json").unlink()  # the first runs' files need not exist any more
+    second = tmp_path / "second.json"
+    proc = _run("--focusnetpp", f"{first}#focusnetpp", files["fn"][2], "--basicunet", f"{first}#basicunet",
+                files["bu"][2], "--out", str(second))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(second.read_text())
+    runs = result["sides"]["focusnetpp"]["runs"]
+    assert [r["file"] for r in runs] == files["fn"] and runs[0]["read_from"] == f"{first}#focusnetpp"
+    assert "read_from" not in runs[2]
+    expected = float(np.mean(fn, axis=0).mean() - np.mean(bu, axis=0).mean())
+    assert result["comparisons"]["basicunet"]["seed_averaged"]["difference_mean"] == pytest.approx(expected, abs=1e-12)
+    assert len(result["comparisons"]["basicunet"]["cross_pairs"]) == 9

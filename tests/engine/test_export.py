@@ -134,3 +134,27 @@ def test_cli_export_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureF
 def test_cli_export_unknown_model_exits_2(tmp_path: Path) -> None:
     assert main(["export", "nope", "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 2
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_check_scales_with_the_models_own_float32_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``tolerance`` the check measures PyTorch's own float32 error against a float64 copy and
+    accepts up to NOISE_FACTOR times it, so a deep model with large activations exports; a wrong file
+    (the output convolution's weights off by 5%) is still refused and nothing is written."""
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(create_model("focusnetpp", preset="lite"))
+    result = export.export(model, tmp_path / "lite.pt", format="torchscript", example_size=32, tolerance=0.0)
+    assert 0.0 < result.float32_error < 1e-4  # float32 rounding of a small model: about 1e-7 to 1e-5
+    assert result.max_prob_diff <= export.NOISE_FACTOR * result.float32_error
+    unfolded = export.export(model, tmp_path / "unfolded.pt", format="torchscript", example_size=32)
+    assert math.isnan(unfolded.float32_error)  # within tolerance: no float64 pass
+
+    def off_by_five_percent(module: nn.Module) -> nn.Module:
+        module = copy.deepcopy(module)
+        with torch.no_grad():
+            [m for m in module.modules() if isinstance(m, nn.Conv2d)][-1].weight.mul_(1.05)
+        return module
+
+    monkeypatch.setattr(export, "fold_batchnorm", off_by_five_percent)
+    with pytest.raises(export.ExportCheckError, match="float32 error"):
+        export.export(model, tmp_path / "wrong.pt", format="torchscript", example_size=32)
+    assert not (tmp_path / "wrong.pt").exists()
