@@ -125,7 +125,7 @@ def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, 
 
 
 def analyse(sides: dict[str, list[str]], split: str = "test") -> dict[str, Any]:
-    """:func:`analyse_runs` of run specs (paths, or ``RESULT.json#SIDE``) by side name."""
+    """:func:`analyse_runs` of run specs (paths, ``RESULT.json#SIDE`` or ``SEEDS.json#SIDE``) by side name."""
     return analyse_runs({name: [run for spec in specs for run in load_runs(str(spec))]
                          for name, specs in sides.items()}, split)
 

@@ -144,9 +144,10 @@ def test_check_scales_with_the_models_own_float32_error(tmp_path: Path, monkeypa
     model = _randomise_batchnorm(create_model("focusnetpp", preset="lite"))
     result = export.export(model, tmp_path / "lite.pt", format="torchscript", example_size=32, tolerance=0.0)
     assert 0.0 < result.float32_error < 1e-4  # float32 rounding of a small model: about 1e-7 to 1e-5
-    assert result.max_prob_diff <= export.NOISE_FACTOR * result.float32_error
-    unfolded = export.export(model, tmp_path / "unfolded.pt", format="torchscript", example_size=32)
-    assert math.isnan(unfolded.float32_error)  # within tolerance: no float64 pass
+    # each float32 computation within 4x PyTorch's own error leaves half of NOISE_FACTOR; measured 1.5 to 2.4
+    assert result.max_prob_diff <= export.NOISE_FACTOR / 2 * result.float32_error
+    within_tolerance = export.export(model, tmp_path / "default.pt", format="torchscript", example_size=32)
+    assert math.isnan(within_tolerance.float32_error)  # within the 1e-4 tolerance: no float64 pass
 
     def off_by_five_percent(module: nn.Module) -> nn.Module:
         module = copy.deepcopy(module)
