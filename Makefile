@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # lint and types first (seconds; see [tool.ruff] and [tool.mypy] in pyproject.toml), then the tests
 test: $(STAMP)
-	$(VENV)/bin/ruff check focusnet
+	$(VENV)/bin/ruff check focusnet tests benchmarks scripts
 	$(VENV)/bin/mypy focusnet
 	$(PY) -m pytest -q -ra
 

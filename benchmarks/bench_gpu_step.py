@@ -154,7 +154,8 @@ def measure_grouped(batch: int, size: int, iters: int, repeats: int) -> list[dic
 
 
 def profile(spec: str, batch: int, size: int, bf16: bool = False) -> dict:
-    from torch.profiler import ProfilerActivity, profile as prof
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as prof
 
     name, kw = _spec(spec)
     torch.manual_seed(0)

@@ -45,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from _train_common import epochs_run, paired_dice  # noqa: E402
 from bench_head_to_head import _row as head_to_head_row  # noqa: E402
 from bench_head_to_head import run_basicunet  # noqa: E402
+
 from focusnet.data.paths import data_root  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
 from focusnet.data.splits import bcdu_split  # noqa: E402
@@ -63,6 +63,7 @@ FULL, SMALL = "isic2018_task1_512crop_all", "isic2018_task1_512crop"
 SIDES: dict[str, list[str] | None] = {
     "focusnetpp": ["preset=paper"],  # the budget config ships `lite` since session 8; this table is `paper`
     "focusnetpp_lite_instance": ["preset=lite", "model_kwargs.norm=instance"],  # the head-to-head's best recipe
+    "focusnetpp_instance": ["preset=paper", "model_kwargs.norm=instance"],  # `paper` with that normalisation
     "unet": ["model=unet", "preset=null", "model_kwargs={}"],
     "attention_unet": ["model=attention_unet", "preset=null", "model_kwargs.bn_momentum=0.1"],
     "basicunet": None,
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=["prepare", "side", "report", "smoke"])
     p.add_argument("side", nargs="?", choices=list(SIDES), help="the side to train (command `side`)")
     p.add_argument("--work", type=Path, required=True, help="folder for the split, cache, runs and results")
-    p.add_argument("--minutes", type=float, default=60.0, help="training budget per side (default 60)")
+    p.add_argument("--minutes", type=float, default=60.0,
+                   help="training budget per side (default 60; 0: none, --epochs decides, immune to the host's speed)")
     p.add_argument("--epochs", type=int, default=None, help="epoch cap per side (default: the budget decides)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per side (default 1)")
     p.add_argument("--size", type=int, default=128)
@@ -194,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=None, help="data root (default $FOCUSNET_DATA)")
     args = p.parse_args(argv)
     args.smoke = args.command == "smoke"
+    if args.minutes == 0:
+        if args.epochs is None:
+            p.error("--minutes 0 needs --epochs (without a budget the epoch count decides)")
+        args.minutes = None
     work = args.work.resolve()
     source = (args.data or data_root()).resolve() / (SMALL if args.smoke else FULL)
     if args.smoke:

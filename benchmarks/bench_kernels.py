@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from focusnet.kernels import ENV_VAR, bn_leaky_relu, bn_leaky_relu_available
-from focusnet.models.layers import SqueezeExcite
-from focusnet.models.resganet import block_tail
 from focusnet.losses import ALLHybridLoss
 from focusnet.models import create_model
+from focusnet.models.layers import SqueezeExcite
+from focusnet.models.resganet import block_tail
 from focusnet.runtime import tune_cpu_allocator
 
 CL = torch.channels_last

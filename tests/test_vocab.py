@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from focusnet.cli import build_parser
-from focusnet.engine.config import AugmentConfig, DataConfig, TrainConfig, load_config, settings
-from focusnet.errors import FocusNetError
 from focusnet.compare.profiles import PROFILES
 from focusnet.data.splits import SPLIT_NAMES
+from focusnet.engine.config import AugmentConfig, DataConfig, TrainConfig, load_config, settings
+from focusnet.errors import FocusNetError
 from focusnet.vocab import BACKENDS, BENCHMARK_PRECISIONS, DEVICES, FORMATS, MASK_RULES, PRECISIONS, Vocabulary, show
 
 REPO = Path(__file__).resolve().parents[1]

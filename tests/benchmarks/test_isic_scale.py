@@ -23,8 +23,8 @@ def test_smoke_run_scores_every_side_on_the_same_images_and_refuses_a_finished_s
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((work / "isic-scale.json").read_text())
-    assert [r["side"] for r in result["rows"]] == ["focusnetpp", "focusnetpp_lite_instance", "unet", "attention_unet",
-                                                   "basicunet"]
+    assert [r["side"] for r in result["rows"]] == ["focusnetpp", "focusnetpp_lite_instance", "focusnetpp_instance",
+                                                   "unet", "attention_unet", "basicunet"]
     assert result["counts"] == {"train": 8, "val": 4, "test": 4}
     assert result["ids"] == json.loads((work / "split.json").read_text())["test"]  # head_to_head_seeds.py pairs on them
     assert all(r["epochs"] == 1 and r["n"] == 4 for r in result["rows"])
@@ -33,12 +33,23 @@ def test_smoke_run_scores_every_side_on_the_same_images_and_refuses_a_finished_s
     assert json.loads((work / "attention_unet-run" / "config.json").read_text())["model_kwargs"] == {"bn_momentum": 0.1}
     lite = json.loads((work / "focusnetpp_lite_instance-run" / "config.json").read_text())
     assert (lite["preset"], lite["model_kwargs"], lite["seed"]) == ("lite", {"bn_momentum": 0.1, "norm": "instance"}, 0)
+    paper = json.loads((work / "focusnetpp_instance-run" / "config.json").read_text())
+    assert (paper["preset"], paper["model_kwargs"]) == ("paper", {"bn_momentum": 0.1, "norm": "instance"})
     ref = result["per_image_dice"]["focusnetpp"]
     for side, paired in result["paired"].items():
         other = result["per_image_dice"][side]
         assert paired["difference_mean"] == pytest.approx(sum(a - b for a, b in zip(ref, other)) / len(ref))
         assert 0.0 <= paired["wilcoxon"]["pvalue"] <= 1.0
-    assert set(result["paired"]) == {"focusnetpp_lite_instance", "unet", "attention_unet", "basicunet"}
+    assert set(result["paired"]) == {"focusnetpp_lite_instance", "focusnetpp_instance", "unet", "attention_unet",
+                                     "basicunet"}
     again = subprocess.run([sys.executable, str(SCRIPT), "side", "unet", "--work", str(work)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "unet.json exists" in again.stderr
+
+
+def test_no_budget_needs_an_epoch_count(tmp_path: Path) -> None:
+    """``--minutes 0`` drops the wall-clock budget (host-independent runs); the epoch count must then be given."""
+    proc = subprocess.run([sys.executable, str(SCRIPT), "side", "unet", "--work", str(tmp_path), "--minutes", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--minutes 0 needs --epochs" in proc.stderr
+    assert not any(tmp_path.iterdir())  # refused before anything was written

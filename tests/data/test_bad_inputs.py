@@ -79,7 +79,7 @@ def c_orphan_mask(src):
 
 def c_size_mismatch(src):
     mask((10, 12)).save(src / "masks" / "c2.png")
-    return "folder", [], ["masks/c2.png", f"mask is 10x12 but image", f"is {H}x{W}", "re-export it"]
+    return "folder", [], ["masks/c2.png", "mask is 10x12 but image", f"is {H}x{W}", "re-export it"]
 
 
 def c_unreadable(src):

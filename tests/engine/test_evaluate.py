@@ -91,7 +91,7 @@ def test_evaluate_writes_both_resolutions(run, tmp_path):
 
 def test_original_resolution_agrees_with_focusnet_score(run, tmp_path):
     """Write the original-size masks with the same resize rule, score them: identical numbers."""
-    from focusnet.engine.evaluate import evaluate_run, load_eval_data, load_checkpoint
+    from focusnet.engine.evaluate import evaluate_run, load_checkpoint, load_eval_data
     from focusnet.engine.predict import probabilities_to_size
     from focusnet.engine.scoring import score_folders
     from focusnet.engine.train import read_config

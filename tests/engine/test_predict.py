@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from focusnet.cli import main
 from focusnet.data.io import read_image

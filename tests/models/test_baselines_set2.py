@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
 from focusnet.models._recurrent import ConvLSTM2d, RecurrentConvBlock, keras_hard_sigmoid
-from focusnet.models.layers import L2Conv2d
 from focusnet.models.fcn import bilinear_kernel
 from focusnet.models.focusnet import BatchStatBatchNorm2d
+from focusnet.models.layers import L2Conv2d
 
 
 def n_params(module: nn.Module) -> int:

@@ -7,8 +7,8 @@ import torch
 
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
-from focusnet.models.resganet import ResGANet
 from focusnet.models.focusnetpp import PRESETS, FocusNetPP
+from focusnet.models.resganet import ResGANet
 
 
 def n_params(module: torch.nn.Module) -> int:

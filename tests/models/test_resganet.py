@@ -12,19 +12,20 @@ import torch.nn.functional as F
 
 import focusnet.kernels as kernels
 from focusnet.models import create_model
+from focusnet.models.focusnetpp import PRESETS
 from focusnet.models.resganet import (
     ResGANet,
     ResGANetReference,
     fast_path,
     fast_path_enabled,
+    ops,
     resganet_from_reference,
     set_fast_path,
+    tail,
     use_fast_path,
     use_fused_inference,
 )
-from focusnet.models.resganet import ops, tail
 from focusnet.models.resganet.execution import choose_strategy, fused_cpu_ops_available
-from focusnet.models.focusnetpp import PRESETS
 
 TOL = 1e-5  # outputs and input gradients (per element)
 # parameter gradients (reductions over batch x pixels, e.g. channels_last BatchNorm backward sums in

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 
 from focusnet.cli import main
 from focusnet.engine.guards import NonFiniteLossGuard
-from tests.data.test_bad_inputs import make_folder, mask, rgb
+from tests.data.test_bad_inputs import make_folder, mask
 from tests.reliability.conftest import tiny_train_config
 
 
