@@ -124,9 +124,25 @@ def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, 
     return result
 
 
+def _distinct(runs: list[Run]) -> list[Run]:
+    """``runs`` without repeats of one run file: a result that already holds a run, named again beside it,
+    counts it once (so a command that adds a seed to ``SEEDS.json`` gives the same result when rerun on the
+    ``SEEDS.json`` it wrote). The same file with other per-image Dice is refused."""
+    kept: dict[str, Run] = {}
+    for run in runs:
+        earlier = kept.get(run[2]["file"])
+        if earlier is None:
+            kept[run[2]["file"]] = run
+        elif earlier[0] != run[0] or not np.array_equal(earlier[1], run[1]):
+            raise SystemExit(f"{run[2]['file']}: named twice with different per-image Dice (a side trained "
+                             "again?); give each run once")
+    return list(kept.values())
+
+
 def analyse(sides: dict[str, list[str]], split: str = "test") -> dict[str, Any]:
-    """:func:`analyse_runs` of run specs (paths, ``RESULT.json#SIDE`` or ``SEEDS.json#SIDE``) by side name."""
-    return analyse_runs({name: [run for spec in specs for run in load_runs(str(spec))]
+    """:func:`analyse_runs` of run specs (paths, ``RESULT.json#SIDE`` or ``SEEDS.json#SIDE``) by side name;
+    a run named twice counts once."""
+    return analyse_runs({name: _distinct([run for spec in specs for run in load_runs(str(spec))])
                          for name, specs in sides.items()}, split)
 
 

@@ -115,3 +115,14 @@ def test_an_earlier_result_stands_for_its_runs(tmp_path: Path) -> None:
     expected = float(np.mean(fn, axis=0).mean() - np.mean(bu, axis=0).mean())
     assert result["comparisons"]["basicunet"]["seed_averaged"]["difference_mean"] == pytest.approx(expected, abs=1e-12)
     assert len(result["comparisons"]["basicunet"]["cross_pairs"]) == 9
+    # the same command with the result it wrote in place of `first`: each run counts once, the result is the same
+    third = tmp_path / "third.json"
+    proc = _run("--focusnetpp", f"{second}#focusnetpp", files["fn"][2], "--basicunet", f"{second}#basicunet",
+                files["bu"][2], "--out", str(third))
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads(third.read_text())
+    assert [r["file"] for r in again["sides"]["focusnetpp"]["runs"]] == files["fn"]
+    assert again["comparisons"] == result["comparisons"]
+    _side(tmp_path / "fn2.json", list(fn[2] + 0.01))  # that seed trained again: not the stored run any more
+    proc = _run("--focusnetpp", f"{second}#focusnetpp", files["fn"][2], "--basicunet", files["bu"][0])
+    assert proc.returncode != 0 and "named twice with different per-image Dice" in proc.stderr
