@@ -46,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _train_common import epochs_run, paired_dice  # noqa: E402
 
+from _train_common import epochs_run, paired_dice  # noqa: E402
 from focusnet.compare.stats import bootstrap_ci  # noqa: E402
 from focusnet.data.paths import data_root  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
@@ -113,10 +113,10 @@ def run_basicunet(args: argparse.Namespace, source: Path, split: dict[str, list[
                   work: Path, seed: int = 0) -> dict[str, Any]:
     """MONAI BasicUNet with bench_monai_basicunet's loop on the same cache; per-image test Dice.
     ``seed`` sets its initial weights and epoch order (``bench_isic_scale.py`` calls it too)."""
-    from bench_monai_basicunet import counts_of, train_epoch
     from monai.losses import DiceCELoss
     from monai.networks.nets import BasicUNet
 
+    from bench_monai_basicunet import counts_of, train_epoch
     from focusnet.engine.callbacks import EpochShuffleSampler
 
     config = TrainConfig(data={"format": "isic2018", "source": str(source), "split": str(split_file),

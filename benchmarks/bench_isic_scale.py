@@ -45,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
 from _train_common import epochs_run, paired_dice  # noqa: E402
 from bench_head_to_head import _row as head_to_head_row  # noqa: E402
 from bench_head_to_head import run_basicunet  # noqa: E402
-
 from focusnet.data.paths import data_root  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
 from focusnet.data.splits import bcdu_split  # noqa: E402

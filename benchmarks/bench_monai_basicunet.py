@@ -35,10 +35,10 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _train_common import add_isic_protocol_args  # noqa: E402
-from bench_isic_train import DATASET, seeded_split  # noqa: E402
 from torch import nn  # noqa: E402
 
+from _train_common import add_isic_protocol_args  # noqa: E402
+from bench_isic_train import DATASET, seeded_split  # noqa: E402
 from focusnet.data.paths import data_root  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
 from focusnet.engine.callbacks import EpochShuffleSampler  # noqa: E402
