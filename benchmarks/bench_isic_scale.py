@@ -24,9 +24,12 @@ Usage (from the repository root)::
     python benchmarks/bench_isic_scale.py side basicunet --work W &
     python benchmarks/bench_isic_scale.py report --work W              # table + JSON of the finished sides
     python benchmarks/bench_isic_scale.py smoke --work W                # 8/4/4 images, 32x32, 1 epoch, all sides
+    python benchmarks/bench_isic_scale.py side focusnetpp_lite_instance --work W --set loss.fn_weight=0.6 --tag fn06
 
 Each side writes ``W/<side>.json`` and refuses to overwrite it; ``report`` writes
-``W/isic-scale.json`` (``"benchmark": "isic-scale"``) and prints a Markdown table.
+``W/isic-scale.json`` (``"benchmark": "isic-scale"``) and prints a Markdown table. A variant (an ablation:
+``--set KEY=VALUE`` on top of the side's recipe, named by ``--tag``) writes ``W/<side>-<tag>.json``, with
+its overrides; ``report`` leaves it out, ``head_to_head_seeds.py`` pairs it.
 """
 from __future__ import annotations
 
@@ -97,10 +100,15 @@ def cmd_prepare(args: argparse.Namespace, work: Path, source: Path) -> None:
     print(f"prepared {source.name}: split {'/'.join(str(len(v)) for v in split.values())} in {work}", flush=True)
 
 
+def _side_file(name: str, args: argparse.Namespace) -> str:
+    """The side's file stem in the work folder: its name, with ``-TAG`` for a variant (``--set``)."""
+    return f"{name}-{args.tag}" if args.tag else name
+
+
 def run_engine_side(name: str, args: argparse.Namespace, work: Path, source: Path) -> dict[str, Any]:
-    """Train one ``focusnet train`` side with the shared recipe; its summary and epochs."""
-    config = load_config(CONFIG, _base_overrides(args, work, source) + list(SIDES[name] or []))
-    config = config.replace(out_dir=str(work / f"{name}-run"))
+    """Train one ``focusnet train`` side with the shared recipe (and ``--set`` overrides); its summary and epochs."""
+    config = load_config(CONFIG, _base_overrides(args, work, source) + list(SIDES[name] or []) + list(args.set))
+    config = config.replace(out_dir=str(work / f"{_side_file(name, args)}-run"))
     t0 = time.perf_counter()
     run = train(config)
     wall = time.perf_counter() - t0
@@ -108,12 +116,12 @@ def run_engine_side(name: str, args: argparse.Namespace, work: Path, source: Pat
     return {"model": f"{config.model}:{config.preset}" if config.preset else config.model, "run": str(run),
             "epochs": epochs_run(run), "train_wall_s": round(wall, 1),
             "summary": json.loads((run / "summary.json").read_text()),
-            "params": sum(p.numel() for p in model.parameters())}
+            "params": sum(p.numel() for p in model.parameters()), "overrides": list(args.set)}
 
 
 def cmd_side(name: str, args: argparse.Namespace, work: Path, source: Path) -> None:
-    """Train and score one side; ``W/<name>.json``."""
-    out = work / f"{name}.json"
+    """Train and score one side; ``W/<name>.json`` (``W/<name>-<tag>.json`` for a variant)."""
+    out = work / f"{_side_file(name, args)}.json"
     if out.exists():
         raise SystemExit(f"{out} exists: that side is finished (delete it to train it again)")
     torch.set_num_threads(args.threads)
@@ -194,7 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0,
                    help="training seed of every side: initial weights and epoch order (default 0; the split is fixed)")
     p.add_argument("--data", type=Path, default=None, help="data root (default $FOCUSNET_DATA)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override on top of the side's recipe (an ablation; repeatable; needs --tag)")
+    p.add_argument("--tag", default=None, help="names a variant side: W/<side>-<tag>.json (`report` ignores it)")
     args = p.parse_args(argv)
+    if args.set and not args.tag:
+        p.error("--set changes the side's recipe: name the variant with --tag")
+    if args.set and (args.command != "side" or SIDES.get(args.side or "") is None):
+        p.error("--set applies to one focusnet-trained side (command `side`, not basicunet)")
     args.smoke = args.command == "smoke"
     if args.minutes == 0:
         if args.epochs is None:

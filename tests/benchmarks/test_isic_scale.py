@@ -53,3 +53,21 @@ def test_no_budget_needs_an_epoch_count(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--minutes 0 needs --epochs" in proc.stderr
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_variant_side_needs_a_tag_and_gets_its_own_file(tmp_path: Path) -> None:
+    """``--set`` (an ablation on top of a side's recipe) is refused without ``--tag`` and for BasicUNet
+    (whose loop reads no focusnet config); a tagged variant is kept in ``W/<side>-<tag>.json``, so it
+    neither overwrites nor is mistaken for the side itself."""
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(SCRIPT), "side", *extra, "--work", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120)
+
+    untagged = run("unet", "--set", "lr=2e-3")
+    assert untagged.returncode == 2 and "name the variant with --tag" in untagged.stderr
+    basicunet = run("basicunet", "--set", "lr=2e-3", "--tag", "lr2")
+    assert basicunet.returncode == 2 and "not basicunet" in basicunet.stderr
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+    (tmp_path / "unet-lr2.json").write_text("{}\n")
+    finished = run("unet", "--set", "lr=2e-3", "--tag", "lr2")
+    assert finished.returncode != 0 and "unet-lr2.json exists" in finished.stderr
