@@ -206,10 +206,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="a config override on top of the side's recipe (an ablation; repeatable; needs --tag)")
     p.add_argument("--tag", default=None, help="names a variant side: W/<side>-<tag>.json (`report` ignores it)")
     args = p.parse_args(argv)
+    if (args.set or args.tag) and args.command != "side":
+        p.error("--set and --tag name a variant of one side: use them with the command `side`")
     if args.set and not args.tag:
         p.error("--set changes the side's recipe: name the variant with --tag")
-    if args.set and (args.command != "side" or SIDES.get(args.side or "") is None):
-        p.error("--set applies to one focusnet-trained side (command `side`, not basicunet)")
+    if args.set and args.side == "basicunet":
+        p.error("--set overrides a focusnet config, not basicunet (its loop reads none)")
     args.smoke = args.command == "smoke"
     if args.minutes == 0:
         if args.epochs is None:

@@ -67,6 +67,9 @@ def test_a_variant_side_needs_a_tag_and_gets_its_own_file(tmp_path: Path) -> Non
     assert untagged.returncode == 2 and "name the variant with --tag" in untagged.stderr
     basicunet = run("basicunet", "--set", "lr=2e-3", "--tag", "lr2")
     assert basicunet.returncode == 2 and "not basicunet" in basicunet.stderr
+    smoke = subprocess.run([sys.executable, str(SCRIPT), "smoke", "--tag", "lr2", "--work", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)  # `report` would not find tagged sides
+    assert smoke.returncode == 2 and "with the command `side`" in smoke.stderr
     assert not any(tmp_path.iterdir())  # refused before anything was written
     (tmp_path / "unet-lr2.json").write_text("{}\n")
     finished = run("unet", "--set", "lr=2e-3", "--tag", "lr2")
