@@ -26,6 +26,8 @@ with the same ``--work`` and ``--resume`` trains only what is missing.
 Usage:
     python benchmarks/bench_head_to_head.py                    # the real run: 2 x 25 minutes
     python benchmarks/bench_head_to_head.py --set preset=paper # one change to FocusNet++'s config
+    python benchmarks/bench_head_to_head.py --only focusnetpp --threads 1 --epochs 83 --minutes 0 \\
+        --set model_kwargs.bottleneck_dropout=0 --work W  # one side, fixed epochs: pair it with head_to_head_seeds.py
     python benchmarks/bench_head_to_head.py --check-split      # the committed ids, derived again
     python benchmarks/bench_head_to_head.py --smoke            # 8/4/4 images of the small set, 32x32, 1 epoch
 """
@@ -194,7 +196,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=25.0, help="training budget per model, checked after each epoch (default 25)")
+    p.add_argument("--minutes", type=float, default=25.0, help="training budget per model, checked after each epoch (default 25; 0: none, --epochs decides)")
     p.add_argument("--epochs", type=int, default=None, help="epoch cap per model (default: the config's / the budget)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core)")
     p.add_argument("--size", type=int, default=128)
@@ -206,10 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=None, help="data root (default $FOCUSNET_DATA)")
     p.add_argument("--work", type=Path, default=None, help="folder for the cache, runs and each side's result")
     p.add_argument("--resume", action="store_true", help="reuse the sides already finished in --work")
+    p.add_argument("--only", choices=SIDES, default=None,
+                   help="train this side alone into --work and stop (no comparison; head_to_head_seeds.py pairs it)")
     p.add_argument("--out", type=Path, default=None, help="result JSON (default benchmarks/results/head-to-head-<date>.json)")
     p.add_argument("--check-split", action="store_true", help="derive the split from the data and compare with the committed one")
     p.add_argument("--smoke", action="store_true", help="8/4/4 images of the small set, 32x32, 1 epoch, no budget")
     args = p.parse_args(argv)
+    if args.minutes is not None and args.minutes <= 0:
+        if args.epochs is None:
+            p.error("--minutes 0 (no budget) needs --epochs")
+        args.minutes = None
     data = (args.data or data_root()).resolve()
     committed = json.loads(SPLIT_FILE.read_text())
     if args.check_split:
@@ -232,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     tune_cpu_allocator()
     print(f"head-to-head: {source}, split {len(split['train'])}/{len(split['val'])}/{len(split['test'])}, {args.size}x{args.size}, "
-          f"budget {args.minutes} min each, {args.threads} threads, one model after the other", flush=True)
+          f"budget {'none (epochs decide)' if args.minutes is None else f'{args.minutes} min'} each, {args.threads} threads, one model after the other", flush=True)
     sides: dict[str, dict[str, Any]] = {}
-    for name in SIDES:
+    for name in SIDES if args.only is None else (args.only,):
         path = work / f"{name}.json"
         if path.is_file():
             sides[name] = json.loads(path.read_text())
@@ -249,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
                     load_average={"before": load_before, "after": os.getloadavg()})
         path.write_text(json.dumps(side, indent=1) + "\n")
         sides[name] = side
+    if args.only is not None:
+        dice = [r["dice"] for r in sides[args.only]["summary"]["per_image"]]
+        print(f"{args.only}: {sides[args.only].get('epochs')} epochs, per-image Dice {np.mean(dice):.4f} on {len(dice)} test images; "
+              f"wrote {work / (args.only + '.json')}")
+        return 0
     result = {"benchmark": "head-to-head", "date": stamp, "data": str(source), "split_file": str(split_file), "size": args.size,
               "minutes": args.minutes, "threads": args.threads, "torch": torch.__version__,
               "protocol": {"split": "test", "resolution": f"{args.size}x{args.size} (model input)", "threshold": 0.5,

@@ -74,11 +74,19 @@ class ProbabilityEnsemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every member's logits, for training each on its own loss."""
-        return [member(x) for member in self.members]
+        """Every member's logits, for training each on its own loss (every output of a member that
+        has deep supervision itself)."""
+        outputs: list[torch.Tensor] = []
+        for member in self.members:
+            forward_all = getattr(member, "forward_all", None)
+            if getattr(member, "deep_supervision", False) and callable(forward_all):
+                outputs += forward_all(x)
+            else:
+                outputs.append(member(x))
+        return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = self.forward_all(x)
+        outputs = [member(x) for member in self.members]
         return outputs[0] if len(outputs) == 1 else mean_probability_logit(outputs)
 
     def l2_penalty(self) -> torch.Tensor:

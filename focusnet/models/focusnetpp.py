@@ -30,6 +30,10 @@ Departures from the paper and the authors' code (and why):
 * ``norm="instance"`` (not in the paper) builds every normalisation as a per-image InstanceNorm, as
   MONAI's BasicUNet does. Training runs the fast path with the native BatchNorm kernels given each
   image's statistics; inference skips the fused path, which folds BatchNorm into the convolutions.
+* ``deep_supervision=True`` (not in the paper, whose loss sees the fused output only) trains each
+  per-scale head too: :meth:`FocusNetPP.forward_all` returns the fused logits and the four heads'
+  logits (upsampled to the output size) and the engine averages the loss over the five. Off in
+  every preset; inference, export and the parameter count are unchanged by it.
 * The ResGANet block runs its four groups as grouped convolutions (see :mod:`focusnet.models.resganet`); this is a
   relabelling of channels, checked against a branch-by-branch reference in the tests.
 """
@@ -71,6 +75,7 @@ class FocusNetPPConfig:
     bn_eps: float = KERAS_BN_EPS
     norm: Literal["batch", "instance"] = "batch"
     keras_init: bool = True
+    deep_supervision: bool = False
 
 
 PRESETS: dict[str, FocusNetPPConfig] = {
@@ -119,15 +124,16 @@ class _Head(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.body(x))
 
-    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` with 1x1 matrix products, eval BatchNorm folded, in-place activations."""
+    def forward_fast(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        """:meth:`forward` with 1x1 matrix products, eval BatchNorm folded, in-place activations
+        (``logits=True``: the head's logits, before its sigmoid)."""
         body = self.body
         if isinstance(body, nn.Sequential):
             conv, bn, act, out = _conv_bn_act_conv(body)
-            y = _conv_bn_lrelu(x, conv, bn, act.negative_slope, conv.weight.flatten(1))
-            return conv1x1_cl(y, out.weight.flatten(1), out.bias, sigmoid=True)
-        conv = cast(nn.Conv2d, body)
-        return conv1x1_cl(x, conv.weight.flatten(1), conv.bias, sigmoid=True)
+            x = _conv_bn_lrelu(x, conv, bn, act.negative_slope, conv.weight.flatten(1))
+        else:
+            out = cast(nn.Conv2d, body)
+        return conv1x1_cl(x, out.weight.flatten(1), out.bias, sigmoid=not logits)
 
 
 def _conv_bn_act_conv(seq: nn.Sequential) -> tuple[nn.Conv2d, nn.Module, nn.LeakyReLU, nn.Conv2d]:
@@ -174,6 +180,7 @@ class FocusNetPP(nn.Module):
                 "dec_blocks and head_mid need 4"
             )
         self.config = cfg
+        self.deep_supervision = cfg.deep_supervision
         self.in_channels = in_channels
         self.num_classes = num_classes
 
@@ -234,16 +241,34 @@ class FocusNetPP(nn.Module):
                 nn.init.kaiming_normal_(m.expand.weight, nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_size(x)
+        strategy = self._strategy(x)
+        if strategy == "plain":
+            return self.forward_plain(x)
+        return self.forward_fast(x, strategy)
+
+    def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The fused logits (what :meth:`forward` returns) and the four per-scale heads' logits,
+        coarsest first, each nearest-upsampled to the output size: the outputs deep supervision
+        trains (see ``deep_supervision``).
+
+        Example:
+            >>> model = focusnetpp("lite").eval()
+            >>> [tuple(t.shape) for t in model.forward_all(torch.randn(1, 3, 32, 32))][:2]
+            [(1, 1, 32, 32), (1, 1, 32, 32)]
+        """
+        self._check_size(x)
+        if self._strategy(x) == "plain":
+            return self._plain(x, head_logits=True)
+        return self._fast(x, None, head_logits=True)
+
+    def _check_size(self, x: torch.Tensor) -> None:
         h, w = x.shape[-2], x.shape[-1]
         if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()) and (h % 16 or w % 16):
             raise FocusNetError(
                 f"focusnetpp: input height and width must be divisible by 16, got {h}x{w}; "
                 "resize or pad the image"
             )
-        strategy = self._strategy(x)
-        if strategy == "plain":
-            return self.forward_plain(x)
-        return self.forward_fast(x, strategy)
 
     def _strategy(self, x: torch.Tensor) -> Strategy:
         """The execution of every block of this call, chosen once (``plain`` if a decoder stage
@@ -273,6 +298,10 @@ class FocusNetPP(nn.Module):
         convolutions, 1x1 heads and fusion as matrix products, in-place additions where autograd
         allows. ``strategy``: ``fast`` or ``fused`` (default: what :meth:`_strategy` picks, at
         least ``fast``)."""
+        return self._fast(x, strategy)[0]
+
+    def _fast(self, x: torch.Tensor, strategy: Strategy | None, head_logits: bool = False) -> list[torch.Tensor]:
+        """:meth:`forward_fast`'s fused logits, then (``head_logits=True``) the heads' upsampled logits."""
         if strategy is None or strategy == "plain":
             strategy = self._strategy(x)
             strategy = "fast" if strategy == "plain" else strategy
@@ -281,7 +310,7 @@ class FocusNetPP(nn.Module):
         skips = self._encode(self.stem(x.contiguous(memory_format=torch.channels_last)), strategy)
         # dropout on the NCHW copy of the (small) bottleneck: the same random mask as forward_plain
         x = self.dropout(skips.pop().contiguous()).contiguous(memory_format=torch.channels_last)
-        outputs = []
+        outputs, logits = [], []
         native = self.config.head_position == "native"
         heads = cast(list[_Head], list(self.heads))
         for stage, extra, head, skip in zip(_stages(self.decoder), self.extra, heads, reversed(skips)):
@@ -293,35 +322,46 @@ class FocusNetPP(nn.Module):
             x = extra(x)
             factor = h // x.shape[-2]
             if native:
-                y = head.forward_fast(x)
-                outputs.append(F.interpolate(y, scale_factor=float(factor), mode="nearest") if factor > 1 else y)
+                y = head.forward_fast(x, logits=head_logits)
+                y = F.interpolate(y, scale_factor=float(factor), mode="nearest") if factor > 1 else y
             else:
                 up = F.interpolate(x, scale_factor=float(factor), mode="nearest") if factor > 1 else x
-                outputs.append(head.forward_fast(up.contiguous(memory_format=torch.channels_last)))
+                y = head.forward_fast(up.contiguous(memory_format=torch.channels_last), logits=head_logits)
+            if head_logits:  # the loss needs the logits, the fusion their sigmoid
+                logits.append(y.contiguous())
+                y = torch.sigmoid(y)
+            outputs.append(y)
         n, _, hh, ww = outputs[-1].shape
         z = torch.stack([o.reshape(n, hh, ww) for o in outputs], dim=-1).permute(0, 3, 1, 2)  # NHWC memory
         conv, bn, act, out = _conv_bn_act_conv(self.fusion)
         z = _conv_bn_lrelu(z, conv, bn, act.negative_slope, conv.weight.flatten(1))
-        return conv1x1_cl(z, out.weight.flatten(1), out.bias).contiguous()
+        return [conv1x1_cl(z, out.weight.flatten(1), out.bias).contiguous(), *logits]
 
     def forward_plain(self, x: torch.Tensor) -> torch.Tensor:
         """The network layer by layer, as written (what is traced, exported and FLOP-counted)."""
+        return self._plain(x)[0]
+
+    def _plain(self, x: torch.Tensor, head_logits: bool = False) -> list[torch.Tensor]:
+        """:meth:`forward_plain`'s fused logits, then (``head_logits=True``) the heads' upsampled logits."""
         h = x.shape[-2]
         skips = self._encode(self.stem(x))
         x = self.dropout(skips.pop())
-        outputs = []
+        outputs, logits = [], []
         native = self.config.head_position == "native"
-        for stage, extra, head, skip in zip(self.decoder, self.extra, self.heads, reversed(skips)):
+        heads = cast(list[_Head], list(self.heads))
+        for stage, extra, head, skip in zip(self.decoder, self.extra, heads, reversed(skips)):
             x = stage(F.interpolate(x, scale_factor=2.0, mode="nearest")) + skip
             x = extra(x)
             factor = h // x.shape[-2]
-            if native:
-                y = head(x)
-                outputs.append(F.interpolate(y, scale_factor=float(factor), mode="nearest") if factor > 1 else y)
-            else:
-                up = F.interpolate(x, scale_factor=float(factor), mode="nearest") if factor > 1 else x
-                outputs.append(head(up))
-        return self.fusion(torch.cat(outputs, dim=1))
+            up = x if native or factor == 1 else F.interpolate(x, scale_factor=float(factor), mode="nearest")
+            y = head.body(up) if head_logits else head(up)
+            if native and factor > 1:
+                y = F.interpolate(y, scale_factor=float(factor), mode="nearest")
+            if head_logits:
+                logits.append(y)
+                y = torch.sigmoid(y)
+            outputs.append(y)
+        return [self.fusion(torch.cat(outputs, dim=1)), *logits]
 
 
 @register_model("focusnetpp", presets=tuple(PRESETS))

@@ -58,3 +58,22 @@ def test_smoke_run_writes_both_sides_and_the_paired_test(tmp_path: Path) -> None
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_head_to_head.py"), "--smoke",
                             "--work", str(tmp_path / "work"), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "--resume" in again.stderr
+
+
+def test_one_side_alone_with_fixed_epochs(tmp_path: Path) -> None:
+    if not (data_root() / "isic2018_task1_512crop").is_dir():
+        pytest.skip(f"no ISIC data under {data_root()} (set FOCUSNET_DATA)")
+    script = str(ROOT / "benchmarks" / "bench_head_to_head.py")
+    no_epochs = subprocess.run([sys.executable, script, "--minutes", "0", "--work", str(tmp_path / "w0")],
+                               capture_output=True, text=True, timeout=120)
+    assert no_epochs.returncode == 2 and "--epochs" in no_epochs.stderr
+    assert not (tmp_path / "w0").exists()  # refused before anything is written
+    work, out = tmp_path / "work", tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, script, "--smoke", "--only", "focusnetpp", "--threads", "1",
+                           "--set", "model_kwargs.bottleneck_dropout=0", "--work", str(work), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    side = json.loads((work / "focusnetpp.json").read_text())
+    assert side["overrides"] == ["model_kwargs.bottleneck_dropout=0"] and side["epochs"] == 1
+    assert len(side["summary"]["per_image"]) == 4
+    assert not (work / "basicunet.json").exists() and not out.exists()  # no other side, no comparison

@@ -10,15 +10,14 @@ from focusnet.models import create_model
 from focusnet.models.focusnetpp import PRESETS, FocusNetPP
 from focusnet.models.resganet import ResGANet
 
+PRESET_COUNTS = {"paper": 1_487_941, "official": 7_771_723, "lite": 377_381, "nuclei": 1_832_157}
+
 
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-@pytest.mark.parametrize(
-    "preset, expected",
-    [("paper", 1_487_941), ("official", 7_771_723), ("lite", 377_381), ("nuclei", 1_832_157)],
-)
+@pytest.mark.parametrize("preset, expected", sorted(PRESET_COUNTS.items()))
 def test_preset_parameter_counts(preset: str, expected: int) -> None:
     assert n_params(create_model("focusnetpp", preset=preset)) == expected
 
@@ -161,3 +160,33 @@ def test_instance_norm_option() -> None:
         assert torch.allclose(alone, together, rtol=1e-4, atol=1e-4 * float(together.abs().max())), train
     with pytest.raises(FocusNetError, match="norm must be one of batch, instance"):
         create_model("focusnetpp", preset="lite", norm="group")
+
+
+@pytest.mark.parametrize("preset, norm", [("lite", "batch"), ("lite", "instance"), ("official", "batch")])
+def test_deep_supervision_outputs_are_the_heads_logits(preset: str, norm: str) -> None:
+    """``forward_all`` returns the fused logits (``forward``'s) and each head's logits, upsampled:
+    their sigmoids are what the fusion takes. Fast and layer-by-layer executions agree in float64,
+    in training (batch statistics) and evaluation; the option adds no parameter."""
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset=preset, norm=norm, bottleneck_dropout=0.0, deep_supervision=True).double()
+    assert model.deep_supervision is True and n_params(model) == PRESET_COUNTS[preset]
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    for train in (True, False):
+        model.train(train)
+        with torch.no_grad():
+            fast, plain = model._fast(x, None, head_logits=True), model._plain(x, head_logits=True)
+            everything, single = model.forward_all(x), model(x)
+        assert len(fast) == len(plain) == len(everything) == 5
+        assert all(t.shape == (2, 1, 32, 32) for t in everything)
+        for a, b in zip(fast, plain):
+            # float64 rounding over a few hundred terms, scaled to the logits' size
+            assert torch.allclose(a, b, rtol=0, atol=1e-9 * (1 + float(b.abs().max()))), train
+        assert torch.allclose(single, fast[0], rtol=0, atol=1e-9 * (1 + float(fast[0].abs().max())))
+        # the fusion's input is the heads' sigmoids: recompute the fused logits from the head logits
+        with torch.no_grad():
+            fused = model.fusion(torch.cat([torch.sigmoid(t) for t in plain[1:]], dim=1))
+        assert torch.allclose(fused, plain[0], rtol=0, atol=1e-9 * (1 + float(fused.abs().max()))), train
+    # the coarsest head works at 1/8 of the input: nearest upsampling repeats each value over 8x8 pixels
+    coarse = everything[1]
+    assert torch.equal(coarse, coarse[..., ::8, ::8].repeat_interleave(8, -2).repeat_interleave(8, -1))
+    assert create_model("focusnetpp", preset="lite").deep_supervision is False

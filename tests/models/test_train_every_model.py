@@ -51,6 +51,7 @@ def _cases() -> list:
             cases.append(pytest.param(name, preset, {}, id=f"{name}-{preset}" if preset else name))
     # UNet++ "accurate mode": the engine trains every deep-supervision head
     cases.append(pytest.param("unetpp", None, {"deep_supervision": True}, id="unetpp-deep_supervision"))
+    cases.append(pytest.param("focusnetpp", "lite", {"deep_supervision": True}, id="focusnetpp-lite-deep_supervision"))
     return cases
 
 
