@@ -107,7 +107,7 @@ def run_focusnetpp(args: argparse.Namespace, source: Path, split_file: Path, wor
         "model": f"focusnetpp:{config.preset}", "config": str(args.config), "overrides": list(args.overrides),
         "run": str(run), "epochs": epochs,
         "train_wall_s": round(wall, 1), "summary": summary,
-        "params": sum(p.numel() for p in create_model(config.model, preset=config.preset).parameters()),
+        "params": sum(p.numel() for p in create_model(config.model, **config.model_args()).parameters()),
     }
 
 

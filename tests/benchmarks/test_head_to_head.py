@@ -10,6 +10,7 @@ import pytest
 
 from focusnet.data.paths import data_root
 from focusnet.engine.config import load_config
+from focusnet.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SPLIT = ROOT / "benchmarks" / "splits" / "isic_head_to_head.json"
@@ -70,10 +71,15 @@ def test_one_side_alone_with_fixed_epochs(tmp_path: Path) -> None:
     assert not (tmp_path / "w0").exists()  # refused before anything is written
     work, out = tmp_path / "work", tmp_path / "result.json"
     proc = subprocess.run([sys.executable, script, "--smoke", "--only", "focusnetpp", "--threads", "1",
-                           "--set", "model_kwargs.bottleneck_dropout=0", "--work", str(work), "--out", str(out)],
+                           "--set", "model_kwargs.bottleneck_dropout=0", "--set", "model_kwargs.enc_blocks=[1,1,1,1,2]",
+                           "--work", str(work), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     side = json.loads((work / "focusnetpp.json").read_text())
-    assert side["overrides"] == ["model_kwargs.bottleneck_dropout=0"] and side["epochs"] == 1
+    assert side["overrides"] == ["model_kwargs.bottleneck_dropout=0", "model_kwargs.enc_blocks=[1,1,1,1,2]"]
+    assert side["epochs"] == 1
+    # the parameter count is the trained network's, overrides included
+    variant = create_model("focusnetpp", preset="lite", enc_blocks=(1, 1, 1, 1, 2))
+    assert side["params"] == sum(p.numel() for p in variant.parameters()) > 377_381
     assert len(side["summary"]["per_image"]) == 4
     assert not (work / "basicunet.json").exists() and not out.exists()  # no other side, no comparison
