@@ -241,11 +241,7 @@ class FocusNetPP(nn.Module):
                 nn.init.kaiming_normal_(m.expand.weight, nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_size(x)
-        strategy = self._strategy(x)
-        if strategy == "plain":
-            return self.forward_plain(x)
-        return self.forward_fast(x, strategy)
+        return self._outputs(x)[0]
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The fused logits (what :meth:`forward` returns) and the four per-scale heads' logits,
@@ -257,10 +253,16 @@ class FocusNetPP(nn.Module):
             >>> [tuple(t.shape) for t in model.forward_all(torch.randn(1, 3, 32, 32))][:2]
             [(1, 1, 32, 32), (1, 1, 32, 32)]
         """
+        return self._outputs(x, head_logits=True)
+
+    def _outputs(self, x: torch.Tensor, head_logits: bool = False) -> list[torch.Tensor]:
+        """The fused logits, then (``head_logits=True``) the heads' logits, by the execution
+        :meth:`_strategy` picks for this call."""
         self._check_size(x)
-        if self._strategy(x) == "plain":
-            return self._plain(x, head_logits=True)
-        return self._fast(x, None, head_logits=True)
+        strategy = self._strategy(x)
+        if strategy == "plain":
+            return self._plain(x, head_logits)
+        return self._fast(x, strategy, head_logits)
 
     def _check_size(self, x: torch.Tensor) -> None:
         h, w = x.shape[-2], x.shape[-1]
