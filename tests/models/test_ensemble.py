@@ -73,6 +73,21 @@ def test_forward_is_the_logit_of_the_members_mean_probability():
     assert torch.allclose(got.double(), ref, rtol=0, atol=1e-5 * (1 + ref.abs().max().item()))
 
 
+def test_members_with_deep_supervision_train_every_head_and_predict_their_fused_output():
+    torch.manual_seed(3)
+    pair = create_model("focusnetpp", ensemble=2, deep_supervision=True, **TINY).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        outputs = pair.forward_all(x)
+        per_member = [m.forward_all(x) for m in pair.members]
+        got, ref = pair(x), _reference_logit([m(x) for m in pair.members])
+    assert len(outputs) == 10  # fused + 4 heads, per member, in member order
+    for a, b in zip(outputs, per_member[0] + per_member[1]):
+        assert torch.equal(a, b)
+    # prediction averages the members' fused outputs only
+    assert torch.allclose(got.double(), ref, rtol=0, atol=1e-5 * (1 + ref.abs().max().item()))
+
+
 def test_each_member_is_trained_on_its_own_loss():
     from focusnet.engine.config import TrainConfig
     from focusnet.engine.module import SegmentationModule
