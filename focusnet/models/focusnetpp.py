@@ -293,6 +293,14 @@ class FocusNetPP(nn.Module):
             skips.append(x)
         return skips
 
+    def _bottleneck_dropout(self, x: torch.Tensor) -> torch.Tensor:
+        """Dropout on the bottleneck, drawn on its NCHW-contiguous copy in training, so that every
+        execution draws the same mask for the same seed whatever memory format its bottleneck came
+        in (the plain path's is ``channels_last`` with BatchNorm, NCHW with InstanceNorm)."""
+        if not self.training or isinstance(self.dropout, nn.Identity):
+            return x
+        return self.dropout(x.contiguous())
+
     def forward_fast(self, x: torch.Tensor, strategy: Strategy | None = None) -> torch.Tensor:
         """The same network as :meth:`forward_plain`, run by the fast (or fused) execution of
         :mod:`focusnet.models.resganet`: activations in ``channels_last``, the first block of each
@@ -310,8 +318,7 @@ class FocusNetPP(nn.Module):
         grad = torch.is_grad_enabled()
         h = x.shape[-2]
         skips = self._encode(self.stem(x.contiguous(memory_format=torch.channels_last)), strategy)
-        # dropout on the NCHW copy of the (small) bottleneck: the same random mask as forward_plain
-        x = self.dropout(skips.pop().contiguous()).contiguous(memory_format=torch.channels_last)
+        x = self._bottleneck_dropout(skips.pop()).contiguous(memory_format=torch.channels_last)
         outputs, logits = [], []
         native = self.config.head_position == "native"
         heads = cast(list[_Head], list(self.heads))
@@ -347,7 +354,7 @@ class FocusNetPP(nn.Module):
         """:meth:`forward_plain`'s fused logits, then (``head_logits=True``) the heads' upsampled logits."""
         h = x.shape[-2]
         skips = self._encode(self.stem(x))
-        x = self.dropout(skips.pop())
+        x = self._bottleneck_dropout(skips.pop())
         outputs, logits = [], []
         native = self.config.head_position == "native"
         heads = cast(list[_Head], list(self.heads))

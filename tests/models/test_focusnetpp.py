@@ -190,3 +190,25 @@ def test_deep_supervision_outputs_are_the_heads_logits(preset: str, norm: str) -
     coarse = everything[1]
     assert torch.equal(coarse, coarse[..., ::8, ::8].repeat_interleave(8, -2).repeat_interleave(8, -1))
     assert create_model("focusnetpp", preset="lite").deep_supervision is False
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_executions_draw_the_same_bottleneck_dropout_mask(norm: str) -> None:
+    """In training, the fast and the layer-by-layer executions draw the same dropout mask for the same
+    seed, although their bottlenecks come in different memory formats (at 64² the layer-by-layer
+    one is ``channels_last`` with BatchNorm, NCHW with InstanceNorm). float64: the two executions
+    then differ by rounding only (~1e-14 of logits of order 1); a different mask moves them by ~1."""
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset="lite", norm=norm).double().train()
+    assert model.config.bottleneck_dropout > 0
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        plain = model.forward_plain(x)
+        torch.manual_seed(1)
+        fast = model.forward_fast(x)
+        torch.manual_seed(2)
+        other_mask = model.forward_plain(x)
+    scale = float(plain.abs().max())
+    assert (other_mask - plain).abs().max() > 1e-3 * scale  # the mask matters at this size
+    assert torch.allclose(fast, plain, rtol=0, atol=1e-9 * scale)
