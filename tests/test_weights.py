@@ -89,6 +89,27 @@ def test_save_fills_defaults_and_accepts_file_names(tmp_path: Path) -> None:
     assert cfg.preset == "paper"  # the model's default preset is written out explicitly
 
 
+def test_load_accepts_a_header_length_whose_first_byte_is_pickles_opcode(tmp_path: Path) -> None:
+    """A safetensors file starts with its header's length, 8 bytes little-endian: for one header size
+    in 256 its first byte is 0x80, a pickle's first opcode. Such weights load (two of twelve
+    head-to-head runs of session 17 wrote one), and a real pickle is still refused."""
+    model = _tiny_model()
+    for pad in range(0, 1024, 8):
+        path = save_weights(model, tmp_path / "w", "focusnetpp", TINY, PRE, extra={"pad": "x" * pad})
+        head = path.read_bytes()[:9]
+        if head[0] == 0x80:
+            break
+    else:
+        raise AssertionError("no padding gave a header length with first byte 0x80")
+    assert head[8:9] == b"{"
+    loaded = load_model(path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    torch.save(model.state_dict(), tmp_path / "p.safetensors")  # a pickle, misnamed
+    with pytest.raises(FocusNetError, match="is a PyTorch pickle checkpoint"):
+        load_model(tmp_path / "p.safetensors")
+
+
 def test_save_refuses_kwargs_that_do_not_rebuild_the_model(tmp_path: Path) -> None:
     with pytest.raises(FocusNetError, match=r"does not match .*widths=\[16, 8, 8, 8, 8\].*(missing keys|shape mismatch)"):
         save_weights(_tiny_model(), tmp_path / "w" / "x", "focusnetpp", {**TINY, "widths": (16, 8, 8, 8, 8)}, PRE)

@@ -57,12 +57,17 @@ def _pretty_json(value: Any, indent: int = 0) -> str:
 
 
 def _looks_like_pickle(path: Path) -> bool:
+    """A torch zip archive or a raw pickle (PROTO opcode ``0x80`` then protocol 2-5), and not a
+    safetensors file: those start with their header's length (8 bytes, little-endian) then ``{``,
+    and that length's first byte is ``0x80`` for one header size in 256."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4)
+            head = fh.read(9)
     except OSError:
         return False
-    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch zip archive / raw pickle
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= path.stat().st_size - 8:
+        return False
+    return head.startswith(b"PK\x03\x04") or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
 
 
 def _pickle_error(path: Path) -> FocusNetError:
