@@ -252,6 +252,9 @@ def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, opset: int)
     with torch.no_grad(), warnings.catch_warnings():
         # Tracing reports shape-to-Python conversions; the check at a second input shape is what counts.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # An InstanceNorm without running statistics normalises by the image's own statistics in
+        # evaluation too; the exporter warns that it exports it "with train=True", which is that.
+        warnings.filterwarnings("ignore", message=r".*operator 'instance_norm' is set to train=True")
         torch.onnx.export(
             model,
             (example,),

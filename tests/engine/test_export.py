@@ -107,6 +107,22 @@ def test_onnx_on_real_images_and_weights_inside(lite_onnx: tuple[nn.Module, Path
     assert _max_prob_diff(model, export.OnnxPredictor(path), _real_batch(64)) <= PROB_TOL
 
 
+def test_onnx_instance_norm_exports_quietly_and_matches(tmp_path: Path) -> None:
+    """An InstanceNorm FocusNet++ (the CPU-budget recipe) exports without the exporter's warning that
+    it exports instance_norm "with train=True" (that is its evaluation too), and matches PyTorch."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[onnx]')")
+    import warnings
+
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset="lite", norm="instance")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = export.export_model(model, tmp_path / "in.onnx", format="onnx", example_size=32)
+    assert not [w for w in caught if "instance_norm" in str(w.message)], [str(w.message) for w in caught]
+    x = torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+    assert _max_prob_diff(model, export.OnnxPredictor(path), x) <= PROB_TOL
+
+
 def test_torchscript_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = _randomise_batchnorm(create_model("focusnetpp", preset="lite"))
