@@ -423,3 +423,23 @@ def test_cudnn_1x1_branch_computes_the_same(monkeypatch: pytest.MonkeyPatch, pre
     assert len(calls) >= 5 * 4  # conv_in, gate, expand, conv_out, shortcut... of every block
     assert _close(out_cv, out_mm) and _close(gx_cv, gx_mm)
     _assert_grads_close(g_cv, g_mm, PARAM_GRAD_TOL)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("project", [False, True])
+def test_instance_norm_fast_block_keeps_channels_last(dtype: torch.dtype, project: bool) -> None:
+    """Where the per-image kernel does not apply (float64; bf16 autocast), the fast execution calls
+    InstanceNorm as a module, which returns NCHW memory: the block still hands on ``channels_last``
+    (else every later convolution runs its NCHW kernels), with the plain execution's values (float64:
+    to rounding, ~1e-15 of outputs of order 1)."""
+    torch.manual_seed(0)
+    block = ResGANet(8, 16 if project else 8, width=16, norm="instance").train()
+    x = torch.randn(2, 8, 16, 16).contiguous(memory_format=torch.channels_last)
+    if dtype == torch.float64:
+        block, x = block.double(), x.double()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        fast = block.run(x, "fast")
+        plain = block.forward_plain(x)
+    assert fast.is_contiguous(memory_format=torch.channels_last) and not fast.is_contiguous()
+    if dtype == torch.float64:
+        assert torch.allclose(fast, plain, rtol=0, atol=1e-12 * float(plain.detach().abs().max()))

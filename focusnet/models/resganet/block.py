@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.kernels import bn_leaky_relu
+from focusnet.kernels import bn_leaky_relu, normalize_keeping_layout
 from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, norm_layer
 from focusnet.models.resganet.execution import NORMALISATIONS, Strategy, choose_strategy, use_fused_inference
 from focusnet.models.resganet.execution import foldable_bn as _foldable_bn
@@ -216,8 +216,8 @@ class ResGANet(nn.Module):
             return up(x)
         w, b, rest = _fold(sc[0].weight.flatten(1), sc[0].bias, sc[1])
         skip = up(conv1x1_cl(x, w, b))
-        # an InstanceNorm returns NCHW memory; the residual-tail kernel reads channels_last
-        return skip if rest is None else rest(skip).contiguous(memory_format=torch.channels_last)
+        # the residual-tail kernel reads channels_last
+        return skip if rest is None else normalize_keeping_layout(rest, skip)
 
     def _fused_ok(self) -> bool:
         """Every normalisation is a foldable BatchNorm (eval mode, no autograd) or export's Identity."""

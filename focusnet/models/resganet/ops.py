@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.kernels import bn_leaky_relu
+from focusnet.kernels import bn_leaky_relu, normalize_keeping_layout
 from focusnet.models.resganet.execution import foldable_bn as _foldable_bn
 from focusnet.models.resganet.execution import use_fused_inference
 
@@ -260,7 +260,7 @@ def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.Module, dense: torch.Tenso
     else:
         w, b, rest = _fold(conv.weight, conv.bias, bn)
         y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return y if rest is None else rest(y)
+    return y if rest is None else normalize_keeping_layout(rest, y)
 
 
 def _upsample2x_cl(t: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from focusnet.kernels import residual_tail, residual_tail_applies
+from focusnet.kernels import normalize_keeping_layout, residual_tail, residual_tail_applies
 from focusnet.models.layers import SqueezeExcite
 
 __all__ = ["block_tail", "tail_torch"]
@@ -50,7 +50,7 @@ def tail_torch(
             layers); otherwise squeeze-and-excitation runs from its weights, summing then dividing.
     """
     if bn is not None:
-        y = bn(y)
+        y = bn(y) if layerwise else normalize_keeping_layout(bn, y)
     if isinstance(se, SqueezeExcite) and not layerwise:
         s = torch.sigmoid(se.expand(F.relu(se.reduce(_channel_mean(y)))))[:, :, None, None]
         y = y.mul_(s) if inplace else y * s
