@@ -427,17 +427,19 @@ def test_cudnn_1x1_branch_computes_the_same(monkeypatch: pytest.MonkeyPatch, pre
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("project", [False, True])
-def test_instance_norm_fast_block_keeps_channels_last(dtype: torch.dtype, project: bool) -> None:
-    """Where the per-image kernel does not apply (float64; bf16 autocast), the fast execution calls
-    InstanceNorm as a module, which returns NCHW memory: the block still hands on ``channels_last``
-    (else every later convolution runs its NCHW kernels), with the plain execution's values (float64:
-    to rounding, ~1e-15 of outputs of order 1)."""
+@pytest.mark.parametrize("train", [True, False])
+def test_instance_norm_fast_block_keeps_channels_last(dtype: torch.dtype, project: bool, train: bool) -> None:
+    """Where the per-image kernel does not apply (float64; bf16 autocast; inference), the fast
+    execution runs InstanceNorm as a module (training; it returns NCHW memory) or as BatchNorm on each
+    image (inference): either way the block hands on ``channels_last`` (else every later convolution
+    runs its NCHW kernels), with the plain execution's values (float64: to rounding, ~1e-15 of
+    outputs of order 1)."""
     torch.manual_seed(0)
-    block = ResGANet(8, 16 if project else 8, width=16, norm="instance").train()
+    block = ResGANet(8, 16 if project else 8, width=16, norm="instance").train(train)
     x = torch.randn(2, 8, 16, 16).contiguous(memory_format=torch.channels_last)
     if dtype == torch.float64:
         block, x = block.double(), x.double()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+    with torch.set_grad_enabled(train), torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
         fast = block.run(x, "fast")
         plain = block.forward_plain(x)
     assert fast.is_contiguous(memory_format=torch.channels_last) and not fast.is_contiguous()
