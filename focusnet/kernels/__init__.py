@@ -291,7 +291,7 @@ def normalize_keeping_layout(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)`` in ``x``'s memory layout: an ``InstanceNorm2d`` returns NCHW memory for a
     ``channels_last`` input, which would send every later convolution of the fast path down its
     NCHW kernels (under bf16 autocast, where the per-image kernel does not apply, a ``lite``
-    training step took 1.5x as long as in fp32). In inference an InstanceNorm without running
+    training step took 1.5x as long as in fp32). In CPU inference an InstanceNorm without running
     statistics runs as BatchNorm on each image instead, which needs no layout conversion.
 
     Example:
@@ -304,12 +304,13 @@ def normalize_keeping_layout(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if (
         channels_last
         and not torch.is_grad_enabled()
+        and x.device.type == "cpu"
         and type(norm) is nn.InstanceNorm2d
         and not norm.track_running_stats
         and not norm._forward_hooks
         and not norm._forward_pre_hooks
     ):
-        # inference: one image of a channels_last batch is one contiguous block whose batch
+        # CPU inference: one image of a channels_last batch is one contiguous block whose batch
         # statistics are its instance statistics, so BatchNorm on each image, with no layout
         # conversion (2x faster for `lite`; under autograd the eight backward passes cost more than
         # the conversions)
