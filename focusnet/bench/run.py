@@ -25,12 +25,12 @@ from focusnet.bench.specs import (
     MONAI_BASICUNET,
     PHASES,
     PRECISIONS,
-    ModelSpec,
+    BenchSpec,
     check_inputs,
     normalise_spec,
-    spec_label,
 )
 from focusnet.errors import FocusNetError
+from focusnet.models.spec import ModelSpec
 from focusnet.vocab import CUDA_GRAPHS, DEVICES
 
 __all__ = ["DEFAULT_CONV_SHAPE", "FLOP_CONVENTION", "run_benchmark"]
@@ -42,11 +42,8 @@ FLOP_CONVENTION = (
     "(C -> C channels) of the same dtype, device and memory format"
 )
 
-Spec = tuple[str, str | None, str]  # (name, preset, backend)
-
-
 def run_benchmark(
-    models: Iterable[ModelSpec | str],
+    models: Iterable[ModelSpec | tuple | str],
     size: int = 256,
     batch_size: int = 8,
     precision: str = "32-true",
@@ -55,7 +52,7 @@ def run_benchmark(
     compile: bool = False,  # noqa: A002 - the torch name
     repeats: int = 5,
     warmup: int = 2,
-    baseline: ModelSpec | str | None = ("unet", None),
+    baseline: ModelSpec | tuple | str | None = ("unet", None),
     include_monai: bool = False,
     *,
     in_channels: int = 3,
@@ -146,7 +143,10 @@ def run_benchmark(
         notes.append("bf16 is not native on this device: it runs emulated and slowly")
     jobs = [{"label": "conv_peak", "kind": "conv", "conv_shape": list(conv_shape), **common}]
     jobs += [
-        {"label": spec_label(*s), "kind": "model", "name": s[0], "preset": s[1], "backend": s[2], **common}
+        {
+            "label": s.label, "kind": "model", "name": s.model, "preset": s.preset, "kwargs": dict(s.kwargs),
+            "backend": s.backend, **common,
+        }
         for s in specs
     ]
 
@@ -159,7 +159,7 @@ def run_benchmark(
         for phase in phases:
             clock.run_phase(phase, warmup, repeats, min_repeat_time, max_iters, progress)
 
-    base_label = spec_label(*base) if base else None
+    base_label = base.label if base else None
     rows = [clock.row(w, batch_size, base_label) for w in clock.models]
     _add_ratios(rows, phases, base_label)
     machine["load_average_end"] = load_average()
@@ -175,8 +175,9 @@ def run_benchmark(
 
 
 def _model_list(
-    models: Iterable[ModelSpec | str], baseline: ModelSpec | str | None, include_monai: bool, notes: list[str]
-) -> tuple[list[Spec], Spec | None]:
+    models: Iterable[ModelSpec | tuple | str], baseline: ModelSpec | tuple | str | None, include_monai: bool,
+    notes: list[str],
+) -> tuple[list[BenchSpec], BenchSpec | None]:
     """The rows to measure, each once, in the order asked: MONAI's BasicUNet (when asked and
     installed, else a note) and the baseline appended when missing."""
     specs = [normalise_spec(s) for s in models]
@@ -184,11 +185,11 @@ def _model_list(
     if include_monai:
         if importlib.util.find_spec("monai") is None:
             notes.append("MONAI BasicUNet skipped: monai is not installed (pip install monai)")
-        elif not any(s[0] == MONAI_BASICUNET for s in specs):
-            specs.append((MONAI_BASICUNET, None, "torch"))
+        elif not any(s.model == MONAI_BASICUNET for s in specs):
+            specs.append(BenchSpec(MONAI_BASICUNET))
     if base is not None and base not in specs:
         specs.append(base)
-    seen: set[Spec] = set()
+    seen: set[BenchSpec] = set()
     return [s for s in specs if not (s in seen or seen.add(s))], base  # type: ignore[func-returns-value]
 
 
@@ -198,7 +199,7 @@ def _settings(
     warmup: int,
     min_repeat_time: float,
     phases: tuple[str, ...],
-    base: Spec | None,
+    base: BenchSpec | None,
     conv_shape: Sequence[int],
 ) -> dict[str, Any]:
     """The ``settings`` block of a result: what was run and the conventions of its figures."""
@@ -214,7 +215,7 @@ def _settings(
         "warmup": warmup,
         "min_repeat_time_s": min_repeat_time,
         "phases": list(phases),
-        "baseline": spec_label(*base) if base else None,
+        "baseline": base.label if base else None,
         "conv_shape": list(conv_shape),
         "threads": common["threads"],
         "seed": common["seed"],
@@ -348,6 +349,7 @@ class _RoundRobin:
             "label": w.label,
             "model": w.job["name"],
             "preset": w.job["preset"],
+            "kwargs": w.job["kwargs"],
             "backend": w.job["backend"],
             "is_baseline": w.label == base_label,
             "params": w.setup.get("params"),
@@ -395,6 +397,6 @@ def _add_ratios(rows: list[dict[str, Any]], phases: tuple[str, ...], base_label:
             if ref is not None:
                 cell["ratio_vs_baseline"], cell["ratio_of_medians_vs_baseline"] = paired(cell, ref.get(phase))
             if row["backend"] != "torch":
-                eager = by_label.get(spec_label(row["model"], row["preset"]))
+                eager = by_label.get(BenchSpec(row["model"], row["preset"], row["kwargs"]).label)
                 if eager is not None:
                     cell["ratio_vs_torch"], _ = paired(cell, eager.get(phase))

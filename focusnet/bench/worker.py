@@ -31,6 +31,7 @@ from focusnet.engine.cuda_graphs import GraphedModel, graph_mode_applies
 from focusnet.kernels import bn_leaky_relu_available
 from focusnet.losses import ALLHybridLoss
 from focusnet.models import create_model
+from focusnet.models.spec import ModelSpec
 from focusnet.runtime import tune_cpu_allocator
 
 __all__ = ["Bench", "main"]
@@ -79,10 +80,8 @@ class Bench:
             from monai.networks.nets import BasicUNet  # optional dependency, only for this row
 
             return BasicUNet(spatial_dims=2, in_channels=job["in_channels"], out_channels=1)
-        kwargs: dict[str, Any] = {"in_channels": job["in_channels"]}
-        if job["preset"] is not None:
-            kwargs["preset"] = job["preset"]
-        return create_model(job["name"], **kwargs)
+        spec = ModelSpec(job["name"], job["preset"], job.get("kwargs") or {})
+        return create_model(spec.model, in_channels=job["in_channels"], **spec.create_kwargs())
 
     def _setup_model(self, job: dict[str, Any]) -> None:
         model = self._build(job)

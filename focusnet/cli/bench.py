@@ -16,6 +16,7 @@ from pathlib import Path
 
 from focusnet.bench import format_markdown, parse_model_spec, parse_model_specs, run_benchmark
 from focusnet.errors import FocusNetError
+from focusnet.models.spec import SPEC_SYNTAX
 from focusnet.vocab import BENCHMARK_PRECISIONS, CUDA_GRAPHS, DEVICES
 
 __all__ = ["add_benchmark", "cmd_benchmark"]
@@ -33,7 +34,8 @@ def add_benchmark(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--models",
         default="focusnetpp:paper,focusnetpp:official,unet",
-        help="comma-separated NAME[:PRESET][@onnxruntime] (default: focusnetpp:paper,focusnetpp:official,unet)",
+        help=f"comma-separated {SPEC_SYNTAX}[@onnxruntime], values read as YAML, e.g. "
+        "focusnetpp:lite[norm=instance] (default: focusnetpp:paper,focusnetpp:official,unet)",
     )
     p.add_argument("--baseline", default="unet", help="row the ratios are against (default unet; 'none': no ratios)")
     p.add_argument("--size", type=int, default=256, help="input height and width (default 256)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from focusnet.cli.common import allow_late_overrides
 from focusnet.compare.profiles import PROFILES
 from focusnet.errors import FocusNetError
+from focusnet.models.spec import SPEC_SYNTAX
 
 __all__ = ["add_compare", "cmd_compare"]
 
@@ -37,7 +38,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides after the profile's, e.g. data.source=/data/isic")
     p.add_argument("--models", default=None, metavar="LIST",
-                   help="comma-separated NAME[:PRESET][[KEY=VALUE;...]] (default focusnetpp,unet,attention_unet)")
+                   help=f"comma-separated {SPEC_SYNTAX}, values read as YAML (default focusnetpp,unet,attention_unet)")
     p.add_argument("--profile", choices=tuple(PROFILES), default="quick",
                    help="quick: 128x128, 8 epochs, Adam 1e-3 cosine, flips (CPU, minutes per model), replacing the "
                    "config's size, epochs, lr and schedule; paper: the config as written (the paper's protocol; "

@@ -1,4 +1,7 @@
-"""The models of a comparison: ``--models`` text to :class:`ModelSpec` s, and what each constructor takes.
+"""The models of a comparison: ``--models`` text to :class:`~focusnet.models.spec.ModelSpec` s.
+
+The spec grammar (``NAME[:PRESET][[KEY=VALUE;...]]``) is :mod:`focusnet.models.spec`'s, shared with
+``focusnet benchmark``; this module adds the comparison's rules (at least one model, no run name twice).
 
 Example:
     >>> [s.name for s in parse_model_specs(DEFAULT_MODELS)]
@@ -6,42 +9,12 @@ Example:
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any
-
-import yaml
-
 from focusnet.errors import FocusNetError
-from focusnet.models.registry import ENSEMBLE_KWARG, model_signature
+from focusnet.models.spec import ModelSpec, accepted_kwargs, split_model_specs
 
 __all__ = ["DEFAULT_MODELS", "ModelSpec", "accepted_kwargs", "parse_model_specs"]
 
 DEFAULT_MODELS = "focusnetpp,unet,attention_unet"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model of a comparison: registered name, preset and extra constructor arguments.
-
-    Example:
-        >>> ModelSpec("focusnetpp", "lite").name, ModelSpec("unet", None, {"base_width": 8}).name
-        ('focusnetpp-lite', 'unet-base_width8')
-    """
-
-    model: str
-    preset: str | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """Run name: ``model[-preset][-key value ...]`` (file-name safe)."""
-        parts = [self.model] + ([self.preset] if self.preset else [])
-        parts += [f"{k}{v}" for k, v in sorted(self.kwargs.items())]
-        return re.sub(r"[^A-Za-z0-9_.-]+", "", "-".join(str(p) for p in parts)) or self.model
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "preset": self.preset, "kwargs": dict(self.kwargs)}
 
 
 def parse_model_specs(text: str) -> list[ModelSpec]:
@@ -53,20 +26,7 @@ def parse_model_specs(text: str) -> list[ModelSpec]:
         >>> [s.name for s in parse_model_specs("focusnetpp:lite, unet[base_width=4]")]
         ['focusnetpp-lite', 'unet-base_width4']
     """
-    specs: list[ModelSpec] = []
-    for part in _split_top(text):
-        m = re.fullmatch(r"\s*([A-Za-z0-9_]+)\s*(?::\s*([A-Za-z0-9_]+))?\s*(?:\[(.*)\])?\s*", part)
-        if not m:
-            raise FocusNetError(
-                f"--models: cannot read {part.strip()!r}; write NAME, NAME:PRESET or NAME[KEY=VALUE;...]"
-            )
-        kwargs: dict[str, Any] = {}
-        for item in filter(None, (s.strip() for s in (m.group(3) or "").split(";"))):
-            key, eq, value = item.partition("=")
-            if not eq or not key.strip().isidentifier():
-                raise FocusNetError(f"--models: {item!r} in {part.strip()!r} is not KEY=VALUE")
-            kwargs[key.strip()] = yaml.safe_load(value)
-        specs.append(ModelSpec(m.group(1), m.group(2), kwargs))
+    specs = [ModelSpec.parse(part) for part in split_model_specs(text)]
     if not specs:
         raise FocusNetError(f"--models: no models given; e.g. --models {DEFAULT_MODELS}")
     names = [s.name for s in specs]
@@ -74,31 +34,3 @@ def parse_model_specs(text: str) -> list[ModelSpec]:
     if dupes:
         raise FocusNetError(f"--models: {', '.join(dupes)} given twice")
     return specs
-
-
-def _split_top(text: str) -> list[str]:
-    """Split on commas outside brackets."""
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        depth += ch == "["
-        depth -= ch == "]"
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return [p for p in out if p.strip()]
-
-
-def accepted_kwargs(model: str) -> set[str] | None:
-    """Keyword arguments ``create_model`` accepts for ``model``: its constructor's, and ``ensemble`` (None: any).
-
-    Example:
-        >>> sorted(accepted_kwargs("unet"))
-        ['base_width', 'dropout', 'ensemble', 'head_channels', 'in_channels', 'num_classes']
-    """
-    sig = model_signature(model)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return None
-    return set(sig.parameters) | {ENSEMBLE_KWARG}

@@ -3,8 +3,8 @@ where the benchmark lives, kept importable from here.
 
 Example:
     >>> from focusnet.engine.benchmark import parse_model_spec, spec_label
-    >>> spec_label(*parse_model_spec("focusnetpp:paper"))
-    'focusnetpp:paper'
+    >>> parse_model_spec("focusnetpp:paper").label, spec_label("focusnetpp", "paper")
+    ('focusnetpp:paper', 'focusnetpp:paper')
 """
 from __future__ import annotations
 

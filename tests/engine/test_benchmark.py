@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from focusnet.bench.specs import normalise_spec
 from focusnet.cli import main
+from focusnet.complexity import count_parameters
 from focusnet.engine.benchmark import (
     _stats,
     bf16_support,
@@ -27,10 +29,12 @@ from focusnet.engine.benchmark import (
     spec_label,
 )
 from focusnet.errors import FocusNetError
+from focusnet.models import create_model
 
+LITE = "focusnetpp:lite[enc_blocks=[1,1,1,2,2]]"
 TINY = [
     "benchmark",
-    "--models", "focusnetpp:lite",
+    "--models", LITE,  # a constructor argument in the spec
     "--size", "32",
     "--batch-size", "2",
     "--repeats", "2",
@@ -54,9 +58,13 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, str]:
 def test_rows_and_ratios(tiny_run: tuple[dict, str, str]) -> None:
     result, _, _ = tiny_run
     rows = {r["label"]: r for r in result["rows"]}
-    assert list(rows) == ["focusnetpp:lite", "unet"]  # baseline appended after the asked models
-    assert rows["unet"]["is_baseline"] and not rows["focusnetpp:lite"]["is_baseline"]
+    assert list(rows) == [LITE, "unet"]  # baseline appended after the asked models
+    assert rows["unet"]["is_baseline"] and not rows[LITE]["is_baseline"]
     assert rows["unet"]["params"] == 7_760_645
+    # the spec's argument reached the constructor: a second block at the two deepest levels
+    deeper = count_parameters(create_model("focusnetpp", preset="lite", enc_blocks=[1, 1, 1, 2, 2]))
+    assert rows[LITE]["params"] == deeper > count_parameters(create_model("focusnetpp", preset="lite"))
+    assert rows[LITE]["kwargs"] == {"enc_blocks": [1, 1, 1, 2, 2]}
     for row in rows.values():
         assert row["error"] is None
         assert row["forward_flops_per_image"] > 0
@@ -74,7 +82,7 @@ def test_rows_and_ratios(tiny_run: tuple[dict, str, str]) -> None:
     for phase in ("train", "inference"):
         # the baseline against itself, round by round, is exactly 1
         assert rows["unet"][phase]["ratio_vs_baseline"]["values"] == [1.0, 1.0]
-        lite, unet = rows["focusnetpp:lite"][phase], rows["unet"][phase]
+        lite, unet = rows[LITE][phase], rows["unet"][phase]
         expected = [a / b for a, b in zip(lite["images_per_s_per_round"], unet["images_per_s_per_round"])]
         assert lite["ratio_vs_baseline"]["values"] == pytest.approx(expected)
     # training keeps gradients and Adam state: more memory than inference for U-Net's 7.8 M weights
@@ -102,7 +110,7 @@ def test_conv_peak_machine_and_settings(tiny_run: tuple[dict, str, str]) -> None
 def test_markdown_table(tiny_run: tuple[dict, str, str]) -> None:
     result, md, _ = tiny_run
     assert md == format_markdown(result)
-    for text in ("focusnetpp:lite", "unet (baseline)", "train img/s", "infer x base", "% conv peak", "Conv peak"):
+    for text in (LITE, "unet (baseline)", "train img/s", "infer x base", "% conv peak", "Conv peak"):
         assert text in md
     table = [line for line in md.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 2  # header, rule, two rows
@@ -110,12 +118,19 @@ def test_markdown_table(tiny_run: tuple[dict, str, str]) -> None:
 
 
 def test_parse_specs_and_labels() -> None:
-    assert parse_model_specs("focusnetpp:paper, unet,focusnetpp:lite@onnxruntime") == [
-        ("focusnetpp", "paper", "torch"),
-        ("unet", None, "torch"),
-        ("focusnetpp", "lite", "onnxruntime"),
+    specs = parse_model_specs("focusnetpp:paper, unet,focusnetpp:lite[norm=instance;enc_blocks=[1,1,1,2,2]]@onnxruntime")
+    assert [(s.model, s.preset, dict(s.kwargs), s.backend) for s in specs] == [
+        ("focusnetpp", "paper", {}, "torch"),
+        ("unet", None, {}, "torch"),
+        ("focusnetpp", "lite", {"norm": "instance", "enc_blocks": [1, 1, 1, 2, 2]}, "onnxruntime"),
     ]
-    assert spec_label(*parse_model_spec("focusnetpp:official")) == "focusnetpp:official"
+    # the label is the spec written back (keys sorted), and reads back to the same spec
+    assert specs[2].label == "focusnetpp:lite[enc_blocks=[1,1,1,2,2];norm=instance]@onnxruntime"
+    assert parse_model_spec(specs[2].label) == specs[2]
+    assert specs[2].eager.label == "focusnetpp:lite[enc_blocks=[1,1,1,2,2];norm=instance]"
+    assert parse_model_spec("focusnetpp:official").label == spec_label("focusnetpp", "official") == "focusnetpp:official"
+    # the older tuple forms still name the same rows
+    assert normalise_spec(("focusnetpp", "paper")) == specs[0] and normalise_spec(("unet", None, "torch")) == specs[1]
     with pytest.raises(FocusNetError, match="backend"):
         parse_model_spec("unet@tensorrt")
     with pytest.raises(FocusNetError, match="no models"):
@@ -128,6 +143,9 @@ def test_parse_specs_and_labels() -> None:
         ({"models": [("nope", None)]}, "unknown model 'nope'"),
         ({"models": [("focusnetpp", "huge")]}, "unknown preset 'huge'"),
         ({"models": [("unet", "paper")]}, "has no presets"),
+        ({"models": ["unet[widht=4]"]}, r"unet\[widht=4\]: model 'unet' takes no argument widht; it takes: base_width"),
+        ({"models": ["unet[in_channels=1]"]}, "--in-channels"),
+        ({"models": ["monai_basicunet[features=1]"]}, "as is"),
         ({"models": [("unet", None)], "precision": "fp16"}, "unknown precision"),
         ({"models": [("unet", None)], "repeats": 0}, "repeats >= 1"),
         ({"models": [("unet", None)], "device": "tpu"}, "unsupported device"),
