@@ -14,6 +14,7 @@ API_MODULES = (
     "focusnet",
     "focusnet.models",
     "focusnet.models.registry",
+    "focusnet.models.spec",
     "focusnet.models.ensemble",
     "focusnet.losses",
     "focusnet.metrics",
