@@ -21,7 +21,13 @@ def test_debug_is_accepted_after_the_verb(tmp_path: Path, capsys: pytest.Capture
 
 def test_export_takes_name_colon_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "focusnetpp:lite", "--format", "torchscript", "--size", "32", "--out", str(tmp_path / "m.pt")]) == 0
-    assert "focusnetpp (lite)" in capsys.readouterr().out
+    assert "exported focusnetpp:lite with untrained weights" in capsys.readouterr().out
+    # the spec grammar of compare and benchmark: constructor arguments in brackets
+    spec = "focusnetpp:lite[norm=instance]"
+    assert main(["export", spec, "--format", "torchscript", "--size", "32", "--out", str(tmp_path / "in.pt")]) == 0
+    assert f"exported {spec} with untrained weights" in capsys.readouterr().out
+    assert main(["export", "unet[widht=4]", "--format", "onnx", "--out", str(tmp_path / "w.onnx")]) == 2
+    assert "takes no argument widht" in capsys.readouterr().err and not (tmp_path / "w.onnx").exists()
     assert main(["export", "focusnetpp:lite", "--preset", "paper", "--format", "onnx", "--out", str(tmp_path / "x.onnx")]) == 2
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from focusnet.cli import main
-from focusnet.complexity import PAPER_TABLE2, complexity_table, format_table_markdown
+from focusnet.complexity import PAPER_TABLE2, complexity_table, count_parameters, format_table_markdown
 from focusnet.errors import FocusNetError
-from focusnet.models import list_models, list_presets
+from focusnet.models import create_model, list_models, list_presets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +136,19 @@ def test_readme_models_table_is_current() -> None:
         script.render("no markers", table="x")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert format_table_markdown(complexity_table()).strip() in readme
+
+
+def test_complexity_of_a_spec_with_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    """``focusnet complexity`` reads the spec grammar of compare and benchmark."""
+    assert main(["complexity", "focusnetpp:lite[enc_blocks=[1,1,1,2,2]]", "--size", "64", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    lite = count_parameters(create_model("focusnetpp", preset="lite"))
+    assert row["params"] == count_parameters(create_model("focusnetpp", preset="lite", enc_blocks=[1, 1, 1, 2, 2])) > lite
+    assert (row["preset"], row["kwargs"]) == ("lite", {"enc_blocks": [1, 1, 1, 2, 2]})
+    assert main(["complexity", "focusnetpp", "--preset", "lite", "--size", "64"]) == 0
+    assert capsys.readouterr().out.startswith(f"focusnetpp:lite at 1x3x64x64: {lite:,} trainable parameters")
+    for argv, needle in ((["focusnetpp:lite", "--preset", "paper"], "give one"),
+                         (["unet[widht=4]"], "takes no argument widht; it takes: base_width")):
+        assert main(["complexity", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0]

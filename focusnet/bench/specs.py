@@ -16,7 +16,7 @@ import torch
 
 from focusnet.errors import FocusNetError
 from focusnet.models import list_models, list_presets
-from focusnet.models.spec import SPEC_SYNTAX, ModelSpec, accepted_kwargs, split_model_specs
+from focusnet.models.spec import SPEC_SYNTAX, ModelSpec, check_arguments, split_model_specs
 from focusnet.vocab import BACKENDS, BENCHMARK_PRECISIONS
 
 __all__ = [
@@ -180,10 +180,4 @@ def check_inputs(
             raise FocusNetError(f"model {name!r} has no presets; write just {name!r}")
         if "in_channels" in spec.kwargs:
             raise FocusNetError(f"{spec.label}: set the image channels with --in-channels, not in the spec")
-        accepted = accepted_kwargs(name)
-        unknown = sorted(set(spec.kwargs) - accepted) if accepted is not None else []
-        if unknown:
-            raise FocusNetError(
-                f"{spec.label}: model {name!r} takes no argument {', '.join(unknown)}; "
-                f"it takes: {', '.join(sorted(set(accepted or ()) - {'in_channels'}))}"
-            )
+        check_arguments(spec, spec.label)

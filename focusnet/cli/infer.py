@@ -23,6 +23,7 @@ from focusnet.engine.predict import predict
 from focusnet.engine.scoring import all_empty_warning, empty_predictions_warning, format_summary
 from focusnet.errors import FocusNetError
 from focusnet.models import create_model
+from focusnet.models.spec import SPEC_SYNTAX, spec_with_preset
 from focusnet.vocab import BACKENDS, DEVICES
 from focusnet.weights import load_model
 
@@ -186,7 +187,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "model",
         metavar="MODEL",
-        help="a registered model NAME or NAME:PRESET (untrained weights; see `focusnet models`), or saved weights "
+        help=f"a registered model, {SPEC_SYNTAX} (untrained weights; see `focusnet models`), or saved weights "
         "(.safetensors, their .json) or a run folder",
     )
     p.add_argument("--format", choices=["onnx", "torchscript"], required=True, help="onnx or torchscript")
@@ -215,14 +216,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{source}: weights file or run folder not found; fix the path or give a registered model name"
         )
     else:
-        name, _, preset = args.model.partition(":")  # NAME:PRESET, as compare and benchmark take it
-        if preset and args.preset is not None and preset != args.preset:
-            raise FocusNetError(f"{args.model}: names preset {preset!r} but --preset is {args.preset!r}; give one")
-        args.model, args.preset = name, (preset or args.preset)
-        kwargs = {} if args.preset is None else {"preset": args.preset}
-        model = create_model(args.model, **kwargs)
+        spec = spec_with_preset(args.model, args.preset)  # the spec grammar of compare and benchmark
+        model = create_model(spec.model, **spec.create_kwargs())
         size = args.size if args.size is not None else 256
-        what = f"{args.model}" + (f" ({args.preset})" if args.preset else "") + " with untrained weights"
+        what = f"{spec.text} with untrained weights"
     result = export(
         model, args.out, args.format, example_size=size, fold_bn=not args.no_fold_bn, overwrite=args.overwrite
     )

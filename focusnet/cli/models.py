@@ -15,6 +15,7 @@ import json
 from focusnet import complexity as cx
 from focusnet.errors import FocusNetError
 from focusnet.models import list_models, list_presets
+from focusnet.models.spec import SPEC_SYNTAX, spec_with_preset
 
 __all__ = ["add_complexity", "add_models", "cmd_complexity", "cmd_models"]
 
@@ -49,7 +50,9 @@ def add_complexity(sub: argparse._SubParsersAction) -> None:
         "'FLOPs' column counts TF1 weight-initialiser operations, not compute (spec §5.3).",
     )
     p.add_argument(
-        "model", nargs="?", default=None, help="registered model name (see `focusnet models`); omit with --all"
+        "model", nargs="?", default=None,
+        help=f"registered model, {SPEC_SYNTAX} (see `focusnet models`), e.g. focusnetpp:lite[enc_blocks=[1,1,1,2,2]]; "
+        "omit with --all",
     )
     p.add_argument(
         "--all", action="store_true", help="every registered model and preset, beside the paper's Table 2"
@@ -89,20 +92,17 @@ def cmd_complexity(args: argparse.Namespace) -> int:
             print(cx.format_table_text(rows))
         return 0
 
-    kwargs = {"in_channels": args.in_channels}
-    if args.preset is not None:
-        kwargs["preset"] = args.preset
+    spec = spec_with_preset(args.model, args.preset)  # the spec grammar of compare and benchmark
+    kwargs = {"in_channels": args.in_channels, **spec.create_kwargs()}
     if args.markdown:
-        print(cx.format_table_markdown([cx.complexity_row(args.model, size=args.size, **kwargs)]), end="")
+        print(cx.format_table_markdown([cx.complexity_row(spec.model, size=args.size, **kwargs)]), end="")
         return 0
-    result = cx.measure(args.model, size=args.size, **kwargs)
+    result = cx.measure(spec.model, size=args.size, **kwargs)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({**result, "kwargs": dict(spec.kwargs)}, indent=2))
     else:
         print(
-            f"{result['model']}"
-            + (f" ({result['preset']})" if result.get("preset") else "")
-            + f" at 1x{args.in_channels}x{args.size}x{args.size}: "
+            f"{spec.text} at 1x{args.in_channels}x{args.size}x{args.size}: "
             f"{result['params']:,} trainable parameters ({result['params'] / 1e6:.3f} M), "
             f"{result['macs'] / 1e9:.2f} GMACs, {result['flops'] / 1e9:.2f} GFLOPs"
         )

@@ -15,15 +15,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
 from focusnet.errors import FocusNetError
-from focusnet.models.registry import ENSEMBLE_KWARG, model_signature
+from focusnet.models.registry import ENSEMBLE_KWARG, list_models, model_signature
 
-__all__ = ["SPEC_SYNTAX", "ModelSpec", "accepted_kwargs", "split_model_specs"]
+__all__ = ["SPEC_SYNTAX", "ModelSpec", "accepted_kwargs", "check_arguments", "spec_with_preset", "split_model_specs"]
 
 #: How a model spec is written, for messages and ``--help``.
 SPEC_SYNTAX = "NAME[:PRESET][[KEY=VALUE;...]]"
@@ -96,6 +96,22 @@ class ModelSpec:
         return cls(m.group(1), m.group(2), kwargs)
 
 
+def spec_with_preset(text: str, preset: str | None, option: str = "MODEL") -> ModelSpec:
+    """A command's ``MODEL`` argument and its ``--preset`` option as one spec (the two must agree).
+
+    Example:
+        >>> spec_with_preset("focusnetpp", "lite").text, spec_with_preset("focusnetpp:lite[norm=instance]", None).text
+        ('focusnetpp:lite', 'focusnetpp:lite[norm=instance]')
+    """
+    spec = ModelSpec.parse(text, option)
+    if preset is not None and spec.preset is not None and spec.preset != preset:
+        raise FocusNetError(f"{text.strip()}: names preset {spec.preset!r} but --preset is {preset!r}; give one")
+    spec = replace(spec, preset=spec.preset or preset)
+    if spec.model in list_models():  # an unknown name is create_model's message
+        check_arguments(spec)
+    return spec
+
+
 def split_model_specs(text: str) -> list[str]:
     """Comma-separated specs, split on the commas outside brackets.
 
@@ -117,6 +133,26 @@ def accepted_kwargs(model: str) -> set[str] | None:
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return None
     return set(sig.parameters) | {ENSEMBLE_KWARG}
+
+
+def check_arguments(spec: ModelSpec, label: str | None = None) -> None:
+    """Raise :class:`~focusnet.errors.FocusNetError` naming the arguments ``spec.model`` takes when the
+    spec gives one it does not take (``label``: how the message names the spec; default its text).
+
+    Example:
+        >>> try:
+        ...     check_arguments(ModelSpec("unet", None, {"widht": 4}))
+        ... except FocusNetError as error:
+        ...     print(str(error).split(";")[0])
+        unet[widht=4]: model 'unet' takes no argument widht
+    """
+    accepted = accepted_kwargs(spec.model)
+    unknown = sorted(set(spec.kwargs) - accepted) if accepted is not None else []
+    if unknown:
+        raise FocusNetError(
+            f"{label or spec.text}: model {spec.model!r} takes no argument {', '.join(unknown)}; "
+            f"it takes: {', '.join(sorted(accepted or ()))}"
+        )
 
 
 def _split_top(text: str, sep: str) -> list[str]:
