@@ -57,6 +57,7 @@ from focusnet.engine.config import TrainConfig, load_config  # noqa: E402
 from focusnet.engine.train import load_split_tensors, prepare_data, train  # noqa: E402
 from focusnet.metrics import metrics_from_counts, summarize  # noqa: E402
 from focusnet.models import create_model  # noqa: E402
+from focusnet.models.spec import ModelSpec  # noqa: E402
 from focusnet.runtime import tune_cpu_allocator  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -103,8 +104,12 @@ def run_focusnetpp(args: argparse.Namespace, source: Path, split_file: Path, wor
     wall = time.perf_counter() - t0
     summary = json.loads((run / "summary.json").read_text())
     epochs = epochs_run(run)
+    # the row label names a variant's model arguments (those --set changed), e.g. focusnetpp:lite[norm=instance]
+    base_kwargs = load_config(args.config).model_kwargs
+    variant = {k: v for k, v in config.model_kwargs.items() if base_kwargs.get(k, object()) != v}
     return {
-        "model": f"focusnetpp:{config.preset}", "config": str(args.config), "overrides": list(args.overrides),
+        "model": ModelSpec(config.model, config.preset, variant).text, "config": str(args.config),
+        "overrides": list(args.overrides),
         "run": str(run), "epochs": epochs,
         "train_wall_s": round(wall, 1), "summary": summary,
         "params": sum(p.numel() for p in create_model(config.model, **config.model_args()).parameters()),

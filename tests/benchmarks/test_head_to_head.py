@@ -41,11 +41,12 @@ def test_smoke_run_writes_both_sides_and_the_paired_test(tmp_path: Path) -> None
         pytest.skip(f"no ISIC data under {data_root()} (set FOCUSNET_DATA)")
     out = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_head_to_head.py"), "--smoke", "--threads", "1",
-                           "--set", "preset=paper", "--basicunet-seed", "1", "--work", str(tmp_path / "work"), "--out", str(out)],
+                           "--set", "preset=paper", "--set", "model_kwargs.norm=instance", "--basicunet-seed", "1", "--work", str(tmp_path / "work"), "--out", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert [r["model"] for r in result["rows"]] == ["focusnetpp:paper", "monai.BasicUNet"]  # --set reached the config
+    # --set reached the config, and the label names the changed model argument (not the config's own)
+    assert [r["model"] for r in result["rows"]] == ["focusnetpp:paper[norm=instance]", "monai.BasicUNet"]
     assert json.loads((tmp_path / "work" / "basicunet.json").read_text())["seed"] == 1  # --basicunet-seed reached it
     assert all(r["epochs"] == 1 and r["dice_ci95"][0] <= r["dice_mean"] <= r["dice_ci95"][1] for r in result["rows"])
     fn, bu = result["per_image_dice"]["focusnetpp"], result["per_image_dice"]["basicunet"]
