@@ -57,11 +57,6 @@ class BenchSpec(ModelSpec):
         """Row label: the spec's text and ``@backend`` (``@torch`` is left out)."""
         return self.text + (f"@{self.backend}" if self.backend != "torch" else "")
 
-    @property
-    def eager(self) -> BenchSpec:
-        """The same model on the PyTorch backend (what an ONNX Runtime row is compared with)."""
-        return BenchSpec(self.model, self.preset, self.kwargs)
-
     @classmethod
     def parse(cls, text: str, option: str = "--models") -> BenchSpec:
         """``"focusnetpp:lite@onnxruntime"`` -> ``BenchSpec("focusnetpp", "lite", {}, "onnxruntime")``."""

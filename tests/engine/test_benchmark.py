@@ -127,7 +127,6 @@ def test_parse_specs_and_labels() -> None:
     # the label is the spec written back (keys sorted), and reads back to the same spec
     assert specs[2].label == "focusnetpp:lite[enc_blocks=[1,1,1,2,2];norm=instance]@onnxruntime"
     assert parse_model_spec(specs[2].label) == specs[2]
-    assert specs[2].eager.label == "focusnetpp:lite[enc_blocks=[1,1,1,2,2];norm=instance]"
     assert parse_model_spec("focusnetpp:official").label == spec_label("focusnetpp", "official") == "focusnetpp:official"
     # the older tuple forms still name the same rows
     assert normalise_spec(("focusnetpp", "paper")) == specs[0] and normalise_spec(("unet", None, "torch")) == specs[1]
