@@ -12,11 +12,13 @@ point in the same run, fp32 on the CPU, same model, batch and threads:
   ``1 + --epochs`` epochs; the difference of the two wall times over the extra steps (start-up,
   data preparation and the one-epoch run's work cancel). Its validation split is 2 images.
 
-Rounds repeat the three (``--rounds``), interleaved; the table gives each entry point's median step
+``--model`` takes a model spec (``focusnetpp:lite[norm=instance]``, the CPU-budget recipe's network;
+default ``focusnetpp:paper``). Rounds repeat the three (``--rounds``), interleaved; the table gives each entry point's median step
 time with its range and its ratio to the loop's, per round. JSON goes to ``--out``.
 
 Usage:
     python benchmarks/bench_entry_points.py --size 256 --threads 2 --rounds 3
+    python benchmarks/bench_entry_points.py --size 128 --steps 12 --model "focusnetpp:lite[norm=instance]"
     python benchmarks/bench_entry_points.py --smoke
 """
 from __future__ import annotations
@@ -40,9 +42,10 @@ import json, sys, time, torch
 from focusnet import create_model
 from focusnet.losses import ALLHybridLoss
 size, batch, threads, warmup, steps = map(int, sys.argv[1:6])
+spec = json.loads(sys.argv[6])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-model = create_model("focusnetpp", preset="paper").train()
+model = create_model(spec["model"], **({"preset": spec["preset"]} if spec["preset"] else {}), **spec["kwargs"]).train()
 loss_fn = ALLHybridLoss()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 x = torch.rand(batch, 3, size, size)
@@ -64,14 +67,15 @@ def _env(threads: int) -> dict[str, str]:
 
 
 def time_loop(args: argparse.Namespace) -> float:
-    out = subprocess.run([sys.executable, "-c", LOOP, str(args.size), "8", str(args.threads), "2", str(args.steps)],
+    out = subprocess.run([sys.executable, "-c", LOOP, str(args.size), "8", str(args.threads), "2", str(args.steps),
+                          json.dumps(args.spec.to_dict())],
                          capture_output=True, text=True, check=True, env=_env(args.threads))
     return json.loads(out.stdout.strip().splitlines()[-1])["step_s"]
 
 
 def time_benchmark(args: argparse.Namespace, work: Path) -> float:
     out = work / "bench.json"
-    subprocess.run([*FOCUSNET, "benchmark", "--models", "focusnetpp:paper", "--baseline", "none", "--phases", "train",
+    subprocess.run([*FOCUSNET, "benchmark", "--models", args.spec.text, "--baseline", "none", "--phases", "train",
                     "--size", str(args.size), "--threads", str(args.threads), "--repeats", "3", "--warmup", "2", "--quiet",
                     "--json-out", str(out)], capture_output=True, text=True, check=True, env=_env(args.threads))
     rows = json.loads(out.read_text())["rows"]
@@ -80,11 +84,13 @@ def time_benchmark(args: argparse.Namespace, work: Path) -> float:
 
 def _train_once(args: argparse.Namespace, data: Path, work: Path, epochs: int, tag: str) -> float:
     run = work / f"run-{tag}-{epochs}"
+    spec = args.spec
     t = time.perf_counter()
     subprocess.run([*FOCUSNET, "train", "configs/demo.yaml", f"data.source={data}", "data.format=folder",
                     f"data.split={data / 'split.json'}", f"data.cache_dir={work / 'cache'}", f"size={args.size}",
                     f"epochs={epochs}", "batch_size=8", f"num_threads={args.threads}", "progress_bar=false",
-                    "preset=paper", "model_kwargs={}", "augment.enabled=false", "--out", str(run)],
+                    f"model={spec.model}", f"preset={spec.preset or 'null'}",
+                    f"model_kwargs={json.dumps(dict(spec.kwargs))}", "augment.enabled=false", "--out", str(run)],
                    capture_output=True, text=True, check=True, cwd=ROOT, env=_env(args.threads))
     return time.perf_counter() - t
 
@@ -102,9 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=6, help="timed loop steps, and batches per training epoch (default 6)")
     p.add_argument("--epochs", type=int, default=2, help="extra epochs of the longer focusnet train run (default 2)")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--model", default="focusnetpp:paper", help="model spec, NAME[:PRESET][[KEY=VALUE;...]]")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--smoke", action="store_true", help="64x64, 2 steps, 1 extra epoch, 1 round")
     args = p.parse_args(argv)
+    from focusnet.models.spec import ModelSpec
+
+    args.spec = ModelSpec.parse(args.model, "--model")
     if args.smoke:
         args.size, args.steps, args.epochs, args.rounds = 64, 2, 1, 1
     from focusnet.data.synthetic import generate
@@ -128,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                          "median_ratio": statistics.median(ratios)}
         table.append(f"| {name} | {statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f}) | "
                      f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |")
-    print(f"### FocusNet++ paper, {args.size}x{args.size}, batch 8, fp32, {args.threads} threads, {args.rounds} rounds")
+    print(f"### {args.spec.text}, {args.size}x{args.size}, batch 8, fp32, {args.threads} threads, {args.rounds} rounds")
     print("\n".join(table))
     out = args.out or RESULTS / f"entry-points-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"size": args.size, "threads": args.threads, "rounds": args.rounds, "results": summary}, indent=1) + "\n")
+    out.write_text(json.dumps({"model": args.spec.text, "size": args.size, "threads": args.threads, "rounds": args.rounds, "results": summary}, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 
