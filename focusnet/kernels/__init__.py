@@ -328,11 +328,13 @@ def _update_running_stats(bn: nn.BatchNorm2d, mean: torch.Tensor, var: torch.Ten
 def _tail_coefficients(
     s1: torch.Tensor, s2: torch.Tensor, centre: torch.Tensor, hw: int, gamma: torch.Tensor,
     beta: torch.Tensor, eps: float, se: tuple[torch.Tensor, torch.Tensor] | None, per_image: bool = False,
+    squeeze_before_norm: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-image, per-channel ``A``, ``B`` with ``se(norm(y)) = y * A + B``, plus the mean and biased
     variance, from ``s1 = sum(y - centre)`` and ``s2 = sum((y - centre)^2)`` per image and channel
     (float64; differentiable in ``s1``, ``s2``, ``gamma``, ``beta`` and the SE weights). The statistics
-    are the batch's (BatchNorm, ``(C,)``) or, with ``per_image``, each image's (InstanceNorm, ``(N, C)``)."""
+    are the batch's (BatchNorm, ``(C,)``) or, with ``per_image``, each image's (InstanceNorm, ``(N, C)``).
+    ``squeeze_before_norm``: SE pools ``y`` itself rather than ``norm(y)``."""
     n = s1.shape[0]
     if per_image:
         d_mean = s1 / hw
@@ -346,7 +348,9 @@ def _tail_coefficients(
     if se is None:
         return scale.expand(n, -1), shift.expand(n, -1), mean, var
     w_reduce, w_expand = se
-    pooled = scale * (centre + s1 / hw) + shift  # per-image mean of norm(y)
+    pooled = centre + s1 / hw  # per-image mean of y
+    if not squeeze_before_norm:
+        pooled = scale * pooled + shift  # per-image mean of norm(y)
     s = torch.sigmoid(F.relu(pooled @ w_reduce.t()) @ w_expand.t())
     return scale * s, shift * s, mean, var
 
@@ -356,7 +360,8 @@ class _ResidualTail(torch.autograd.Function):
     returns ``(out, mean, biased var)``."""
 
     @staticmethod
-    def forward(ctx, y, skip, gamma, beta, w_reduce, w_expand, eps: float, slope: float, per_image: bool):
+    def forward(ctx, y, skip, gamma, beta, w_reduce, w_expand, eps: float, slope: float, per_image: bool,
+                squeeze_before_norm: bool = False):
         lib = native_library()
         assert lib is not None
         n, c, h, w = y.shape
@@ -367,7 +372,7 @@ class _ResidualTail(torch.autograd.Function):
             raise MemoryError("fn_nc_sums failed")  # pragma: no cover
         se = None if w_reduce is None else (w_reduce.double(), w_expand.double())
         a, b, mean, var = _tail_coefficients(
-            s1, s2, centre.double(), h * w, gamma.double(), beta.double(), eps, se, per_image
+            s1, s2, centre.double(), h * w, gamma.double(), beta.double(), eps, se, per_image, squeeze_before_norm
         )
         if per_image:  # the backward's reference point per channel: the batch mean
             mean, var = mean.mean(0), var.mean(0)
@@ -375,7 +380,7 @@ class _ResidualTail(torch.autograd.Function):
         out = torch.empty_like(y, memory_format=torch.channels_last)
         lib.fn_tail_forward(_ptr(y), _ptr(skip), _ptr(a32), _ptr(b32), _ptr(out), n, h * w, c, float(slope), threads)
         ctx.save_for_backward(y, out, gamma, beta, w_reduce, w_expand, s1, s2, centre, a32, mean)
-        ctx.eps, ctx.slope, ctx.per_image = float(eps), float(slope), per_image
+        ctx.eps, ctx.slope, ctx.per_image, ctx.before = float(eps), float(slope), per_image, squeeze_before_norm
         ctx.mark_non_differentiable(mean, var)
         return out, mean.float(), var.float()
 
@@ -403,7 +408,8 @@ class _ResidualTail(torch.autograd.Function):
                 se = (w_reduce.detach().double().requires_grad_(), w_expand.detach().double().requires_grad_())
                 leaves += list(se)
             a, b, _, _ = _tail_coefficients(
-                leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se, ctx.per_image
+                leaves[0], leaves[1], centre.double(), h * w, leaves[2], leaves[3], ctx.eps, se, ctx.per_image,
+                ctx.before,
             )
             grads = torch.autograd.grad((a, b), leaves, (g_a, g_b), allow_unused=True)
         g1, g2 = (torch.zeros_like(s1) if g is None else g for g in grads[:2])
@@ -420,7 +426,7 @@ class _ResidualTail(torch.autograd.Function):
         param_grads = [None if g is None else g.float() for g in grads[2:]]
         g_gamma, g_beta = param_grads[:2]
         g_wr, g_we = param_grads[2:] if w_reduce is not None else (None, None)
-        return grad_y, grad_skip, g_gamma, g_beta, g_wr, g_we, None, None, None
+        return grad_y, grad_skip, g_gamma, g_beta, g_wr, g_we, None, None, None, None
 
 
 TAIL_MIN_ELEMENTS = 1 << 16
@@ -453,7 +459,7 @@ def residual_tail_applies(
 
 def residual_tail(
     y: torch.Tensor, skip: torch.Tensor, bn: nn.Module, slope: float,
-    se: tuple[torch.Tensor, torch.Tensor] | None = None,
+    se: tuple[torch.Tensor, torch.Tensor] | None = None, squeeze_before_norm: bool = False,
 ) -> torch.Tensor:
     """``leaky_relu(se(bn(y)) + skip, slope)``, the end of a residual block, in one native kernel
     each way (a BatchNorm's running statistics updated as ``bn`` does; an InstanceNorm ``bn``
@@ -461,7 +467,8 @@ def residual_tail(
     :func:`focusnet.models.resganet.tail.block_tail` chooses between this and PyTorch's operators.
 
     ``se`` is ``(w_reduce, w_expand)``, the two bias-free linear weights of squeeze-and-excitation
-    (``s = sigmoid(w_expand @ relu(w_reduce @ mean_hw(z)))``, ``z * s``), or ``None``.
+    (``s = sigmoid(w_expand @ relu(w_reduce @ mean_hw(z)))``, ``z * s``), or ``None``; with
+    ``squeeze_before_norm`` it pools ``y`` instead of ``z = bn(y)``.
 
     Raises:
         ValueError: the kernel does not apply to these arguments.
@@ -480,8 +487,10 @@ def residual_tail(
         )
     w_reduce, w_expand = se if se is not None else (None, None)
     if isinstance(bn, nn.InstanceNorm2d):  # affine, no running statistics: residual_tail_applies checked
-        return _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope, True)[0]
+        return _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope, True,
+                                  squeeze_before_norm)[0]
     bn = cast(nn.BatchNorm2d, bn)  # a training-mode BatchNorm2d: residual_tail_applies checked
-    out, mean, var = _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope, False)
+    out, mean, var = _ResidualTail.apply(y, skip, bn.weight, bn.bias, w_reduce, w_expand, bn.eps, slope, False,
+                                        squeeze_before_norm)
     _update_running_stats(bn, mean, var, y.shape[0] * y.shape[2] * y.shape[3])
     return out

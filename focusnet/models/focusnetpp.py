@@ -30,6 +30,12 @@ Departures from the paper and the authors' code (and why):
 * ``norm="instance"`` (not in the paper) builds every normalisation as a per-image InstanceNorm, as
   MONAI's BasicUNet does. Training runs the fast path with the native BatchNorm kernels given each
   image's statistics; inference skips the fused path, which folds BatchNorm into the convolutions.
+* ``se_squeeze="before_norm"`` (not in the paper) makes each block's squeeze-and-excitation pool the
+  input of the block's last normalisation rather than its output. With ``norm="instance"`` the
+  paper's squeeze sees the same thing for every image (an InstanceNorm's output has the norm's bias
+  as every image's channel means), so SE is a fixed per-channel scale and the global context it is
+  there for is lost; ``before_norm`` pools each image's own means. ``bn_out`` is then not folded
+  (export, fused inference). ``after_norm`` (the paper's) in every preset.
 * ``deep_supervision=True`` (not in the paper, whose loss sees the fused output only) trains each
   per-scale head too: :meth:`FocusNetPP.forward_all` returns the fused logits and the four heads'
   logits (upsampled to the output size) and the engine averages the loss over the five. Off in
@@ -50,6 +56,7 @@ from focusnet.errors import FocusNetError
 from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, NORMS, SqueezeExcite, norm_layer
 from focusnet.models.registry import register_model
 from focusnet.models.resganet import ResGANet, Strategy, choose_strategy, conv1x1_cl
+from focusnet.models.resganet.block import SE_SQUEEZES
 from focusnet.models.resganet.ops import _conv_bn_lrelu
 
 
@@ -64,6 +71,7 @@ class FocusNetPPConfig:
     stem_kernel: int = 5
     group_width: Literal["out", "in"] = "out"
     se: bool = True
+    se_squeeze: Literal["after_norm", "before_norm"] = "after_norm"
     feature_shortcut: Literal["identity", "conv"] = "identity"
     bottleneck_dropout: float = 0.5
     decoder_extra_convs: bool = False
@@ -189,6 +197,7 @@ class FocusNetPP(nn.Module):
             return ResGANet(
                 cin, cout, width, se=cfg.se, feature_shortcut=cfg.feature_shortcut,
                 leaky_slope=cfg.leaky_slope, bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps, norm=cfg.norm,
+                se_squeeze=cfg.se_squeeze,
             )
 
         self.stem = nn.Conv2d(in_channels, cfg.stem_width, cfg.stem_kernel, padding=cfg.stem_kernel // 2)
@@ -398,6 +407,10 @@ def focusnetpp(preset: str = "paper", in_channels: int = 3, num_classes: int = 1
         )
     if overrides.get("norm", "batch") not in NORMS:
         raise FocusNetError(f"focusnetpp: norm must be one of {', '.join(NORMS)}; got {overrides['norm']!r}")
+    if overrides.get("se_squeeze", "after_norm") not in SE_SQUEEZES:
+        raise FocusNetError(
+            f"focusnetpp: se_squeeze must be one of {', '.join(SE_SQUEEZES)}; got {overrides['se_squeeze']!r}"
+        )
     for key in ("widths", "enc_blocks", "dec_blocks", "head_mid"):
         if key in overrides:
             overrides[key] = tuple(overrides[key])

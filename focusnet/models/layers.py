@@ -96,6 +96,7 @@ class SqueezeExcite(nn.Module):
 
     Global average pool, bias-free FC to ``channels // ratio`` with ReLU, bias-free FC back with
     sigmoid, channel-wise rescale. The reduced width is at least 1 (for very narrow test models).
+    ``pooled`` (``(N, C)``) replaces the pool of ``x`` (ResGANet's ``se_squeeze="before_norm"``).
 
     Example:
         >>> se = SqueezeExcite(32)
@@ -109,8 +110,8 @@ class SqueezeExcite(nn.Module):
         self.reduce = nn.Linear(channels, hidden, bias=False)
         self.expand = nn.Linear(hidden, channels, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3))
+    def forward(self, x: torch.Tensor, pooled: torch.Tensor | None = None) -> torch.Tensor:
+        s = x.mean(dim=(2, 3)) if pooled is None else pooled
         s = torch.sigmoid(self.expand(F.relu(self.reduce(s))))
         return x * s[:, :, None, None]
 

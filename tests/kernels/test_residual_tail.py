@@ -27,7 +27,7 @@ def _any_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kernels, "TAIL_MIN_ELEMENTS", 0)
 
 
-def _reference(y, skip, bn, se):
+def _reference(y, skip, bn, se, squeeze_before_norm: bool = False):
     """float64 autograd reference: outputs and gradients of sum(out * grad)."""
     bn64 = copy.deepcopy(bn).double()
     y64 = y.detach().double().requires_grad_(True)
@@ -35,7 +35,8 @@ def _reference(y, skip, bn, se):
     w = [t.detach().double().requires_grad_(True) for t in se] if se is not None else None
     z = bn64(y64)
     if w is not None:
-        z = z * torch.sigmoid(F.relu(z.mean(dim=(2, 3)) @ w[0].t()) @ w[1].t())[:, :, None, None]
+        pooled = (y64 if squeeze_before_norm else z).mean(dim=(2, 3))
+        z = z * torch.sigmoid(F.relu(pooled @ w[0].t()) @ w[1].t())[:, :, None, None]
     out = F.leaky_relu(z + s64, SLOPE)
     return out, y64, s64, bn64, w
 
@@ -139,3 +140,40 @@ def test_small_tensors_take_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not residual_tail_applies(y, y.clone(), _bn(8))
     big = torch.randn(2, 8, 64, 64).contiguous(memory_format=CL)
     assert residual_tail_applies(big, big.clone(), _bn(8)) == bn_leaky_relu_available()
+
+
+@needs_kernel
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_squeeze_before_norm_matches_float64_reference(norm: str) -> None:
+    """SE pooling the tail's input (``squeeze_before_norm``, far from zero so that the pooled means
+    are large): values and every gradient, on two threads."""
+    gen = torch.Generator().manual_seed(3)
+    shape = (3, 8, 16, 16)
+    y = (torch.randn(shape, generator=gen) * 2 + 30.0 + torch.arange(3.0)[:, None, None, None]).contiguous(memory_format=CL)
+    skip = torch.randn(shape, generator=gen).contiguous(memory_format=CL)
+    se = (torch.randn(2, 8, generator=gen) * 0.03, torch.randn(8, 2, generator=gen) * 0.3)
+    bn = _bn(8) if norm == "batch" else random_instance_norm(8)
+    out64, y64, s64, bn64, w64 = _reference(y, skip, bn, se, squeeze_before_norm=True)
+    grad = torch.randn(shape, generator=gen, dtype=torch.float64)
+    out64.backward(grad)
+    yk, sk = y.clone().requires_grad_(True), skip.clone().requires_grad_(True)
+    sek = tuple(t.clone().requires_grad_(True) for t in se)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = residual_tail(yk, sk, bn, SLOPE, sek, squeeze_before_norm=True)
+        out.backward(grad.float().contiguous(memory_format=CL))
+    finally:
+        torch.set_num_threads(previous)
+    for got, want in ((out, out64), (yk.grad, y64.grad), (sk.grad, s64.grad), (bn.weight.grad, bn64.weight.grad),
+                      (bn.bias.grad, bn64.bias.grad), *zip((t.grad for t in sek), (t.grad for t in w64))):
+        assert _rel(got.detach(), want.detach()) < 1e-5
+    # the same through the block tail's PyTorch operators (the fallback), against the same reference
+    yt = y.clone().requires_grad_(True)
+    se_module = SqueezeExcite(8, ratio=4)
+    with torch.no_grad():
+        se_module.reduce.weight.copy_(se[0])
+        se_module.expand.weight.copy_(se[1])
+    bn_t = copy.deepcopy(bn)  # training mode: the batch's (or each image's) statistics
+    out_t = tail.tail_torch(yt, skip, bn_t, se_module, SLOPE, squeeze_before_norm=True)
+    assert _rel(out_t.detach(), out64.detach()) < 1e-5

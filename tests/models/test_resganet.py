@@ -445,3 +445,76 @@ def test_instance_norm_fast_block_keeps_channels_last(dtype: torch.dtype, projec
     assert fast.is_contiguous(memory_format=torch.channels_last) and not fast.is_contiguous()
     if dtype == torch.float64:
         assert torch.allclose(fast, plain, rtol=0, atol=1e-12 * float(plain.detach().abs().max()))
+
+
+# ------------------------------------------------------------ what squeeze-and-excitation pools
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_squeeze_before_norm_fast_matches_plain(norm: str) -> None:
+    """``se_squeeze="before_norm"``: the fast execution (native tail kernel in training) computes what
+    the plain one does, in train and eval mode, as accurately against a float64 copy."""
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset="lite", bottleneck_dropout=0.0, norm=norm, se_squeeze="before_norm")
+    _randomise_bn(model)
+    x = torch.randn(2, 3, 32, 32)
+    for train in (True, False):
+        model.train(train)
+        out64, _, g64 = _run(copy.deepcopy(model).double(), x.double(), False)
+        errors = {}
+        for fast in (False, True):
+            out, _, g = _run(model, x, fast)
+            errors[fast] = (
+                (out.double() - out64).abs().max().item(),
+                max((g[n].double() - g64[n]).abs().max().item() for n in g64),
+            )
+        (out_p, grad_p), (out_f, grad_f) = errors[False], errors[True]
+        overall = max(g.abs().max().item() for g in g64.values())
+        assert out_f <= 3 * out_p + TOL * max(1.0, float(out64.abs().max())), (train, errors)
+        assert grad_f <= 4 * grad_p + PARAM_GRAD_TOL * max(1.0, overall), (train, errors)
+
+
+def _se_gates(block: ResGANet, x: torch.Tensor) -> torch.Tensor:
+    """The (N, C) gates the block's squeeze-and-excitation multiplies by (plain path, a forward hook)."""
+    gates = []
+    se = block.se
+    handle = se.register_forward_hook(lambda m, args, out: gates.append(out / args[0]))
+    with torch.no_grad(), fast_path(False):
+        block(x)
+    handle.remove()
+    return gates[0].mean(dim=(2, 3))
+
+
+def test_instance_norm_squeeze_after_norm_gives_every_image_the_same_gate() -> None:
+    """Why ``before_norm`` exists: after an InstanceNorm every image's channel means equal the norm's
+    bias, so the paper's squeeze (after the norm) gives two different images the same gates; before
+    the norm they differ. With BatchNorm (train mode) the paper's squeeze already differs per image."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 8, 16, 16) + torch.tensor([0.0, 2.0])[:, None, None, None]  # two different images
+    for norm, squeeze, same in (("instance", "after_norm", True), ("instance", "before_norm", False),
+                                ("batch", "after_norm", False)):
+        block = ResGANet(8, 16, width=16, norm=norm, se_squeeze=squeeze).train()
+        with torch.no_grad():
+            block.bn_out.bias.normal_()  # a bias that is not zero: the gate is not trivially 0.5
+        gates = _se_gates(block, x)
+        spread = (gates[0] - gates[1]).abs().max().item()
+        assert (spread < 1e-5) == same, (norm, squeeze, spread)
+
+
+def test_squeeze_before_norm_keeps_bn_out_unfolded() -> None:
+    """Export's BatchNorm folding and the fused inference leave ``bn_out`` alone when SE pools its
+    input (folding would change what SE sees); outputs stay the plain path's."""
+    from focusnet.engine.export import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = create_model("focusnetpp", preset="lite", se_squeeze="before_norm")
+    _randomise_bn(model)
+    model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(), fast_path(False):
+        expected = model(x)
+    folded = fold_batchnorm(copy.deepcopy(model))
+    assert all(isinstance(b.bn_out, torch.nn.BatchNorm2d) for b in folded.modules() if isinstance(b, ResGANet))
+    with torch.no_grad():
+        assert _close(model(x), expected)  # fast / fused execution
+        assert _close(folded(x), expected)
+    with pytest.raises(ValueError, match="se_squeeze"):
+        ResGANet(8, 8, width=8, se_squeeze="middle")  # type: ignore[arg-type]

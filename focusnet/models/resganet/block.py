@@ -31,7 +31,10 @@ from focusnet.models.resganet.ops import (
 )
 from focusnet.models.resganet.tail import block_tail, tail_torch
 
-__all__ = ["ResGANet"]
+__all__ = ["SE_SQUEEZES", "ResGANet"]
+
+SE_SQUEEZES = ("after_norm", "before_norm")
+"""What a ResGANet block's squeeze-and-excitation pools: the output of its last normalisation, or its input."""
 
 # The layers of the block's nn.Sequential parts, typed for the fast executions (indexing an
 # nn.Sequential gives a plain nn.Module). A BatchNorm that export folded is an nn.Identity.
@@ -56,6 +59,11 @@ class ResGANet(nn.Module):
         norm: ``"batch"`` (the paper's) or ``"instance"`` (:func:`focusnet.models.layers.norm_layer`;
             the fast path calls an InstanceNorm as a module or through the per-image kernel, and
             inference is never the fused path, which folds BatchNorm).
+        se_squeeze: what squeeze-and-excitation pools: ``"after_norm"`` (the paper's: the output of
+            ``bn_out``) or ``"before_norm"`` (its input, ``conv_out``'s output). With
+            ``norm="instance"`` every image's channel means after the norm equal the norm's bias, so
+            an ``after_norm`` squeeze gives every image the same gate; ``before_norm`` keeps the
+            per-image context. ``bn_out`` is then not folded (export, fused inference).
 
     Example:
         >>> block = ResGANet(32, 64, width=64)
@@ -75,12 +83,15 @@ class ResGANet(nn.Module):
         bn_momentum: float = KERAS_BN_MOMENTUM,
         bn_eps: float = KERAS_BN_EPS,
         norm: str = "batch",
+        se_squeeze: Literal["after_norm", "before_norm"] = "after_norm",
     ) -> None:
         super().__init__()
         if width % 4 != 0 or width <= 0:
             raise ValueError(f"ResGANet width must be a positive multiple of 4, got {width}")
         if feature_shortcut not in ("identity", "conv"):
             raise ValueError(f"feature_shortcut must be 'identity' or 'conv', got {feature_shortcut!r}")
+        if se_squeeze not in SE_SQUEEZES:
+            raise ValueError(f"se_squeeze must be one of {SE_SQUEEZES}, got {se_squeeze!r}")
         d = width // 4
         self.group = d
         self.slope = leaky_slope
@@ -112,6 +123,9 @@ class ResGANet(nn.Module):
         self.conv_out = nn.Conv2d(width, out_channels, 1)
         self.bn_out = bn(out_channels)
         self.se: nn.Module = SqueezeExcite(out_channels) if se else nn.Identity()
+        self.squeeze_before_norm = se and se_squeeze == "before_norm"
+        # conv_out feeds bn_out only: export.fold_batchnorm may fuse them, unless SE pools conv_out's output
+        self.foldable_pairs: tuple[tuple[str, str], ...] = () if self.squeeze_before_norm else (("conv_out", "bn_out"),)
         if project is None:
             project = in_channels != out_channels
         self.shortcut: nn.Sequential | nn.Identity = (
@@ -119,9 +133,6 @@ class ResGANet(nn.Module):
             if project
             else nn.Identity()
         )
-
-    # conv_out feeds bn_out only: export.fold_batchnorm may fuse them for inference
-    foldable_pairs = (("conv_out", "bn_out"),)
 
     def trunk_layers(self) -> TrunkLayers:
         """BN, LeakyReLU, Conv3x3, BN, LeakyReLU, Conv3x3 of the trunk."""
@@ -156,7 +167,7 @@ class ResGANet(nn.Module):
         if strategy == "plain":
             return self.forward_plain(F.interpolate(x, scale_factor=2.0, mode="nearest") if upsample else x)
         x = x.contiguous(memory_format=torch.channels_last)
-        if strategy == "fused":
+        if strategy == "fused" and not self.squeeze_before_norm:  # the fused path folds bn_out
             return self._forward_fused(x, upsample)
         return self._forward_fast(x, upsample)
 
@@ -202,11 +213,12 @@ class ResGANet(nn.Module):
         e = _conv_bn_lrelu(gated, ex[0], ex[1], ex[2].negative_slope, _dense_1x1(ex[0].weight, ex[0].groups))
         w_out = self.conv_out.weight.flatten(1)
         skip = self._skip(x, up)
-        if _foldable_bn(self.bn_out):  # inference: BatchNorm folded into the product
+        if _foldable_bn(self.bn_out) and not self.squeeze_before_norm:  # inference: BatchNorm folded into the product
             y = _conv_bn(e, self.conv_out, self.bn_out, dense=w_out)
             return tail_torch(y, skip, None, self.se, self.slope, inplace=not grad)
         y = conv1x1_cl(e, w_out, self.conv_out.bias)
-        return block_tail(y, skip, self.bn_out, self.se, self.slope, inplace=not grad)
+        return block_tail(y, skip, self.bn_out, self.se, self.slope, inplace=not grad,
+                          squeeze_before_norm=self.squeeze_before_norm)
 
     def _skip(self, x: torch.Tensor, up) -> torch.Tensor:
         """The block shortcut of the fast path: identity, or Conv1x1 + BN (folded in eval mode and
@@ -284,4 +296,5 @@ class ResGANet(nn.Module):
         attention = torch.sigmoid(self.gate(t[:, :half]))
         features = t[:, half:] + self.feature_shortcut(h[:, half:])
         y = self.conv_out(self.expand(features * attention))
-        return tail_torch(y, self.shortcut(x), self.bn_out, self.se, self.slope, layerwise=True)
+        return tail_torch(y, self.shortcut(x), self.bn_out, self.se, self.slope, layerwise=True,
+                          squeeze_before_norm=self.squeeze_before_norm)

@@ -35,7 +35,7 @@ def _channel_mean(y: torch.Tensor) -> torch.Tensor:
 
 def tail_torch(
     y: torch.Tensor, skip: torch.Tensor, bn: nn.Module | None, se: nn.Module | None, slope: float,
-    inplace: bool = False, layerwise: bool = False,
+    inplace: bool = False, layerwise: bool = False, squeeze_before_norm: bool = False,
 ) -> torch.Tensor:
     """``leaky_relu(se(bn(y)) + skip, slope)`` with PyTorch's operators.
 
@@ -48,12 +48,20 @@ def tail_torch(
         inplace: overwrite ``y`` (only where autograd does not need it: inference).
         layerwise: call ``se`` as a module (the plain path: its hooks fire, a trace records its
             layers); otherwise squeeze-and-excitation runs from its weights, summing then dividing.
+        squeeze_before_norm: a :class:`~focusnet.models.layers.SqueezeExcite` pools ``y`` rather
+            than ``bn(y)`` (``bn`` must not be folded into ``y``).
     """
+    if squeeze_before_norm and bn is None and isinstance(se, SqueezeExcite):
+        raise ValueError("squeeze_before_norm: the normalisation must not be folded into y (its input is pooled)")
+    pooled = _channel_mean(y) if squeeze_before_norm and isinstance(se, SqueezeExcite) else None
     if bn is not None:
         y = bn(y) if layerwise else normalize_keeping_layout(bn, y)
     if isinstance(se, SqueezeExcite) and not layerwise:
-        s = torch.sigmoid(se.expand(F.relu(se.reduce(_channel_mean(y)))))[:, :, None, None]
+        pooled = _channel_mean(y) if pooled is None else pooled
+        s = torch.sigmoid(se.expand(F.relu(se.reduce(pooled))))[:, :, None, None]
         y = y.mul_(s) if inplace else y * s
+    elif isinstance(se, SqueezeExcite):
+        y = se(y, pooled)
     elif se is not None and not isinstance(se, nn.Identity):
         y = se(y)
     out = y.add_(skip) if inplace else y + skip
@@ -61,7 +69,8 @@ def tail_torch(
 
 
 def block_tail(
-    y: torch.Tensor, skip: torch.Tensor, bn: nn.Module | None, se: nn.Module | None, slope: float, inplace: bool = False
+    y: torch.Tensor, skip: torch.Tensor, bn: nn.Module | None, se: nn.Module | None, slope: float,
+    inplace: bool = False, squeeze_before_norm: bool = False,
 ) -> torch.Tensor:
     """The block's tail through the native kernel where it applies, else :func:`tail_torch`.
 
@@ -73,5 +82,5 @@ def block_tail(
     plain_se = se is None or isinstance(se, (SqueezeExcite, nn.Identity))
     se_weights = (se.reduce.weight, se.expand.weight) if isinstance(se, SqueezeExcite) else None
     if bn is not None and plain_se and residual_tail_applies(y, skip, bn, se_weights):
-        return residual_tail(y, skip, bn, slope, se_weights)
-    return tail_torch(y, skip, bn, se, slope, inplace)
+        return residual_tail(y, skip, bn, slope, se_weights, squeeze_before_norm)
+    return tail_torch(y, skip, bn, se, slope, inplace, squeeze_before_norm=squeeze_before_norm)
