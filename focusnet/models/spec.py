@@ -156,16 +156,20 @@ def check_arguments(spec: ModelSpec, label: str | None = None) -> None:
 
 
 def _split_top(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside brackets and quotes."""
-    out, depth, cur, quote = [], 0, "", ""
+    """Split on ``sep`` outside brackets and quotes. As in YAML, a quote opens a quoted value only
+    where a value starts (after ``=``, ``;``, ``,`` or an opening bracket, spaces allowed); inside a
+    plain value (``name=it's``) it is a character like any other."""
+    out, depth, cur, quote, value_start = [], 0, "", "", True
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote
-        elif ch in "\"'":
+        elif ch in "\"'" and value_start:
             quote = ch
         else:
             depth += ch in "[{"
             depth -= ch in "]}"
+        if not ch.isspace():
+            value_start = ch in "=;,[{"
         if ch == sep and depth == 0 and not quote:
             out.append(cur)
             cur = ""

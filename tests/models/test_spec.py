@@ -36,6 +36,15 @@ def test_values_are_yaml_and_nested_brackets_split_right() -> None:
     assert [s.strip() for s in split_model_specs("a[x=[1,2]], b:c ,, d")] == ["a[x=[1,2]]", "b:c", "d"]
 
 
+def test_a_quote_inside_a_plain_value_is_a_character() -> None:
+    """As in YAML: ``it's`` is a plain value, and the ``;`` after it still separates (it used to open a
+    quote that swallowed the rest of the spec into one value)."""
+    spec = ModelSpec.parse("unet[name=it's;base_width=4]")
+    assert spec.kwargs == {"name": "it's", "base_width": 4}
+    assert ModelSpec.parse(spec.text) == spec
+    assert ModelSpec.parse("unet[name= 'a;b' ;base_width=4]").kwargs == {"name": "a;b", "base_width": 4}
+
+
 def test_create_kwargs_build_the_model() -> None:
     spec = ModelSpec.parse("unet[base_width=4]")
     assert spec.create_kwargs() == {"base_width": 4}
