@@ -41,11 +41,12 @@ LOOP = r"""
 import json, sys, time, torch
 from focusnet import create_model
 from focusnet.losses import ALLHybridLoss
+from focusnet.models.spec import ModelSpec
 size, batch, threads, warmup, steps = map(int, sys.argv[1:6])
-spec = json.loads(sys.argv[6])
+spec = ModelSpec.parse(sys.argv[6])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-model = create_model(spec["model"], **({"preset": spec["preset"]} if spec["preset"] else {}), **spec["kwargs"]).train()
+model = create_model(spec.model, **spec.create_kwargs()).train()
 loss_fn = ALLHybridLoss()
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 x = torch.rand(batch, 3, size, size)
@@ -68,7 +69,7 @@ def _env(threads: int) -> dict[str, str]:
 
 def time_loop(args: argparse.Namespace) -> float:
     out = subprocess.run([sys.executable, "-c", LOOP, str(args.size), "8", str(args.threads), "2", str(args.steps),
-                          json.dumps(args.spec.to_dict())],
+                          args.spec.text],
                          capture_output=True, text=True, check=True, env=_env(args.threads))
     return json.loads(out.stdout.strip().splitlines()[-1])["step_s"]
 
