@@ -63,3 +63,45 @@ def paired_dice(reference: np.ndarray, focusnetpp: np.ndarray) -> dict[str, Any]
     return {"difference_mean": float((focusnetpp - reference).mean()), "difference_ci95": [lo, hi],
             "wilcoxon": paired_test(reference, focusnetpp), "focusnetpp_better": int((focusnetpp > reference).sum()),
             "focusnetpp_worse": int((focusnetpp < reference).sum()), "ties": int((focusnetpp == reference).sum())}
+
+
+#: Edges of the lesion-area groups: the fraction of a test image its ground-truth lesion covers; each
+#: group holds [low, high), the last one 1.0 as well.
+AREA_BINS = (0.0, 0.05, 0.20, 0.50, 0.75, 1.0)
+AREA_LABELS = ("< 5%", "5–20%", "20–50%", "50–75%", "≥ 75%")
+
+
+def lesion_fractions(rows: list[dict[str, Any]]) -> list[float] | None:
+    """The fraction of each image its ground-truth lesion covers, ``(tp + fn) / (tp + fp + fn + tn)``, from
+    a side file's per-image rows; None when a row lacks the counts.
+
+    Example:
+        >>> lesion_fractions([{"tp": 3, "fn": 1, "fp": 0, "tn": 4}])
+        [0.5]
+    """
+    try:
+        return [(r["tp"] + r["fn"]) / (r["tp"] + r["fp"] + r["fn"] + r["tn"]) for r in rows]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def area_groups(fractions: np.ndarray) -> np.ndarray:
+    """The :data:`AREA_BINS` group (0 to 4) of each image's lesion fraction.
+
+    Example:
+        >>> area_groups(np.array([0.0, 0.049, 0.05, 0.75, 1.0])).tolist()
+        [0, 0, 1, 4, 4]
+    """
+    return np.clip(np.searchsorted(AREA_BINS, fractions, side="right") - 1, 0, len(AREA_LABELS) - 1)
+
+
+def dice_by_area(fractions: np.ndarray, dice: np.ndarray) -> dict[str, Any]:
+    """How many images each :data:`AREA_BINS` group holds, and their mean Dice (None for an empty group).
+
+    Example:
+        >>> dice_by_area(np.array([0.01, 0.02, 0.9]), np.array([0.5, 0.7, 0.9]))
+        {'images': [2, 0, 0, 0, 1], 'dice': [0.6, None, None, None, 0.9]}
+    """
+    group = area_groups(fractions)
+    counts = [int((group == g).sum()) for g in range(len(AREA_LABELS))]
+    return {"images": counts, "dice": [float(dice[group == g].mean()) if n else None for g, n in enumerate(counts)]}

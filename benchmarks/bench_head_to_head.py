@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _train_common import epochs_run, paired_dice  # noqa: E402
+from _train_common import AREA_LABELS, dice_by_area, epochs_run, lesion_fractions, paired_dice  # noqa: E402
 from focusnet.compare.stats import bootstrap_ci  # noqa: E402
 from focusnet.data.paths import data_root  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
@@ -176,11 +176,17 @@ def compare(sides: dict[str, dict[str, Any]], n_train: int) -> dict[str, Any]:
         raise SystemExit("the two sides were scored on different test images")
     a = np.array([r["dice"] for r in bu], dtype=float)
     b = np.array([r["dice"] for r in fn], dtype=float)
-    return {
+    result = {
         "rows": [_row(sides["focusnetpp"]["model"], sides["focusnetpp"], n_train), _row("monai.BasicUNet", sides["basicunet"], n_train)],
         "paired": paired_dice(a, b),
-        "ids": [r["id"] for r in fn],
     }
+    fractions = lesion_fractions(fn)
+    if fractions is not None:
+        f = np.asarray(fractions)
+        result["by_lesion_area"] = {"labels": list(AREA_LABELS), "images": dice_by_area(f, b)["images"],
+                                    "dice": {"focusnetpp": dice_by_area(f, b)["dice"], "basicunet": dice_by_area(f, a)["dice"]}}
+    result["ids"] = [r["id"] for r in fn]
+    return result
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -196,6 +202,12 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append(f"Paired (FocusNet++ - BasicUNet, {len(result['ids'])} test images): mean difference {p['difference_mean']:+.4f} "
                  f"(95% CI {p['difference_ci95'][0]:+.4f} to {p['difference_ci95'][1]:+.4f}); Wilcoxon p = {w['pvalue']:.3g}; "
                  f"FocusNet++ better on {p['focusnetpp_better']}, worse on {p['focusnetpp_worse']}, tied on {p['ties']}.")
+    areas = result.get("by_lesion_area")
+    if areas is not None:
+        lines.append("")
+        lines.append("Per-image Dice by the fraction of the image the lesion covers: " + "; ".join(
+            f"{label} ({n}): " + " against ".join("–" if d[i] is None else f"{d[i]:.4f}" for d in areas["dice"].values())
+            for i, (label, n) in enumerate(zip(areas["labels"], areas["images"]))) + " (FocusNet++ against BasicUNet).")
     return "\n".join(lines)
 
 

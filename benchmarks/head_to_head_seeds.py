@@ -10,7 +10,10 @@ takes several runs of each side (FocusNet++, the reference, and one or more othe
   Wilcoxon p, the verdicts a single comparison could have given;
 * for each other side, the seed-averaged test: each image's Dice averaged over a side's runs, then the
   paired difference (95% bootstrap CI) and Wilcoxon test of those averages, which removes part of the
-  training noise from each image.
+  training noise from each image;
+* where a run carries its confusion counts (a side file does), each side's seed-averaged Dice by lesion
+  area: the test images grouped by the fraction of the image their ground-truth lesion covers
+  (``_train_common.AREA_BINS``), so a difference is seen where it sits (small lesions or crop-filling ones).
 
 A run is a side result (``<work>/focusnetpp.json``, ``<work>/basicunet.json``, ... as the two benchmark
 scripts write them), or ``RESULT.json#SIDE``: one side of a finished ``bench_isic_scale.py report``
@@ -46,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _train_common import paired_dice  # noqa: E402
+from _train_common import AREA_BINS, AREA_LABELS, dice_by_area, lesion_fractions, paired_dice  # noqa: E402
 
 #: The side every other side is paired against.
 REFERENCE = "focusnetpp"
@@ -65,14 +68,17 @@ def load_runs(spec: str) -> list[Run]:
         if side_name and data.get("benchmark") == "head-to-head-seeds":
             ids, side = list(data["ids"]), data["sides"][side_name]
             stored = [(np.asarray(d, dtype=float), dict(info)) for d, info in zip(side["per_image_dice"], side["runs"])]
+            fractions = data.get("lesion_fraction")
         elif side_name:
             info = dict(data["sides"][side_name])
             info["file"] = spec
             ids, stored = list(data["ids"]), [(np.asarray(data["per_image_dice"][side_name], dtype=float), info)]
+            fractions = data.get("lesion_fraction")
         else:
             rows = data["summary"]["per_image"]
             ids = [r["id"] for r in rows]
             stored = [(np.array([r["dice"] for r in rows], dtype=float), {**data, "file": spec})]
+            fractions = lesion_fractions(rows)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         what = f"no side {side_name!r} with per-image Dice and ids" if side_name else "not a side result"
         raise SystemExit(f"{spec}: {what} ({type(exc).__name__}: {exc}); pass <work>/SIDE.json as "
@@ -86,6 +92,8 @@ def load_runs(spec: str) -> list[Run]:
                 "overrides": side.get("overrides", []), "seed": side.get("seed"), "dice_mean": float(dice.mean())}
         if side["file"] != spec:
             info["read_from"] = spec
+        if fractions is not None:
+            info["lesion_fraction"] = list(fractions)
         runs.append((ids, dice, info))
     return runs
 
@@ -101,6 +109,7 @@ def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, 
         for run_ids, _, info in runs:
             if run_ids != ids:
                 raise SystemExit(f"{info['file']}: scored on other test images than {first}")
+    fractions = _lesion_fractions(sides)
     others = [name for name in sides if name != REFERENCE]
     result: dict[str, Any] = {
         "benchmark": "head-to-head-seeds", "date": time.strftime("%Y%m%d-%H%M%S"), "test_images": len(ids),
@@ -110,7 +119,8 @@ def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, 
         "sides": {}, "comparisons": {}}
     for name, runs in sides.items():
         means = np.array([info["dice_mean"] for _, _, info in runs])
-        result["sides"][name] = {"runs": [info for _, _, info in runs], "mean_of_runs": float(means.mean()),
+        stored = [{key: value for key, value in info.items() if key != "lesion_fraction"} for _, _, info in runs]
+        result["sides"][name] = {"runs": stored, "mean_of_runs": float(means.mean()),
                                  "sd_of_runs": float(means.std(ddof=1)) if len(means) > 1 else None,
                                  "per_image_dice": [d.tolist() for _, d, _ in runs]}
     ref_avg = np.mean([d for _, d, _ in sides[REFERENCE]], axis=0)
@@ -120,8 +130,30 @@ def analyse_runs(sides: dict[str, list[Run]], split: str = "test") -> dict[str, 
                             for _, rd, ri in sides[REFERENCE] for _, od, oi in sides[name]],
             "seed_averaged": paired_dice(np.mean([d for _, d, _ in sides[name]], axis=0), ref_avg),
         }
+    if fractions is not None:
+        by_side = {name: dice_by_area(fractions, np.mean([d for _, d, _ in runs], axis=0)) for name, runs in sides.items()}
+        result["by_lesion_area"] = {"bins": list(AREA_BINS), "labels": list(AREA_LABELS),
+                                    "images": by_side[REFERENCE]["images"],
+                                    "seed_averaged_dice": {name: by["dice"] for name, by in by_side.items()}}
+        result["lesion_fraction"] = fractions.tolist()
     result["ids"] = ids
     return result
+
+
+def _lesion_fractions(sides: dict[str, list[Run]]) -> np.ndarray | None:
+    """The test images' lesion fractions from the runs that carry them (all runs score the same images, so
+    they must agree); None when no run carries them."""
+    found: np.ndarray | None = None
+    for runs in sides.values():
+        for _, _, info in runs:
+            fractions = info.get("lesion_fraction")
+            if fractions is None:
+                continue
+            if found is not None and not np.allclose(found, fractions, rtol=0, atol=1e-9):
+                raise SystemExit(f"{info['file']}: other ground-truth lesion areas than an earlier run (another "
+                                 "resolution or mask rule?); compare runs scored on the same masks")
+            found = np.asarray(fractions, dtype=float)
+    return found
 
 
 def _distinct(runs: list[Run]) -> list[Run]:
@@ -160,6 +192,14 @@ def markdown(result: dict[str, Any]) -> str:
             lo, hi = p["difference_ci95"]
             lines.append(f"| {p['reference']} | {p['other']} | {p['difference_mean']:+.4f} ({lo:+.4f} to {hi:+.4f}) "
                          f"| {p['wilcoxon']['pvalue']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} |")
+    areas = result.get("by_lesion_area")
+    if areas is not None:
+        heads = [f"{label} ({n})" for label, n in zip(areas["labels"], areas["images"])]
+        lines += ["", "Seed-averaged Dice by the fraction of the image the lesion covers (images):", "",
+                  "| side | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+        for name, by_area in areas["seed_averaged_dice"].items():
+            cells = ["–" if d is None else f"{d:.4f}" for d in by_area]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,9 @@ def test_smoke_times_the_spec_through_every_entry_point(tmp_path: Path) -> None:
     assert result["model"] == "focusnetpp:lite[fusion_mid=4;head_mid=[4,4,4,4];norm=instance;stem_width=4;widths=[4,4,4,4,4]]"
     assert set(result["results"]) == {"loop", "benchmark", "train"}
     for name, row in result["results"].items():
-        assert len(row["step_s"]) == 1 and row["step_s"][0] > 0, name
+        assert len(row["step_s"]) == 1 and math.isfinite(row["step_s"][0]), name
+    # `train`'s step is the difference of two runs' wall times over the extra steps: at the smoke size (2 steps of a
+    # 4-channel network) the start-up's jitter outweighs them, so only the two direct timings must be positive.
+    assert result["results"]["loop"]["step_s"][0] > 0 and result["results"]["benchmark"]["step_s"][0] > 0
     assert result["results"]["loop"]["ratio_to_loop"] == [1.0]
     assert f"### {result['model']}, 64x64" in proc.stdout

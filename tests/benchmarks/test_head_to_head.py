@@ -56,6 +56,12 @@ def test_smoke_run_writes_both_sides_and_the_paired_test(tmp_path: Path) -> None
     assert paired["focusnetpp_better"] + paired["focusnetpp_worse"] + paired["ties"] == 4
     assert 0.0 <= paired["wilcoxon"]["pvalue"] <= 1.0
     assert "Wilcoxon p" in proc.stdout
+    # Dice by lesion area: the groups hold every test image once, and weighted by their sizes give the mean
+    areas = result["by_lesion_area"]
+    assert sum(areas["images"]) == 4 and "lesion covers" in proc.stdout
+    for side, dice in (("focusnetpp", fn), ("basicunet", bu)):
+        weighted = sum(n * d for n, d in zip(areas["images"], areas["dice"][side]) if n)
+        assert weighted / 4 == pytest.approx(sum(dice) / 4)
     # a second run into the same folder is refused unless --resume
     again = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_head_to_head.py"), "--smoke",
                             "--work", str(tmp_path / "work"), "--out", str(out)], capture_output=True, text=True, timeout=120)

@@ -126,3 +126,33 @@ def test_an_earlier_result_stands_for_its_runs(tmp_path: Path) -> None:
     _side(tmp_path / "fn2.json", list(fn[2] + 0.01))  # that seed trained again: not the stored run any more
     proc = _run("--focusnetpp", f"{second}#focusnetpp", files["fn"][2], "--basicunet", files["bu"][0])
     assert proc.returncode != 0 and "named twice with different per-image Dice" in proc.stderr
+
+
+def _side_with_counts(path: Path, dice: list[float], lesion_pixels: list[int], pixels: int = 100) -> Path:
+    """A side file whose rows carry confusion counts: ``lesion_pixels`` of ``pixels`` are lesion."""
+    rows = [{"id": f"img{i}", "dice": d, "tp": n, "fn": 0, "fp": 0, "tn": pixels - n}
+            for i, (d, n) in enumerate(zip(dice, lesion_pixels))]
+    path.write_text(json.dumps({"model": "m", "epochs": 3, "summary": {"per_image": rows}}))
+    return path
+
+
+def test_dice_by_lesion_area(tmp_path: Path) -> None:
+    """Each side's seed-averaged Dice by the fraction of the image the lesion covers, edges [low, high)."""
+    lesion = [1, 4, 5, 30, 60, 75, 100]  # of 100 pixels: < 5% twice, 5-20%, 20-50%, 50-75%, >= 75% twice
+    fn = [_side_with_counts(tmp_path / f"fn{i}.json", [0.1 + 0.2 * i, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], lesion)
+          for i in range(2)]
+    bu = _side_with_counts(tmp_path / "bu.json", [0.9] * 7, lesion)
+    out = tmp_path / "seeds.json"
+    proc = _run("--focusnetpp", *map(str, fn), "--basicunet", str(bu), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    areas = json.loads(out.read_text())["by_lesion_area"]
+    assert areas["images"] == [2, 1, 1, 1, 2]
+    # the first image averages 0.1 and 0.3 over the two seeds
+    assert areas["seed_averaged_dice"]["focusnetpp"] == pytest.approx([(0.2 + 0.2) / 2, 0.3, 0.4, 0.5, 0.65])
+    assert areas["seed_averaged_dice"]["basicunet"] == pytest.approx([0.9] * 5)
+    assert "< 5% (2)" in proc.stdout and "≥ 75% (2)" in proc.stdout
+    # a side scored on other masks (another size) is refused, naming the file
+    other = _side_with_counts(tmp_path / "other.json", [0.9] * 7, [2, 4, 5, 30, 60, 75, 100])
+    proc = _run("--focusnetpp", str(fn[0]), "--basicunet", str(other))
+    assert proc.returncode != 0 and str(other) in proc.stderr and "lesion areas" in proc.stderr
+    assert "Traceback" not in proc.stderr
