@@ -178,6 +178,14 @@ def _seeds(path: Path, data: dict[str, Any]) -> list[str]:
             f"p = {a['wilcoxon']['pvalue']:.2g}; FocusNet++ better on "
             f"{a['focusnetpp_better']} images, worse on {a['focusnetpp_worse']}.", "",
         ]
+    areas = data.get("by_lesion_area")
+    if areas is not None:
+        heads = [f"{label} ({n})" for label, n in zip(areas["labels"], areas["images"])]
+        lines += ["Seed-averaged per-image Dice by the fraction of the image the lesion covers (images per group):", "",
+                  "| side | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+        for name, by_area in areas["seed_averaged_dice"].items():
+            lines.append(f"| `{models[name]}` | " + " | ".join("–" if d is None else f"{d:.4f}" for d in by_area) + " |")
+        lines.append("")
     if "context" in data.get("published", {}):
         lines += [f"Context: {md_cell(data['published']['context'])}.", ""]
     return lines + [f"Reproduce: {_code(data['command'])}.", ""]

@@ -65,7 +65,9 @@ def test_seed_summary_comes_first_with_every_run_and_the_seed_averaged_test(tmp_
     runs = [("fn0", "focusnetpp:lite", [0.9, 0.8, 0.7, 0.6]), ("fn1", "focusnetpp:lite", [0.8, 0.8, 0.7, 0.7]),
             ("bu0", "monai.BasicUNet", [0.85, 0.8, 0.75, 0.5])]
     for name, model, dice in runs:
-        per_image = [{"id": str(i), "dice": d} for i, d in enumerate(dice)]
+        # lesions of 2, 10, 30 and 80 of 100 pixels: one image in each area group but 50-75%
+        per_image = [{"id": str(i), "dice": d, "tp": n, "fn": 0, "fp": 0, "tn": 100 - n}
+                     for i, (d, n) in enumerate(zip(dice, (2, 10, 30, 80)))]
         side = {"model": model, "epochs": 3, "overrides": ["model_kwargs.norm=instance"],
                 "summary": {"per_image": per_image}}
         sides.append(_write(tmp_path, f"{name}.side", side))
@@ -89,6 +91,8 @@ def test_seed_summary_comes_first_with_every_run_and_the_seed_averaged_test(tmp_
     assert "Protocol: the test split, n = 4 images" in block
     assert "Seed-averaged" in block and "+0.0250 (95% CI" in block and "n = 4 images" in block
     assert "Reproduce: `python benchmarks/head_to_head_seeds.py --focusnetpp A B --basicunet C`." in block
+    assert "| side | < 5% (1) | 5–20% (1) | 20–50% (1) | 50–75% (0) | ≥ 75% (1) |" in block
+    assert "| `focusnetpp:lite` | 0.8500 | 0.8000 | 0.7000 | – | 0.6500 |" in block
     broken = dict(result, comparisons={"basicunet": {"cross_pairs": [], "seed_averaged": {}}})
     _write(published, "z-seeds.json", broken)
     with pytest.raises(PublishedResultError, match="z-seeds.json"):
