@@ -182,9 +182,9 @@ def compare(sides: dict[str, dict[str, Any]], n_train: int) -> dict[str, Any]:
     }
     fractions = lesion_fractions(fn)
     if fractions is not None:
-        f = np.asarray(fractions)
-        result["by_lesion_area"] = {"labels": list(AREA_LABELS), "images": dice_by_area(f, b)["images"],
-                                    "dice": {"focusnetpp": dice_by_area(f, b)["dice"], "basicunet": dice_by_area(f, a)["dice"]}}
+        by_side = {name: dice_by_area(np.asarray(fractions), dice) for name, dice in (("focusnetpp", b), ("basicunet", a))}
+        result["by_lesion_area"] = {"labels": list(AREA_LABELS), "images": by_side["focusnetpp"]["images"],
+                                    "dice": {name: by["dice"] for name, by in by_side.items()}}
     result["ids"] = [r["id"] for r in fn]
     return result
 
