@@ -30,6 +30,11 @@ Departures from the paper and the authors' code (and why):
 * ``norm="instance"`` (not in the paper) builds every normalisation as a per-image InstanceNorm, as
   MONAI's BasicUNet does. Training runs the fast path with the native BatchNorm kernels given each
   image's statistics; inference skips the fused path, which folds BatchNorm into the convolutions.
+* ``head_norm`` (not in the paper) sets the normalisation of the four per-scale heads and the fusion
+  apart from the blocks' (default ``None``: the same as ``norm``). With ``norm="instance"`` a per-image
+  norm there rescales each image's probability maps by their own mean and spread: where the lesion
+  fills the crop the maps are nearly constant, so an uncertain pixel is pushed towards background.
+  ``head_norm="batch"`` keeps the blocks' InstanceNorm and gives the output path batch statistics.
 * ``se_squeeze="before_norm"`` (not in the paper) makes each block's squeeze-and-excitation pool the
   input of the block's last normalisation rather than its output. With ``norm="instance"`` the
   paper's squeeze sees the same thing for every image (an InstanceNorm's output has the norm's bias
@@ -82,6 +87,7 @@ class FocusNetPPConfig:
     bn_momentum: float = KERAS_BN_MOMENTUM
     bn_eps: float = KERAS_BN_EPS
     norm: Literal["batch", "instance"] = "batch"
+    head_norm: Literal["batch", "instance"] | None = None
     keras_init: bool = True
     deep_supervision: bool = False
 
@@ -124,7 +130,7 @@ class _Head(nn.Module):
         else:
             self.body = nn.Sequential(
                 nn.Conv2d(channels, mid, 1),
-                norm_layer(cfg.norm, mid, cfg.bn_momentum, cfg.bn_eps),
+                norm_layer(cfg.head_norm or cfg.norm, mid, cfg.bn_momentum, cfg.bn_eps),
                 nn.LeakyReLU(cfg.leaky_slope),
                 nn.Conv2d(mid, 1, 1),
             )
@@ -227,7 +233,7 @@ class FocusNetPP(nn.Module):
         self.heads = nn.ModuleList(_Head(c, m, cfg) for c, m in zip(head_in, cfg.head_mid))
         self.fusion = nn.Sequential(
             nn.Conv2d(4, cfg.fusion_mid, 1),
-            norm_layer(cfg.norm, cfg.fusion_mid, cfg.bn_momentum, cfg.bn_eps),
+            norm_layer(cfg.head_norm or cfg.norm, cfg.fusion_mid, cfg.bn_momentum, cfg.bn_eps),
             nn.LeakyReLU(cfg.leaky_slope),
             nn.Conv2d(cfg.fusion_mid, num_classes, 1),
         )
@@ -405,8 +411,9 @@ def focusnetpp(preset: str = "paper", in_channels: int = 3, num_classes: int = 1
         raise FocusNetError(
             f"focusnetpp: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-    if overrides.get("norm", "batch") not in NORMS:
-        raise FocusNetError(f"focusnetpp: norm must be one of {', '.join(NORMS)}; got {overrides['norm']!r}")
+    for key in ("norm", "head_norm"):
+        if overrides.get(key) is not None and overrides[key] not in NORMS:
+            raise FocusNetError(f"focusnetpp: {key} must be one of {', '.join(NORMS)}; got {overrides[key]!r}")
     if overrides.get("se_squeeze", "after_norm") not in SE_SQUEEZES:
         raise FocusNetError(
             f"focusnetpp: se_squeeze must be one of {', '.join(SE_SQUEEZES)}; got {overrides['se_squeeze']!r}"

@@ -162,6 +162,34 @@ def test_instance_norm_option() -> None:
         create_model("focusnetpp", preset="lite", norm="group")
 
 
+def test_head_norm_option() -> None:
+    """``head_norm="batch"`` with ``norm="instance"``: the heads' and the fusion's norms are BatchNorms
+    (one per head with a mid layer, one in the fusion), every block's an InstanceNorm; the parameter
+    count is unchanged, and the fast and layer-by-layer executions agree in float64 in training and
+    evaluation. ``head_norm=None`` (the default) follows ``norm``."""
+    torch.manual_seed(0)
+    model = create_model(
+        "focusnetpp", preset="lite", norm="instance", head_norm="batch", bottleneck_dropout=0.0, bn_momentum=0.1
+    ).double()
+    output_path = list(model.heads.modules()) + list(model.fusion.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in output_path) == 5
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 5
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in output_path)
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in model.encoder.modules())
+    assert n_params(model) == PRESET_COUNTS["lite"]
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    for train in (True, False):
+        model.train(train)
+        with torch.no_grad():
+            fast, plain = model.forward_fast(x), model.forward_plain(x)
+        # float64 rounding over a few hundred terms, scaled to the logits' size
+        assert torch.allclose(fast, plain, rtol=0, atol=1e-9 * (1 + float(plain.abs().max()))), train
+    default = create_model("focusnetpp", preset="lite", norm="instance")
+    assert isinstance(default.fusion[1], torch.nn.InstanceNorm2d) and default.config.head_norm is None
+    with pytest.raises(FocusNetError, match="head_norm must be one of batch, instance"):
+        create_model("focusnetpp", preset="lite", head_norm="layer")
+
+
 @pytest.mark.parametrize("preset, norm", [("lite", "batch"), ("lite", "instance"), ("official", "batch")])
 def test_deep_supervision_outputs_are_the_heads_logits(preset: str, norm: str) -> None:
     """``forward_all`` returns the fused logits (``forward``'s) and each head's logits, upsampled:
