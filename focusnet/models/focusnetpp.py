@@ -91,6 +91,11 @@ class FocusNetPPConfig:
     keras_init: bool = True
     deep_supervision: bool = False
 
+    @property
+    def output_norm(self) -> str:
+        """The normalisation of the heads and the fusion: ``head_norm``, or ``norm`` where it is ``None``."""
+        return self.head_norm or self.norm
+
 
 PRESETS: dict[str, FocusNetPPConfig] = {
     "paper": FocusNetPPConfig(),
@@ -130,7 +135,7 @@ class _Head(nn.Module):
         else:
             self.body = nn.Sequential(
                 nn.Conv2d(channels, mid, 1),
-                norm_layer(cfg.head_norm or cfg.norm, mid, cfg.bn_momentum, cfg.bn_eps),
+                norm_layer(cfg.output_norm, mid, cfg.bn_momentum, cfg.bn_eps),
                 nn.LeakyReLU(cfg.leaky_slope),
                 nn.Conv2d(mid, 1, 1),
             )
@@ -233,7 +238,7 @@ class FocusNetPP(nn.Module):
         self.heads = nn.ModuleList(_Head(c, m, cfg) for c, m in zip(head_in, cfg.head_mid))
         self.fusion = nn.Sequential(
             nn.Conv2d(4, cfg.fusion_mid, 1),
-            norm_layer(cfg.head_norm or cfg.norm, cfg.fusion_mid, cfg.bn_momentum, cfg.bn_eps),
+            norm_layer(cfg.output_norm, cfg.fusion_mid, cfg.bn_momentum, cfg.bn_eps),
             nn.LeakyReLU(cfg.leaky_slope),
             nn.Conv2d(cfg.fusion_mid, num_classes, 1),
         )
@@ -411,9 +416,10 @@ def focusnetpp(preset: str = "paper", in_channels: int = 3, num_classes: int = 1
         raise FocusNetError(
             f"focusnetpp: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-    for key in ("norm", "head_norm"):
-        if overrides.get(key) is not None and overrides[key] not in NORMS:
-            raise FocusNetError(f"focusnetpp: {key} must be one of {', '.join(NORMS)}; got {overrides[key]!r}")
+    for key, unset in (("norm", "batch"), ("head_norm", None)):
+        value = overrides.get(key, unset)
+        if value != unset and value not in NORMS:
+            raise FocusNetError(f"focusnetpp: {key} must be one of {', '.join(NORMS)}; got {value!r}")
     if overrides.get("se_squeeze", "after_norm") not in SE_SQUEEZES:
         raise FocusNetError(
             f"focusnetpp: se_squeeze must be one of {', '.join(SE_SQUEEZES)}; got {overrides['se_squeeze']!r}"

@@ -185,7 +185,9 @@ def test_head_norm_option() -> None:
         # float64 rounding over a few hundred terms, scaled to the logits' size
         assert torch.allclose(fast, plain, rtol=0, atol=1e-9 * (1 + float(plain.abs().max()))), train
     default = create_model("focusnetpp", preset="lite", norm="instance")
-    assert isinstance(default.fusion[1], torch.nn.InstanceNorm2d) and default.config.head_norm is None
+    assert isinstance(default.fusion[1], torch.nn.InstanceNorm2d) and default.config.output_norm == "instance"
+    with pytest.raises(FocusNetError, match="norm must be one of batch, instance; got None"):
+        create_model("focusnetpp", preset="lite", norm=None)
     with pytest.raises(FocusNetError, match="head_norm must be one of batch, instance"):
         create_model("focusnetpp", preset="lite", head_norm="layer")
 
