@@ -42,6 +42,12 @@ class AugmentConfig:
         help="maximum relative zoom: factor drawn from ``[1 - s, 1 + s]``, above 1 enlarging the content (bilinear "
         "image, nearest mask, reflected borders; 0: off).",
     )
+    zoom_in: float = setting(
+        0.0, rule=Rule.number_in(0.0, 1.0),
+        help="maximum zoom into the image centre: factor drawn from ``[1, 1 + z]`` (after ``scale``'s, if both; "
+        "bilinear image, nearest mask; 0: off). Unlike ``scale`` it never shrinks the content, so no reflected "
+        "copy enters at the border; it makes lesions that fill the crop, as the larger ones of a dermoscopy crop do.",
+    )
     brightness: float = setting(0.0, rule=_PROBABILITY, help=f"brightness {_JITTER}")
     contrast: float = setting(0.0, rule=_PROBABILITY, help=f"contrast {_JITTER}")
     saturation: float = setting(0.0, rule=_PROBABILITY, help=f"saturation {_JITTER}")

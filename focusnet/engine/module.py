@@ -84,10 +84,12 @@ def augment_batch(
             s = sel & (k == turns)
             if s.any():
                 x[s], y[s] = torch.rot90(x[s], turns, (-2, -1)), torch.rot90(y[s], turns, (-2, -1))
-    if cfg.rotate > 0 or cfg.scale > 0:
+    if cfg.rotate > 0 or cfg.scale > 0 or cfg.zoom_in > 0:
         angle = (torch.rand(n, device=dev) * 2 - 1) * math.radians(cfg.rotate)
         # the grid maps output to input coordinates, so a zoom by z samples the input at 1 / z
         shrink = 1 / (1 + (torch.rand(n, device=dev) * 2 - 1) * cfg.scale) if cfg.scale > 0 else torch.ones_like(angle)
+        if cfg.zoom_in > 0:
+            shrink = shrink / (1 + torch.rand(n, device=dev) * cfg.zoom_in)
         cos, sin = torch.cos(angle) * shrink, torch.sin(angle) * shrink
         zero = torch.zeros_like(cos)
         theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)

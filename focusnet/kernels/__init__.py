@@ -13,7 +13,8 @@ PyTorch runs each of those operations as a separate memory pass, and each backwa
 full-size intermediate; at FocusNet++'s full resolution those passes are memory-bound, so fused
 passes are faster (tail: about 2x). The maths is PyTorch's (batch statistics with the biased
 variance for normalising, the unbiased one for the running variance), in float32 with
-double-precision sums; the tests compare both with float64 PyTorch references.
+double-precision totals (the BatchNorm kernel adds float sums of 32-row blocks to them); the tests
+compare both with float64 PyTorch references.
 
 The C source is plain C (OpenMP, sharing torch's libgomp; no Python or torch headers) and compiles
 in about a second with ``cc -O3 -march=native -fopenmp`` (``$FOCUSNET_KERNEL_MARCH`` replaces

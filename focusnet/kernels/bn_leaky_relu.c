@@ -3,8 +3,12 @@
  * Activations are channels_last: x is an (M, C) row-major float32 matrix, M = N*H*W pixels.
  * PyTorch runs BatchNorm and LeakyReLU as separate memory passes (and the backward of each writes a
  * full-size intermediate); at FocusNet++'s full resolution they are memory-bound, so fusing them
- * saves passes over 64 MiB tensors. Statistics are accumulated in double around a per-channel
- * shift (the first pixel's value), so the variance does not cancel catastrophically.
+ * saves passes over 64 MiB tensors. Statistics are taken around a per-channel shift (the first
+ * pixel's value), so the variance does not cancel catastrophically: summed in float over blocks of
+ * BLOCK_ROWS rows (vectorised, 8 or 16 channels per instruction), each block's sums added to double
+ * totals. Summing in double element by element made every pass compute-bound (a quarter of the
+ * memory bandwidth at 128x128x32); the block sums keep float32 rounding to BLOCK_ROWS terms.
+ * Row loops go through restrict-qualified helpers so the compiler vectorises them.
  *
  * Threads: the M rows are split into nthreads contiguous ranges, each with private accumulators,
  * run by OpenMP. The library links libgomp.so.1, the soname torch has already loaded, so it shares
@@ -18,6 +22,7 @@
 #include <string.h>
 
 #define MAX_THREADS 256
+#define BLOCK_ROWS 32 /* rows summed in float before the sums go into the double totals */
 
 typedef struct {
     const float *x, *gy;
@@ -26,6 +31,7 @@ typedef struct {
     const float *shift_c, *scale, *offset, *k1, *k0;
     float slope;
     double *acc; /* 2*C doubles, private to the thread */
+    float *block; /* 2*C floats, private to the thread: one block's sums */
 } task_t;
 
 static void run_tasks(void *(*fn)(void *), task_t *tasks, int nthreads) {
@@ -33,68 +39,101 @@ static void run_tasks(void *(*fn)(void *), task_t *tasks, int nthreads) {
     for (int t = 0; t < nthreads; ++t) fn(&tasks[t]);
 }
 
-static void *stats_worker(void *arg) {
-    task_t *t = (task_t *)arg;
-    const int64_t C = t->C;
-    double *s = t->acc, *ss = t->acc + C;
-    for (int64_t m = t->m0; m < t->m1; ++m) {
-        const float *row = t->x + m * C;
+/* s[c] += sum_r (x[r,c] - shift[c]), ss[c] += sum_r (x[r,c] - shift[c])^2 over `rows` rows. */
+static void sum_rows(const float *restrict x, int64_t rows, int64_t C, const float *restrict shift,
+                     float *restrict s, float *restrict ss) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *restrict row = x + r * C;
         for (int64_t c = 0; c < C; ++c) {
-            double v = (double)row[c] - (double)t->shift_c[c];
+            float v = row[c] - shift[c];
             s[c] += v;
             ss[c] += v * v;
         }
     }
+}
+
+/* With g = gy * leaky_relu'(x * scale + offset): sg[c] += sum_r g, sgx[c] += sum_r g * (x - shift[c]). */
+static void grad_sum_rows(const float *restrict x, const float *restrict gy, int64_t rows, int64_t C,
+                          const float *restrict scale, const float *restrict offset,
+                          const float *restrict shift, float slope, float *restrict sg, float *restrict sgx) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *restrict row = x + r * C, *restrict grow = gy + r * C;
+        for (int64_t c = 0; c < C; ++c) {
+            float z = row[c] * scale[c] + offset[c];
+            float g = z > 0.0f ? grow[c] : grow[c] * slope;
+            sg[c] += g;
+            sgx[c] += g * (row[c] - shift[c]);
+        }
+    }
+}
+
+static void add_block(double *restrict total, const float *restrict block, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) total[i] += (double)block[i];
+}
+
+static void *stats_worker(void *arg) {
+    task_t *t = (task_t *)arg;
+    const int64_t C = t->C;
+    for (int64_t m = t->m0; m < t->m1; m += BLOCK_ROWS) {
+        int64_t rows = t->m1 - m < BLOCK_ROWS ? t->m1 - m : BLOCK_ROWS;
+        memset(t->block, 0, 2 * (size_t)C * sizeof(float));
+        sum_rows(t->x + m * C, rows, C, t->shift_c, t->block, t->block + C);
+        add_block(t->acc, t->block, 2 * C);
+    }
     return NULL;
+}
+
+static void normalise_rows(const float *restrict x, float *restrict y, int64_t rows, int64_t C,
+                           const float *restrict scale, const float *restrict offset, float slope) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *restrict row = x + r * C;
+        float *restrict out = y + r * C;
+        for (int64_t c = 0; c < C; ++c) {
+            float z = row[c] * scale[c] + offset[c];
+            out[c] = z > 0.0f ? z : z * slope;
+        }
+    }
 }
 
 static void *normalise_worker(void *arg) {
     task_t *t = (task_t *)arg;
-    const int64_t C = t->C;
-    const float slope = t->slope;
-    for (int64_t m = t->m0; m < t->m1; ++m) {
-        const float *row = t->x + m * C;
-        float *out = t->y + m * C;
-        for (int64_t c = 0; c < C; ++c) {
-            float z = row[c] * t->scale[c] + t->offset[c];
-            out[c] = z > 0.0f ? z : z * slope;
-        }
-    }
+    normalise_rows(t->x + t->m0 * t->C, t->y + t->m0 * t->C, t->m1 - t->m0, t->C, t->scale, t->offset, t->slope);
     return NULL;
 }
 
 static void *grad_stats_worker(void *arg) {
     task_t *t = (task_t *)arg;
     const int64_t C = t->C;
-    const float slope = t->slope;
-    double *sg = t->acc, *sgx = t->acc + C;
-    for (int64_t m = t->m0; m < t->m1; ++m) {
-        const float *row = t->x + m * C;
-        const float *grow = t->gy + m * C;
-        for (int64_t c = 0; c < C; ++c) {
-            float z = row[c] * t->scale[c] + t->offset[c];
-            float g = z > 0.0f ? grow[c] : grow[c] * slope;
-            sg[c] += (double)g;
-            sgx[c] += (double)g * ((double)row[c] - (double)t->shift_c[c]);
-        }
+    for (int64_t m = t->m0; m < t->m1; m += BLOCK_ROWS) {
+        int64_t rows = t->m1 - m < BLOCK_ROWS ? t->m1 - m : BLOCK_ROWS;
+        memset(t->block, 0, 2 * (size_t)C * sizeof(float));
+        grad_sum_rows(t->x + m * C, t->gy + m * C, rows, C, t->scale, t->offset, t->shift_c, t->slope,
+                      t->block, t->block + C);
+        add_block(t->acc, t->block, 2 * C);
     }
     return NULL;
 }
 
-static void *grad_input_worker(void *arg) {
-    task_t *t = (task_t *)arg;
-    const int64_t C = t->C;
-    const float slope = t->slope;
-    for (int64_t m = t->m0; m < t->m1; ++m) {
-        const float *row = t->x + m * C;
-        const float *grow = t->gy + m * C;
-        float *out = t->gx + m * C;
+static void grad_input_rows(const float *restrict x, const float *restrict gy, float *restrict gx, int64_t rows,
+                            int64_t C, const float *restrict scale, const float *restrict offset,
+                            const float *restrict shift, const float *restrict k1, const float *restrict k0,
+                            float slope) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *restrict row = x + r * C, *restrict grow = gy + r * C;
+        float *restrict out = gx + r * C;
         for (int64_t c = 0; c < C; ++c) {
-            float z = row[c] * t->scale[c] + t->offset[c];
+            float z = row[c] * scale[c] + offset[c];
             float g = z > 0.0f ? grow[c] : grow[c] * slope;
-            out[c] = t->scale[c] * g + t->k1[c] * (row[c] - t->shift_c[c]) + t->k0[c];
+            out[c] = scale[c] * g + k1[c] * (row[c] - shift[c]) + k0[c];
         }
     }
+}
+
+static void *grad_input_worker(void *arg) {
+    task_t *t = (task_t *)arg;
+    const int64_t o = t->m0 * t->C;
+    grad_input_rows(t->x + o, t->gy + o, t->gx + o, t->m1 - t->m0, t->C, t->scale, t->offset, t->shift_c,
+                    t->k1, t->k0, t->slope);
     return NULL;
 }
 
@@ -102,8 +141,10 @@ static int split(task_t *tasks, int nthreads, int64_t M, int64_t C, double **acc
     if (nthreads < 1) nthreads = 1;
     if (nthreads > MAX_THREADS) nthreads = MAX_THREADS;
     if (M < (int64_t)nthreads * 1024) nthreads = 1; /* small tensors: not worth a thread */
-    double *acc = (double *)calloc((size_t)nthreads * 2 * (size_t)C, sizeof(double));
+    /* per thread: 2*C double totals, then (after all of them) 2*C float block sums */
+    double *acc = (double *)calloc((size_t)nthreads * 2 * (size_t)C, sizeof(double) + sizeof(float));
     if (!acc) return -1;
+    float *blocks = (float *)(acc + (size_t)nthreads * 2 * (size_t)C);
     int64_t step = (M + nthreads - 1) / nthreads;
     for (int t = 0; t < nthreads; ++t) {
         int64_t m0 = t * step, m1 = m0 + step;
@@ -113,6 +154,7 @@ static int split(task_t *tasks, int nthreads, int64_t M, int64_t C, double **acc
         tasks[t].m1 = m1;
         tasks[t].C = C;
         tasks[t].acc = acc + (size_t)t * 2 * (size_t)C;
+        tasks[t].block = blocks + (size_t)t * 2 * (size_t)C;
     }
     *acc_out = acc;
     return nthreads;

@@ -41,6 +41,13 @@ Departures from the paper and the authors' code (and why):
   as every image's channel means), so SE is a fixed per-channel scale and the global context it is
   there for is lost; ``before_norm`` pools each image's own means. ``bn_out`` is then not folded
   (export, fused inference). ``after_norm`` (the paper's) in every preset.
+* ``padding_mode`` (not in the paper; default ``"zeros"``, Keras' ``'same'``) sets how the stem and the
+  blocks' 3x3 convolutions pad the image border (``nn.Conv2d``'s modes): ``"reflect"`` continues the
+  image (and each feature map) across the border instead of darkening it, so a constant image gives a
+  constant prediction. Same parameters; each padded convolution reads a padded copy of its input.
+  Trained FocusNet++ networks segment lesions that fill the crop short of the border
+  (``benchmarks/bench_border.py``); reflection did not change that on ISIC (the training lesions rarely
+  touch the border), so every preset keeps zeros.
 * ``deep_supervision=True`` (not in the paper, whose loss sees the fused output only) trains each
   per-scale head too: :meth:`FocusNetPP.forward_all` returns the fused logits and the four heads'
   logits (upsampled to the output size) and the engine averages the loss over the five. Off in
@@ -58,7 +65,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from focusnet.errors import FocusNetError
-from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, NORMS, SqueezeExcite, norm_layer
+from focusnet.models.layers import (
+    KERAS_BN_EPS,
+    KERAS_BN_MOMENTUM,
+    KERAS_LEAKY_SLOPE,
+    NORMS,
+    PADDING_MODES,
+    PaddingMode,
+    SqueezeExcite,
+    norm_layer,
+)
 from focusnet.models.registry import register_model
 from focusnet.models.resganet import ResGANet, Strategy, choose_strategy, conv1x1_cl
 from focusnet.models.resganet.block import SE_SQUEEZES
@@ -88,6 +104,7 @@ class FocusNetPPConfig:
     bn_eps: float = KERAS_BN_EPS
     norm: Literal["batch", "instance"] = "batch"
     head_norm: Literal["batch", "instance"] | None = None
+    padding_mode: PaddingMode = "zeros"
     keras_init: bool = True
     deep_supervision: bool = False
 
@@ -208,10 +225,12 @@ class FocusNetPP(nn.Module):
             return ResGANet(
                 cin, cout, width, se=cfg.se, feature_shortcut=cfg.feature_shortcut,
                 leaky_slope=cfg.leaky_slope, bn_momentum=cfg.bn_momentum, bn_eps=cfg.bn_eps, norm=cfg.norm,
-                se_squeeze=cfg.se_squeeze,
+                se_squeeze=cfg.se_squeeze, padding_mode=cfg.padding_mode,
             )
 
-        self.stem = nn.Conv2d(in_channels, cfg.stem_width, cfg.stem_kernel, padding=cfg.stem_kernel // 2)
+        self.stem = nn.Conv2d(
+            in_channels, cfg.stem_width, cfg.stem_kernel, padding=cfg.stem_kernel // 2, padding_mode=cfg.padding_mode
+        )
         self.encoder = nn.ModuleList()
         cin = cfg.stem_width
         for width, count in zip(cfg.widths, cfg.enc_blocks):
@@ -420,6 +439,10 @@ def focusnetpp(preset: str = "paper", in_channels: int = 3, num_classes: int = 1
         value = overrides.get(key, unset)
         if value != unset and value not in NORMS:
             raise FocusNetError(f"focusnetpp: {key} must be one of {', '.join(NORMS)}; got {value!r}")
+    if overrides.get("padding_mode", "zeros") not in PADDING_MODES:
+        raise FocusNetError(
+            f"focusnetpp: padding_mode must be one of {', '.join(PADDING_MODES)}; got {overrides['padding_mode']!r}"
+        )
     if overrides.get("se_squeeze", "after_norm") not in SE_SQUEEZES:
         raise FocusNetError(
             f"focusnetpp: se_squeeze must be one of {', '.join(SE_SQUEEZES)}; got {overrides['se_squeeze']!r}"

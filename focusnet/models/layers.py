@@ -53,6 +53,11 @@ def batch_norm(channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = 
 NORMS = ("batch", "instance")
 """Normalisation layers a FocusNet++ can be built with (``norm=``): BatchNorm or per-image InstanceNorm."""
 
+PaddingMode = Literal["zeros", "reflect", "replicate"]
+PADDING_MODES: tuple[PaddingMode, ...] = ("zeros", "reflect", "replicate")
+"""How a FocusNet++'s spatial convolutions (stem and 3x3 trunks) pad the image border (``padding_mode=``):
+``nn.Conv2d``'s modes; ``"zeros"`` is the paper's (Keras ``'same'``)."""
+
 
 def norm_layer(
     kind: str, channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = KERAS_BN_EPS

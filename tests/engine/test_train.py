@@ -451,7 +451,9 @@ def test_augmentation_is_off_by_default_and_moves_masks_with_images():
     assert set(d.unique().tolist()) <= {0.0, 1.0}
 
 
-def test_scale_augmentation_zooms_image_and_mask_together():
+@pytest.mark.parametrize("key, low, high", [("scale", 0.7, 1.3), ("zoom_in", 1.0, 1.3)])
+def test_zoom_augmentation_zooms_image_and_mask_together(key: str, low: float, high: float):
+    """``scale`` zooms by a factor in [1 - s, 1 + s], ``zoom_in`` by one in [1, 1 + z], never shrinking."""
     from focusnet.engine.module import augment_batch
 
     # a centred square covering a quarter of the image: a zoom by z covers z**2 / 4 of it
@@ -459,17 +461,18 @@ def test_scale_augmentation_zooms_image_and_mask_together():
     x[:, :, 16:48, 16:48] = 1.0
     y = x.clone()
     torch.manual_seed(0)
-    a, b = augment_batch(x, y, {"enabled": True, "hflip": 0.0, "vflip": 0.0, "rot90": 0.0, "scale": 0.3})
+    a, b = augment_batch(x, y, {"enabled": True, "hflip": 0.0, "vflip": 0.0, "rot90": 0.0, key: 0.3})
     area = b.mean(dim=(1, 2, 3))
     # nearest sampling moves each edge by at most one pixel: 4 edges of at most 42 pixels over 64**2
     edge = 4 * 42 / 64**2
-    assert float(area.min()) >= 0.7**2 / 4 - edge and float(area.max()) <= 1.3**2 / 4 + edge
+    assert float(area.min()) >= low**2 / 4 - edge and float(area.max()) <= high**2 / 4 + edge
+    assert float(area.min()) <= (low + 0.1) ** 2 / 4 + edge  # the draws reach the low end of the range
     assert float(area.max() - area.min()) > 0.1  # the zoom varies per image
     assert set(b.unique().tolist()) <= {0.0, 1.0}
     # the image is the mask's bilinear twin: they differ only on the one-pixel border of the square
     assert float((a - b).abs().gt(0.5).float().mean()) <= edge
     torch.manual_seed(0)
-    c, d = augment_batch(x, y, {"enabled": True, "hflip": 0.0, "vflip": 0.0, "rot90": 0.0, "scale": 0.0})
+    c, d = augment_batch(x, y, {"enabled": True, "hflip": 0.0, "vflip": 0.0, "rot90": 0.0, key: 0.0})
     assert torch.equal(c, x) and torch.equal(d, y)
 
 

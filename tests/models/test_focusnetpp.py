@@ -9,6 +9,7 @@ from focusnet.errors import FocusNetError
 from focusnet.models import create_model
 from focusnet.models.focusnetpp import PRESETS, FocusNetPP
 from focusnet.models.resganet import ResGANet
+from focusnet.models.resganet.execution import fast_path
 
 PRESET_COUNTS = {"paper": 1_487_941, "official": 7_771_723, "lite": 377_381, "nuclei": 1_832_157}
 
@@ -190,6 +191,40 @@ def test_head_norm_option() -> None:
         create_model("focusnetpp", preset="lite", norm=None)
     with pytest.raises(FocusNetError, match="head_norm must be one of batch, instance"):
         create_model("focusnetpp", preset="lite", head_norm="layer")
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_padding_mode_option(norm: str) -> None:
+    """``padding_mode="reflect"``: the stem and every 3x3 trunk convolution pad by reflection (the 1x1
+    ones pad nothing), with the preset's parameter count. In inference (BatchNorm folded into the
+    convolutions) the fast execution agrees with the layer-by-layer one in float64. What the option is
+    for: a constant image gives a constant prediction (no border artefact), which zero padding does
+    not. (Training: ``tests/models/test_resganet.py``.)"""
+    torch.manual_seed(0)
+    kwargs = {"norm": norm, "bottleneck_dropout": 0.0, "bn_momentum": 0.1}
+    model = create_model("focusnetpp", preset="lite", padding_mode="reflect", **kwargs).double()
+    spatial = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    assert spatial and all(m.padding_mode == "reflect" for m in spatial)
+    assert n_params(model) == PRESET_COUNTS["lite"]
+    model.train()
+    model(torch.randn(4, 3, 32, 32, dtype=torch.float64))  # running statistics away from their start
+    model.eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        fast = model.forward_fast(x)
+        with fast_path(False):
+            plain = model.forward_plain(x)
+    # float64 rounding over a few hundred terms, scaled to the logits' size
+    assert torch.allclose(fast, plain, rtol=0, atol=1e-9 * (1 + float(plain.abs().max())))
+    flat = torch.full((1, 3, 32, 32), 0.7, dtype=torch.float64)
+    zeros = create_model("focusnetpp", preset="lite", **kwargs).double().eval()
+    zeros.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        reflect_out, zeros_out = model(flat), zeros(flat)
+    assert float(reflect_out.max() - reflect_out.min()) <= 1e-9 * (1 + float(reflect_out.abs().max()))
+    assert float(zeros_out.max() - zeros_out.min()) > 1e-3  # zero padding darkens the border
+    with pytest.raises(FocusNetError, match="padding_mode must be one of zeros, reflect, replicate"):
+        create_model("focusnetpp", preset="lite", padding_mode="circular")
 
 
 @pytest.mark.parametrize("preset, norm", [("lite", "batch"), ("lite", "instance"), ("official", "batch")])

@@ -195,13 +195,18 @@ def test_fast_model_eval_matches_plain(preset: str) -> None:
         assert torch.allclose(model(x.contiguous(memory_format=torch.channels_last)), out_p, atol=TOL)
 
 
-@pytest.mark.parametrize("preset", ["paper", "official"])
-def test_fast_model_train_as_accurate_as_plain(preset: str) -> None:
+@pytest.mark.parametrize(
+    "preset, options",
+    [("paper", {}), ("official", {}), ("lite", {"padding_mode": "reflect"}),
+     ("lite", {"padding_mode": "replicate", "norm": "instance"})],
+)
+def test_fast_model_train_as_accurate_as_plain(preset: str, options: dict) -> None:
     """Train mode (batch statistics, dropout): compare both paths with a float64 copy. Tiny batches
     make train-mode BatchNorm ill-conditioned, so fp32 rounding of *either* path is amplified; the
-    fast path must be as accurate as the plain one, and draw the same dropout mask."""
+    fast path must be as accurate as the plain one, and draw the same dropout mask (also with the
+    border padded by reflection or replication, which the fast path pads before its convolutions)."""
     torch.manual_seed(0)
-    model = create_model("focusnetpp", preset=preset)
+    model = create_model("focusnetpp", preset=preset, **options)
     model.train()
     x = torch.randn(4, 3, 32, 32)
     torch.manual_seed(7)
@@ -333,8 +338,9 @@ def test_fused_inference_applies_only_to_fp32_cpu_inference() -> None:
 @pytest.mark.parametrize("se", [True, False])
 @pytest.mark.parametrize("cin, cout, width", [(32, 32, 32), (16, 48, 48), (48, 24, 48)])
 @pytest.mark.parametrize("upsample", [False, True])
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
 def test_inference_executions_match_plain(
-    strategy: str, shortcut: str, se: bool, cin: int, cout: int, width: int, upsample: bool,
+    strategy: str, shortcut: str, se: bool, cin: int, cout: int, width: int, upsample: bool, padding_mode: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Eval block under no_grad, each inference execution against the plain layers:
@@ -346,7 +352,7 @@ def test_inference_executions_match_plain(
     if strategy == "fused" and not fused_cpu_ops_available():
         pytest.skip("this PyTorch build has no oneDNN fused pointwise operators")
     torch.manual_seed(0)
-    block = ResGANet(cin, cout, width=width, se=se, feature_shortcut=shortcut)
+    block = ResGANet(cin, cout, width=width, se=se, feature_shortcut=shortcut, padding_mode=padding_mode)
     _randomise_bn(block)
     block.eval()
     calls = []
@@ -375,12 +381,15 @@ def test_fused_inference_is_skipped_for_train_mode_batchnorm(monkeypatch: pytest
     assert calls == []
 
 
-@pytest.mark.parametrize("groups, padding", [(4, 1), (1, 1), (2, 0)])
-def test_conv_train_matches_conv_with_its_gradients(groups: int, padding: int) -> None:
+@pytest.mark.parametrize(
+    "groups, padding, padding_mode", [(4, 1, "zeros"), (1, 1, "zeros"), (2, 0, "zeros"), (4, 1, "reflect"), (4, 1, "replicate")]
+)
+def test_conv_train_matches_conv_with_its_gradients(groups: int, padding: int, padding_mode: str) -> None:
     """``conv_train`` (bias gradient as a plain sum) gives the convolution's output and all three
-    gradients, and is the op autograd actually records in fp32 CPU training."""
+    gradients, also for a border padded by reflection or replication, and is the op autograd
+    actually records in fp32 CPU training."""
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(8, 8, 3, padding=padding, groups=groups)
+    conv = torch.nn.Conv2d(8, 8, 3, padding=padding, groups=groups, padding_mode=padding_mode)
     x = torch.randn(2, 8, 9, 7).contiguous(memory_format=torch.channels_last)
     gy = None
     results = []

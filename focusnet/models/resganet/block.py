@@ -14,7 +14,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from focusnet.kernels import bn_leaky_relu, normalize_keeping_layout
-from focusnet.models.layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM, KERAS_LEAKY_SLOPE, SqueezeExcite, norm_layer
+from focusnet.models.layers import (
+    KERAS_BN_EPS,
+    KERAS_BN_MOMENTUM,
+    KERAS_LEAKY_SLOPE,
+    PaddingMode,
+    SqueezeExcite,
+    norm_layer,
+)
 from focusnet.models.resganet.execution import NORMALISATIONS, Strategy, choose_strategy, use_fused_inference
 from focusnet.models.resganet.execution import foldable_bn as _foldable_bn
 from focusnet.models.resganet.ops import (
@@ -59,6 +66,8 @@ class ResGANet(nn.Module):
         norm: ``"batch"`` (the paper's) or ``"instance"`` (:func:`focusnet.models.layers.norm_layer`;
             the fast path calls an InstanceNorm as a module or through the per-image kernel, and
             inference is never the fused path, which folds BatchNorm).
+        padding_mode: how the trunk's 3x3 convolutions pad the border (``nn.Conv2d``'s modes;
+            ``"zeros"`` is the paper's).
         se_squeeze: what squeeze-and-excitation pools: ``"after_norm"`` (the paper's: the output of
             ``bn_out``) or ``"before_norm"`` (its input, ``conv_out``'s output). With
             ``norm="instance"`` every image's channel means after the norm equal the norm's bias, so
@@ -84,6 +93,7 @@ class ResGANet(nn.Module):
         bn_eps: float = KERAS_BN_EPS,
         norm: str = "batch",
         se_squeeze: Literal["after_norm", "before_norm"] = "after_norm",
+        padding_mode: PaddingMode = "zeros",
     ) -> None:
         super().__init__()
         if width % 4 != 0 or width <= 0:
@@ -105,10 +115,10 @@ class ResGANet(nn.Module):
         self.trunk = nn.Sequential(
             bn(width),
             nn.LeakyReLU(leaky_slope),
-            nn.Conv2d(width, width, 3, padding=1, groups=4),
+            nn.Conv2d(width, width, 3, padding=1, groups=4, padding_mode=padding_mode),
             bn(width),
             nn.LeakyReLU(leaky_slope),
-            nn.Conv2d(width, width, 3, padding=1, groups=4),
+            nn.Conv2d(width, width, 3, padding=1, groups=4, padding_mode=padding_mode),
         )
         self.gate = nn.Conv2d(2 * d, 2 * d, 1, groups=2)  # attention 1x1 before the sigmoid
         if feature_shortcut == "conv":
@@ -272,14 +282,16 @@ class ResGANet(nn.Module):
             shortcut_f = up(conv1x1_cl(x, w, b, leaky_slope=fs[2].negative_slope))
         w1, b1, _ = _fold(tr[2].weight, tr[2].bias, tr[3])
         groups, slope1 = tr[2].groups // 2, tr[4].negative_slope
-        a_att = conv_act(a_att, w1[:half], b1[:half], 1, groups, "leaky_relu", slope1)
-        a_feat = conv_act(a_feat, w1[half:], b1[half:], 1, groups, "leaky_relu", slope1)
+        mode = tr[2].padding_mode
+        a_att = conv_act(a_att, w1[:half], b1[:half], 1, groups, "leaky_relu", slope1, mode)
+        a_feat = conv_act(a_feat, w1[half:], b1[half:], 1, groups, "leaky_relu", slope1, mode)
         conv2, gate = tr[5], self.gate
         g = _dense_1x1(gate.weight, gate.groups)  # block-diagonal: the groups stay separate
         b2 = _bias(conv2)
         w_att = torch.einsum("oc,cikl->oikl", g, conv2.weight[:half])
-        attention = conv_act(a_att, w_att, g @ b2[:half] + _bias(gate), 1, groups, "sigmoid")
-        t_feat = conv_act(a_feat, conv2.weight[half:], b2[half:], 1, groups)
+        mode = conv2.padding_mode
+        attention = conv_act(a_att, w_att, g @ b2[:half] + _bias(gate), 1, groups, "sigmoid", padding_mode=mode)
+        t_feat = conv_act(a_feat, conv2.weight[half:], b2[half:], 1, groups, padding_mode=mode)
         gated = attention.mul_(t_feat.add_(shortcut_f))
         ex = self.expand_layers()
         w, b, _ = _fold(_dense_1x1(ex[0].weight, ex[0].groups), ex[0].bias, ex[1])

@@ -25,7 +25,7 @@ from focusnet.kernels import bn_leaky_relu, normalize_keeping_layout
 from focusnet.models.resganet.execution import foldable_bn as _foldable_bn
 from focusnet.models.resganet.execution import use_fused_inference
 
-__all__ = ["bn_affine", "conv1x1_cl", "conv_act", "conv_train"]
+__all__ = ["bn_affine", "conv1x1_cl", "conv_act", "conv_train", "pad_border"]
 
 
 def _act_attr(act: str | None, slope: float) -> tuple[str, list[float]]:
@@ -44,11 +44,26 @@ def _apply_act(y: torch.Tensor, act: str | None, slope: float) -> torch.Tensor:
     return y
 
 
+def pad_border(x: torch.Tensor, padding: int, padding_mode: str) -> tuple[torch.Tensor, int]:
+    """``(x, padding)`` for a zero-padded convolution; for another ``nn.Conv2d`` padding mode, ``x``
+    padded by that mode and 0 (what ``nn.Conv2d`` does before its convolution).
+
+    Example:
+        >>> x = torch.arange(4.0).reshape(1, 1, 2, 2)
+        >>> y, p = pad_border(x, 1, "replicate"); tuple(y.shape), p
+        ((1, 1, 4, 4), 0)
+    """
+    if padding_mode == "zeros" or padding == 0:
+        return x, padding
+    return F.pad(x, (padding,) * 4, mode=padding_mode), 0
+
+
 def conv_act(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int, groups: int,
-    act: str | None = None, slope: float = 0.0,
+    act: str | None = None, slope: float = 0.0, padding_mode: str = "zeros",
 ) -> torch.Tensor:
-    """``act(conv2d(x, weight, bias))`` (stride 1); one fused oneDNN kernel in fp32 CPU inference.
+    """``act(conv2d(x, weight, bias))`` (stride 1, the border padded by ``padding_mode``); one fused
+    oneDNN kernel in fp32 CPU inference.
 
     Example:
         >>> x = torch.randn(1, 4, 6, 6).contiguous(memory_format=torch.channels_last)
@@ -58,6 +73,7 @@ def conv_act(
         ...     bool(torch.allclose(conv_act(x, w, b, 1, 2, "leaky_relu", 0.3), ref, atol=1e-5))
         True
     """
+    x, padding = pad_border(x, padding, padding_mode)
     if use_fused_inference(x):
         attr, scalars = _act_attr(act, slope)
         p = [padding, padding]
@@ -98,8 +114,9 @@ class _ConvBiasSum(torch.autograd.Function):
 
 
 def conv_train(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv(x)`` for a stride-1, zero-padded convolution; on fp32 CPU tensors under autograd with
-    a trainable bias, through :class:`_ConvBiasSum` (faster backward, same maths).
+    """``conv(x)`` for a stride-1 convolution; on fp32 CPU tensors under autograd with a trainable
+    bias, through :class:`_ConvBiasSum` (faster backward, same maths; a border mode other than
+    zeros is padded first, as ``nn.Conv2d`` does).
 
     Example:
         >>> conv = nn.Conv2d(8, 8, 3, padding=1, groups=4)
@@ -118,11 +135,11 @@ def conv_train(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
         and not torch.is_autocast_enabled("cpu")
         and conv.stride == (1, 1)
         and conv.dilation == (1, 1)
-        and conv.padding_mode == "zeros"
         and isinstance(conv.padding, tuple)
         and len(set(conv.padding)) == 1
     ):
-        return _ConvBiasSum.apply(x, conv.weight, b, conv.padding[0], conv.groups)
+        x, padding = pad_border(x, conv.padding[0], conv.padding_mode)
+        return _ConvBiasSum.apply(x, conv.weight, b, padding, conv.groups)
     return conv(x)
 
 
@@ -259,7 +276,7 @@ def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.Module, dense: torch.Tenso
         y = conv1x1_cl(x, w, b)
     else:
         w, b, rest = _fold(conv.weight, conv.bias, bn)
-        y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+        y = conv._conv_forward(x, w, b)  # nn.Conv2d's own call: its padding mode too
     return y if rest is None else normalize_keeping_layout(rest, y)
 
 
@@ -286,7 +303,7 @@ def _conv_bn_lrelu(
     padding = conv.padding  # a tuple of ints, or 'same' / 'valid'
     if rest is None and conv.stride == (1, 1) and conv.dilation == (1, 1) and not isinstance(padding, str):
         if len(set(padding)) == 1:
-            return conv_act(x, w, b, padding[0], conv.groups, "leaky_relu", slope)
+            return conv_act(x, w, b, padding[0], conv.groups, "leaky_relu", slope, conv.padding_mode)
     if rest is not None:  # BN not folded (training): the convolution keeps its own weights
         return bn_leaky_relu(conv_train(x, conv), rest, slope)
-    return F.leaky_relu(F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups), slope, inplace=True)
+    return F.leaky_relu(conv._conv_forward(x, w, b), slope, inplace=True)  # _conv_forward: the padding mode
