@@ -48,6 +48,9 @@ class AugmentConfig:
         "bilinear image, nearest mask; 0: off). Unlike ``scale`` it never shrinks the content, so no reflected "
         "copy enters at the border; it makes lesions that fill the crop, as the larger ones of a dermoscopy crop do.",
     )
+    zoom_in_p: float = setting(
+        1.0, rule=_PROBABILITY, help="probability that an image is zoomed by ``zoom_in`` (the others keep their size).",
+    )
     brightness: float = setting(0.0, rule=_PROBABILITY, help=f"brightness {_JITTER}")
     contrast: float = setting(0.0, rule=_PROBABILITY, help=f"contrast {_JITTER}")
     saturation: float = setting(0.0, rule=_PROBABILITY, help=f"saturation {_JITTER}")

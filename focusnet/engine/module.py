@@ -89,7 +89,10 @@ def augment_batch(
         # the grid maps output to input coordinates, so a zoom by z samples the input at 1 / z
         shrink = 1 / (1 + (torch.rand(n, device=dev) * 2 - 1) * cfg.scale) if cfg.scale > 0 else torch.ones_like(angle)
         if cfg.zoom_in > 0:
-            shrink = shrink / (1 + torch.rand(n, device=dev) * cfg.zoom_in)
+            zoom = 1 + torch.rand(n, device=dev) * cfg.zoom_in
+            if cfg.zoom_in_p < 1:  # drawn only then, so that zoom_in alone keeps its random stream
+                zoom = torch.where(_pick(n, cfg.zoom_in_p, dev), zoom, torch.ones_like(zoom))
+            shrink = shrink / zoom
         cos, sin = torch.cos(angle) * shrink, torch.sin(angle) * shrink
         zero = torch.zeros_like(cos)
         theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)

@@ -474,6 +474,11 @@ def test_zoom_augmentation_zooms_image_and_mask_together(key: str, low: float, h
     torch.manual_seed(0)
     c, d = augment_batch(x, y, {"enabled": True, "hflip": 0.0, "vflip": 0.0, "rot90": 0.0, key: 0.0})
     assert torch.equal(c, x) and torch.equal(d, y)
+    if key == "zoom_in":  # zoom_in_p: that share of the images is zoomed, the others keep their size
+        torch.manual_seed(0)
+        _, e = augment_batch(x, y, {"enabled": True, "hflip": 0.0, "vflip": 0.0, "rot90": 0.0, key: 0.3, "zoom_in_p": 0.5})
+        kept = (e == y).flatten(1).all(dim=1)
+        assert 16 <= int(kept.sum()) <= 48 and float(e.mean(dim=(1, 2, 3))[~kept].min()) >= 0.25
 
 
 class _Heads(torch.nn.Module):
