@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from benchmarks.bench_threshold import dice_at  # noqa: E402
+from benchmarks.bench_threshold import dice_at, probabilities  # noqa: E402
 from focusnet.compare.stats import paired_test  # noqa: E402
 from focusnet.engine.config import TrainConfig  # noqa: E402
 from focusnet.engine.split_tensors import load_split_tensors  # noqa: E402
@@ -41,17 +41,10 @@ MODES = ("reflect", "replicate")
 FILLING = 0.75  # lesions covering at least this fraction of the image touch its border on every side
 
 
-def probabilities(model: torch.nn.Module, images: torch.Tensor, pad: int, mode: str | None, batch: int = 16) -> torch.Tensor:
-    """Sigmoid of the model's logits on ``images`` extended by ``pad`` pixels (``mode``), cropped back."""
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(images), batch):
-            x = images[s : s + batch]
-            if mode is not None:
-                x = F.pad(x, (pad,) * 4, mode=mode)
-            p = torch.sigmoid(model(x).float())
-            out.append(p[..., pad : pad + images.shape[-2], pad : pad + images.shape[-1]] if mode else p)
-    return torch.cat(out)
+def extended_probabilities(model: torch.nn.Module, images: torch.Tensor, pad: int, mode: str) -> torch.Tensor:
+    """:func:`probabilities` on ``images`` extended by ``pad`` pixels on every side (``mode``), cropped back."""
+    h, w = images.shape[-2:]
+    return probabilities(model, F.pad(images, (pad,) * 4, mode=mode))[..., pad : pad + h, pad : pad + w]
 
 
 def diagnose(run: Path, pad: int) -> dict[str, Any]:
@@ -63,12 +56,12 @@ def diagnose(run: Path, pad: int) -> dict[str, Any]:
     test = load_split_tensors(config, split, parts=("test",))["test"]
     model = load_model(run).eval()
     filling = (test.masks > 0.5).float().mean(dim=(1, 2, 3)).numpy() >= FILLING
-    base = dice_at(probabilities(model, test.images, pad, None), test.masks, 0.5)
+    base = dice_at(probabilities(model, test.images), test.masks, 0.5)
     row: dict[str, Any] = {"run": str(run), "n_test": len(base), "n_filling": int(filling.sum()),
                            "dice": float(base.mean()), "dice_filling": float(base[filling].mean()),
                            "dice_other": float(base[~filling].mean()), "extended": {}}
     for mode in MODES:
-        dice = dice_at(probabilities(model, test.images, pad, mode), test.masks, 0.5)
+        dice = dice_at(extended_probabilities(model, test.images, pad, mode), test.masks, 0.5)
         diff = dice - base
         row["extended"][mode] = {
             "dice": float(dice.mean()), "dice_filling": float(dice[filling].mean()),

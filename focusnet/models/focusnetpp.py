@@ -435,18 +435,11 @@ def focusnetpp(preset: str = "paper", in_channels: int = 3, num_classes: int = 1
         raise FocusNetError(
             f"focusnetpp: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
-    for key, unset in (("norm", "batch"), ("head_norm", None)):
-        value = overrides.get(key, unset)
-        if value != unset and value not in NORMS:
-            raise FocusNetError(f"focusnetpp: {key} must be one of {', '.join(NORMS)}; got {value!r}")
-    if overrides.get("padding_mode", "zeros") not in PADDING_MODES:
-        raise FocusNetError(
-            f"focusnetpp: padding_mode must be one of {', '.join(PADDING_MODES)}; got {overrides['padding_mode']!r}"
-        )
-    if overrides.get("se_squeeze", "after_norm") not in SE_SQUEEZES:
-        raise FocusNetError(
-            f"focusnetpp: se_squeeze must be one of {', '.join(SE_SQUEEZES)}; got {overrides['se_squeeze']!r}"
-        )
+    # option -> its vocabulary (head_norm may also stay unset: None)
+    vocabularies = {"norm": NORMS, "head_norm": NORMS, "padding_mode": PADDING_MODES, "se_squeeze": SE_SQUEEZES}
+    for key, choices in vocabularies.items():
+        if key in overrides and not (key == "head_norm" and overrides[key] is None) and overrides[key] not in choices:
+            raise FocusNetError(f"focusnetpp: {key} must be one of {', '.join(choices)}; got {overrides[key]!r}")
     for key in ("widths", "enc_blocks", "dec_blocks", "head_mid"):
         if key in overrides:
             overrides[key] = tuple(overrides[key])
