@@ -51,6 +51,11 @@ class AugmentConfig:
     zoom_in_p: float = setting(
         1.0, rule=_PROBABILITY, help="probability that an image is zoomed by ``zoom_in`` (the others keep their size).",
     )
+    zoom_in_min_area: float = setting(
+        0.0, rule=_PROBABILITY,
+        help="``zoom_in`` applies only to images whose mask foreground covers at least this share of the image "
+        "(0: every image): it makes more crop-filling lesions without enlarging the small ones.",
+    )
     brightness: float = setting(0.0, rule=_PROBABILITY, help=f"brightness {_JITTER}")
     contrast: float = setting(0.0, rule=_PROBABILITY, help=f"contrast {_JITTER}")
     saturation: float = setting(0.0, rule=_PROBABILITY, help=f"saturation {_JITTER}")

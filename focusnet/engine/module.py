@@ -92,6 +92,9 @@ def augment_batch(
             zoom = 1 + torch.rand(n, device=dev) * cfg.zoom_in
             if cfg.zoom_in_p < 1:  # drawn only then, so that zoom_in alone keeps its random stream
                 zoom = torch.where(_pick(n, cfg.zoom_in_p, dev), zoom, torch.ones_like(zoom))
+            if cfg.zoom_in_min_area > 0:  # the foreground share of each (untransformed) mask
+                large = (y > 0).flatten(1).float().mean(dim=1) >= cfg.zoom_in_min_area
+                zoom = torch.where(large, zoom, torch.ones_like(zoom))
             shrink = shrink / zoom
         cos, sin = torch.cos(angle) * shrink, torch.sin(angle) * shrink
         zero = torch.zeros_like(cos)

@@ -48,6 +48,13 @@ Departures from the paper and the authors' code (and why):
   Trained FocusNet++ networks segment lesions that fill the crop short of the border
   (``benchmarks/bench_border.py``); reflection did not change that on ISIC (the training lesions rarely
   touch the border), so every preset keeps zeros.
+* ``head_upsample`` (not in the paper; default ``"nearest"``, the paper's pixel repetition) sets how
+  the coarse per-scale maps (each head's logits, or the decoder features with
+  ``head_position="upsampled"``) are enlarged to the output size before the sigmoid and the 1x1
+  fusion. With nearest repetition the coarse maps enter the fusion as blocks of 8x8, 4x4 and 2x2
+  pixels, which a 1x1 fusion cannot smooth; ``"bilinear"`` gives it smooth maps. Same parameters;
+  deep supervision's head logits are enlarged the same way. On the ISIC head-to-head (two members,
+  25 minutes, seed 0) bilinear scored 0.8642 against nearest's 0.8786, so every preset keeps nearest.
 * ``deep_supervision=True`` (not in the paper, whose loss sees the fused output only) trains each
   per-scale head too: :meth:`FocusNetPP.forward_all` returns the fused logits and the four heads'
   logits (upsampled to the output size) and the engine averages the loss over the five. Off in
@@ -66,11 +73,13 @@ import torch.nn.functional as F
 
 from focusnet.errors import FocusNetError
 from focusnet.models.layers import (
+    HEAD_UPSAMPLES,
     KERAS_BN_EPS,
     KERAS_BN_MOMENTUM,
     KERAS_LEAKY_SLOPE,
     NORMS,
     PADDING_MODES,
+    HeadUpsample,
     PaddingMode,
     SqueezeExcite,
     norm_layer,
@@ -105,6 +114,7 @@ class FocusNetPPConfig:
     norm: Literal["batch", "instance"] = "batch"
     head_norm: Literal["batch", "instance"] | None = None
     padding_mode: PaddingMode = "zeros"
+    head_upsample: HeadUpsample = "nearest"
     keras_init: bool = True
     deep_supervision: bool = False
 
@@ -112,6 +122,15 @@ class FocusNetPPConfig:
     def output_norm(self) -> str:
         """The normalisation of the heads and the fusion: ``head_norm``, or ``norm`` where it is ``None``."""
         return self.head_norm or self.norm
+
+
+def _upsample(x: torch.Tensor, factor: int, mode: HeadUpsample) -> torch.Tensor:
+    """``x`` enlarged ``factor`` times by ``mode`` (``head_upsample``); unchanged for a factor of 1."""
+    if factor == 1:
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=float(factor), mode="nearest")
+    return F.interpolate(x, scale_factor=float(factor), mode="bilinear", align_corners=False)
 
 
 PRESETS: dict[str, FocusNetPPConfig] = {
@@ -368,16 +387,15 @@ class FocusNetPP(nn.Module):
                 x = block.run(x, strategy)
             x = x + skip if grad else x.add_(skip)
             x = extra(x)
-            factor = h // x.shape[-2]
-            if native:
-                y = head.forward_fast(x, logits=head_logits)
-                y = F.interpolate(y, scale_factor=float(factor), mode="nearest") if factor > 1 else y
+            factor, mode = h // x.shape[-2], self.config.head_upsample
+            if native:  # logits at the head's resolution, then enlarged
+                y = _upsample(head.forward_fast(x, logits=True), factor, mode)
             else:
-                up = F.interpolate(x, scale_factor=float(factor), mode="nearest") if factor > 1 else x
-                y = head.forward_fast(up.contiguous(memory_format=torch.channels_last), logits=head_logits)
+                up = _upsample(x, factor, mode).contiguous(memory_format=torch.channels_last)
+                y = head.forward_fast(up, logits=True)
             if head_logits:  # the loss needs the logits, the fusion their sigmoid
                 logits.append(y.contiguous())
-                y = torch.sigmoid(y)
+            y = torch.sigmoid(y)
             outputs.append(y)
         n, _, hh, ww = outputs[-1].shape
         z = torch.stack([o.reshape(n, hh, ww) for o in outputs], dim=-1).permute(0, 3, 1, 2)  # NHWC memory
@@ -400,14 +418,11 @@ class FocusNetPP(nn.Module):
         for stage, extra, head, skip in zip(self.decoder, self.extra, heads, reversed(skips)):
             x = stage(F.interpolate(x, scale_factor=2.0, mode="nearest")) + skip
             x = extra(x)
-            factor = h // x.shape[-2]
-            up = x if native or factor == 1 else F.interpolate(x, scale_factor=float(factor), mode="nearest")
-            y = head.body(up) if head_logits else head(up)
-            if native and factor > 1:
-                y = F.interpolate(y, scale_factor=float(factor), mode="nearest")
+            factor, mode = h // x.shape[-2], self.config.head_upsample
+            y = _upsample(head.body(x), factor, mode) if native else head.body(_upsample(x, factor, mode))
             if head_logits:
                 logits.append(y)
-                y = torch.sigmoid(y)
+            y = torch.sigmoid(y)
             outputs.append(y)
         return [self.fusion(torch.cat(outputs, dim=1)), *logits]
 
@@ -436,7 +451,8 @@ def focusnetpp(preset: str = "paper", in_channels: int = 3, num_classes: int = 1
             f"focusnetpp: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
         )
     # option -> its vocabulary (head_norm may also stay unset: None)
-    vocabularies = {"norm": NORMS, "head_norm": NORMS, "padding_mode": PADDING_MODES, "se_squeeze": SE_SQUEEZES}
+    vocabularies = {"norm": NORMS, "head_norm": NORMS, "padding_mode": PADDING_MODES, "se_squeeze": SE_SQUEEZES,
+                    "head_upsample": HEAD_UPSAMPLES}
     for key, choices in vocabularies.items():
         if key in overrides and not (key == "head_norm" and overrides[key] is None) and overrides[key] not in choices:
             raise FocusNetError(f"focusnetpp: {key} must be one of {', '.join(choices)}; got {overrides[key]!r}")

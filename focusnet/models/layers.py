@@ -58,6 +58,11 @@ PADDING_MODES: tuple[PaddingMode, ...] = ("zeros", "reflect", "replicate")
 """How a FocusNet++'s spatial convolutions (stem and 3x3 trunks) pad the image border (``padding_mode=``):
 ``nn.Conv2d``'s modes; ``"zeros"`` is the paper's (Keras ``'same'``)."""
 
+HeadUpsample = Literal["nearest", "bilinear"]
+HEAD_UPSAMPLES: tuple[HeadUpsample, ...] = ("nearest", "bilinear")
+"""How a FocusNet++'s coarse per-scale maps reach the output size before the fusion (``head_upsample=``):
+``"nearest"`` is the paper's (pixel repetition); ``"bilinear"`` interpolates (``align_corners=False``)."""
+
 
 def norm_layer(
     kind: str, channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = KERAS_BN_EPS

@@ -80,6 +80,9 @@ def architecture_spec() -> dict[str, Any]:
     for name, module in model.named_modules():
         if name.count(".") <= 1 and name:
             hooks.append(module.register_forward_hook(lambda m, i, o, n=name: shapes.__setitem__(n, list(o.shape))))
+    for i, head in enumerate(model.heads):  # the network runs each head's body (its logits), then the sigmoid
+        hooks.append(head.body.register_forward_hook(
+            lambda m, i_, o, n=f"heads.{i}": shapes.__setitem__(n, list(o.shape))))
     block = model.encoder[1][0]
     for name, module in block.named_children():
         hooks.append(module.register_forward_hook(

@@ -279,3 +279,39 @@ def test_executions_draw_the_same_bottleneck_dropout_mask(norm: str) -> None:
     scale = float(plain.abs().max())
     assert (other_mask - plain).abs().max() > 1e-3 * scale  # the mask matters at this size
     assert torch.allclose(fast, plain, rtol=0, atol=1e-9 * scale)
+
+
+@pytest.mark.parametrize("preset", ["lite", "official"])
+def test_head_upsample_option(preset: str) -> None:
+    """``head_upsample="bilinear"``: the coarse maps reach the output size by bilinear interpolation, with
+    the preset's parameter count. Natively placed heads (``lite``): each head's logits are the nearest
+    model's coarse logits interpolated bilinearly; fast and layer-by-layer executions agree in float64 in
+    training and evaluation, and the fusion still takes the sigmoids of the heads' logits."""
+    torch.manual_seed(0)
+    kwargs = {"bottleneck_dropout": 0.0, "deep_supervision": True}
+    model = create_model("focusnetpp", preset=preset, head_upsample="bilinear", **kwargs).double()
+    assert n_params(model) == PRESET_COUNTS[preset]
+    nearest = create_model("focusnetpp", preset=preset, **kwargs).double()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    for train in (True, False):
+        nearest.load_state_dict(model.state_dict())  # training steps moved the running statistics
+        model.train(train)
+        nearest.train(train)
+        with torch.no_grad():
+            fast, plain = model._fast(x, None, head_logits=True), model._plain(x, head_logits=True)
+            blocky = nearest._plain(x, head_logits=True)
+        for a, b in zip(fast, plain):
+            # float64 rounding over a few hundred terms, scaled to the logits' size
+            assert torch.allclose(a, b, rtol=0, atol=1e-9 * (1 + float(b.abs().max()))), train
+        with torch.no_grad():
+            fused = model.fusion(torch.cat([torch.sigmoid(t) for t in plain[1:]], dim=1))
+        assert torch.allclose(fused, plain[0], rtol=0, atol=1e-9 * (1 + float(fused.abs().max()))), train
+        if preset == "lite" and not train:  # evaluation: each head sees the same features in both models
+            for i, factor in enumerate((8, 4, 2), start=1):
+                small = blocky[i][..., ::factor, ::factor]
+                smooth = torch.nn.functional.interpolate(small, scale_factor=float(factor), mode="bilinear")
+                assert torch.allclose(plain[i], smooth, rtol=0, atol=1e-12 * (1 + float(smooth.abs().max())))
+                assert not torch.equal(plain[i], blocky[i])
+            assert torch.equal(plain[4], blocky[4])  # the finest head is at the output size already
+    with pytest.raises(FocusNetError, match="head_upsample must be one of nearest, bilinear"):
+        create_model("focusnetpp", preset="lite", head_upsample="bicubic")
