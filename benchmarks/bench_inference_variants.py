@@ -16,9 +16,9 @@ inference-time variants, paired against the as-trained prediction (two-sided Wil
 * ``all runs averaged`` (with two or more runs): the mean probability of every run given.
 
 A variant that gains only on the test split, or by less than a seed changes the score, is noise.
-``--reference X.json#side`` adds a column against that side's per-image Dice (a
-``head_to_head_seeds.py`` or ``bench_head_to_head.py`` result with the same test ids), and the
-lesion-area breakdown of ``bench_border.py``.
+``--reference X.json[#side]`` adds a column against that side's per-image Dice (any side spec
+``head_to_head_seeds.py`` reads, with the same test ids; several runs are averaged per image); the
+crop-filling lesions are reported apart, as in ``bench_border.py``.
 
 Usage::
 
@@ -45,6 +45,7 @@ from scipy import ndimage  # noqa: E402
 
 from benchmarks.bench_border import FILLING, extended_probabilities  # noqa: E402
 from benchmarks.bench_threshold import dice_at, probabilities  # noqa: E402
+from benchmarks.head_to_head_seeds import load_runs  # noqa: E402
 from focusnet.compare.stats import paired_test  # noqa: E402
 from focusnet.engine.config import TrainConfig  # noqa: E402
 from focusnet.engine.split_tensors import SplitTensors, load_split_tensors  # noqa: E402
@@ -126,21 +127,15 @@ def score_run(run: Path) -> tuple[dict[str, np.ndarray], dict[str, Any], list[st
 
 
 def reference_dice(spec: str, ids: list[str]) -> np.ndarray:
-    """Per-image Dice of ``FILE.json#side`` (seed-averaged where the side has several runs), in ``ids``' order."""
-    path, _, side = spec.partition("#")
-    doc = json.loads(Path(path).read_text())
-    if side:
-        entry = doc["sides"][side]
-        values = np.asarray(entry["per_image_dice"], dtype=float)
-        ref_ids = doc["ids"]
-        values = values.mean(axis=0) if values.ndim == 2 else values
-    else:
-        rows = doc["summary"]["per_image"]
-        ref_ids, values = [r["id"] for r in rows], np.asarray([r["dice"] for r in rows], dtype=float)
-    if sorted(ref_ids) != sorted(ids):
-        raise SystemExit(f"--reference {spec}: its images are not the runs' test split")
-    order = {i: k for k, i in enumerate(ref_ids)}
-    return values[[order[i] for i in ids]]
+    """Per-image Dice of a ``head_to_head_seeds.py`` side spec (``SIDE.json`` or ``RESULT.json#SIDE``),
+    averaged over the side's runs, in ``ids``' order."""
+    per_run = []
+    for run_ids, dice, _ in load_runs(spec):
+        if sorted(run_ids) != sorted(ids):
+            raise SystemExit(f"--reference {spec}: its images are not the runs' test split")
+        order = {i: k for k, i in enumerate(run_ids)}
+        per_run.append(dice[[order[i] for i in ids]])
+    return np.mean(per_run, axis=0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,16 +179,16 @@ class _Head(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.body(x))
 
-    def forward_fast(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        """:meth:`forward` with 1x1 matrix products, eval BatchNorm folded, in-place activations
-        (``logits=True``: the head's logits, before its sigmoid)."""
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's logits (:meth:`forward` before its sigmoid) with 1x1 matrix products, eval
+        BatchNorm folded, in-place activations."""
         body = self.body
         if isinstance(body, nn.Sequential):
             conv, bn, act, out = _conv_bn_act_conv(body)
             x = _conv_bn_lrelu(x, conv, bn, act.negative_slope, conv.weight.flatten(1))
         else:
             out = cast(nn.Conv2d, body)
-        return conv1x1_cl(x, out.weight.flatten(1), out.bias, sigmoid=not logits)
+        return conv1x1_cl(x, out.weight.flatten(1), out.bias)
 
 
 def _conv_bn_act_conv(seq: nn.Sequential) -> tuple[nn.Conv2d, nn.Module, nn.LeakyReLU, nn.Conv2d]:
@@ -389,10 +389,10 @@ class FocusNetPP(nn.Module):
             x = extra(x)
             factor, mode = h // x.shape[-2], self.config.head_upsample
             if native:  # logits at the head's resolution, then enlarged
-                y = _upsample(head.forward_fast(x, logits=True), factor, mode)
+                y = _upsample(head.forward_fast(x), factor, mode)
             else:
                 up = _upsample(x, factor, mode).contiguous(memory_format=torch.channels_last)
-                y = head.forward_fast(up, logits=True)
+                y = head.forward_fast(up)
             if head_logits:  # the loss needs the logits, the fusion their sigmoid
                 logits.append(y.contiguous())
             y = torch.sigmoid(y)

@@ -37,7 +37,9 @@ def test_multiscale_prediction_matches_the_plain_one_where_it_must() -> None:
 
 
 def test_reference_is_reordered_to_the_runs_ids(tmp_path: Path) -> None:
-    doc = {"ids": ["b", "a", "c"], "sides": {"bu": {"per_image_dice": [[0.2, 0.1, 0.3], [0.4, 0.3, 0.5]]}}}
+    doc = {"benchmark": "head-to-head-seeds", "ids": ["b", "a", "c"],
+           "sides": {"bu": {"per_image_dice": [[0.2, 0.1, 0.3], [0.4, 0.3, 0.5]],
+                            "runs": [{"file": "s0.json"}, {"file": "s1.json"}]}}}
     path = tmp_path / "ref.json"
     path.write_text(json.dumps(doc))
     assert np.allclose(reference_dice(f"{path}#bu", ["a", "b", "c"]), [0.2, 0.3, 0.4])  # seed-averaged
