@@ -63,6 +63,12 @@ HEAD_UPSAMPLES: tuple[HeadUpsample, ...] = ("nearest", "bilinear")
 """How a FocusNet++'s coarse per-scale maps reach the output size before the fusion (``head_upsample=``):
 ``"nearest"`` is the paper's (pixel repetition); ``"bilinear"`` interpolates (``align_corners=False``)."""
 
+SkipMerge = Literal["after_stage", "after_first"]
+SKIP_MERGES: tuple[SkipMerge, ...] = ("after_stage", "after_first")
+"""Where a FocusNet++ decoder stage adds its encoder skip (``skip_merge=``): ``"after_stage"`` is the
+paper's (after all of the stage's blocks); ``"after_first"`` after the stage's first block, so that its
+further blocks (``dec_blocks`` > 1) refine the merged features with their 3x3 convolutions."""
+
 
 def norm_layer(
     kind: str, channels: int, momentum: float = KERAS_BN_MOMENTUM, eps: float = KERAS_BN_EPS

@@ -315,3 +315,44 @@ def test_head_upsample_option(preset: str) -> None:
             assert torch.equal(plain[4], blocky[4])  # the finest head is at the output size already
     with pytest.raises(FocusNetError, match="head_upsample must be one of nearest, bilinear"):
         create_model("focusnetpp", preset="lite", head_upsample="bicubic")
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_skip_merge_option(norm: str) -> None:
+    """``skip_merge="after_first"``: a decoder stage adds its skip after its first block, so its second
+    block convolves the merged features. The finest level by hand: ``D1 = b2(b1(up(D2)) + E1)``; the fast
+    (and, with BatchNorm in evaluation, fused) execution agrees with the layer-by-layer one in float64 in
+    training and evaluation; with one block per stage both orders are the same network."""
+    torch.manual_seed(0)
+    kwargs = {"norm": norm, "bottleneck_dropout": 0.0, "bn_momentum": 0.1, "dec_blocks": (1, 1, 1, 2)}
+    model = create_model("focusnetpp", preset="lite", skip_merge="after_first", **kwargs).double()
+    paper_order = create_model("focusnetpp", preset="lite", **kwargs).double()
+    paper_order.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    for train in (True, False):
+        model.train(train)
+        with torch.no_grad():
+            fast, plain = model._fast(x, None, head_logits=True), model._plain(x, head_logits=True)
+        for a, b in zip(fast, plain):
+            # float64 rounding over a few hundred terms, scaled to the logits' size
+            assert torch.allclose(a, b, rtol=0, atol=1e-9 * (1 + float(b.abs().max()))), train
+    model.eval()
+    paper_order.eval()
+    feats: dict[str, torch.Tensor] = {}
+    hooks = [model.decoder[3][1].register_forward_hook(lambda m, i, o: feats.update(d1_in=i[0], d1=o)),
+             model.decoder[3][0].register_forward_hook(lambda m, i, o: feats.update(b1=o)),
+             model.encoder[0].register_forward_hook(lambda m, i, o: feats.update(e1=o))]
+    with torch.no_grad(), fast_path(False):
+        merged = model(x)
+        assert torch.allclose(feats["d1_in"], feats["b1"] + feats["e1"], rtol=0, atol=0)
+        assert not torch.allclose(merged, paper_order(x), rtol=0, atol=1e-6)
+    for hook in hooks:
+        hook.remove()
+    single = {**kwargs, "dec_blocks": (1, 1, 1, 1)}
+    a = create_model("focusnetpp", preset="lite", skip_merge="after_first", **single).double().eval()
+    b = create_model("focusnetpp", preset="lite", **single).double().eval()
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    with pytest.raises(FocusNetError, match="skip_merge must be one of after_stage, after_first"):
+        create_model("focusnetpp", preset="lite", skip_merge="before")
