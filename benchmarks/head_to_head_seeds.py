@@ -178,20 +178,28 @@ def analyse(sides: dict[str, list[str]], split: str = "test") -> dict[str, Any]:
                          for name, specs in sides.items()}, split)
 
 
+def _detectable(pair: dict[str, Any]) -> str:
+    """A pair's smallest detectable mean difference (:func:`focusnet.compare.stats.detectable_difference`);
+    a dash for results written before it was computed."""
+    value = pair["wilcoxon"].get("detectable_difference")
+    return "–" if value is None else f"±{value:.4f}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = ["| side | runs | per-image mean Dice of each run | mean ± s.d. across runs |", "|---|---:|---|---|"]
     for name, side in result["sides"].items():
         each = ", ".join(f"{r['dice_mean']:.4f}" for r in side["runs"])
         sd = "–" if side["sd_of_runs"] is None else f"{side['sd_of_runs']:.4f}"
         lines.append(f"| {name} | {len(side['runs'])} | {each} | {side['mean_of_runs']:.4f} ± {sd} |")
-    lines += ["", "| FocusNet++ run | other run | difference (95% CI) | Wilcoxon p | better / worse |",
-              "|---|---|---|---:|---|"]
+    lines += ["", "| FocusNet++ run | other run | difference (95% CI) | Wilcoxon p | better / worse "
+              "| detectable (80% power) |", "|---|---|---|---:|---|---:|"]
     for name, comparison in result["comparisons"].items():
         averaged = {"reference": "seed-averaged", "other": f"{name}, seed-averaged", **comparison["seed_averaged"]}
         for p in comparison["cross_pairs"] + [averaged]:
             lo, hi = p["difference_ci95"]
             lines.append(f"| {p['reference']} | {p['other']} | {p['difference_mean']:+.4f} ({lo:+.4f} to {hi:+.4f}) "
-                         f"| {p['wilcoxon']['pvalue']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} |")
+                         f"| {p['wilcoxon']['pvalue']:.3g} | {p['focusnetpp_better']} / {p['focusnetpp_worse']} "
+                         f"| {_detectable(p)} |")
     areas = result.get("by_lesion_area")
     if areas is not None:
         heads = [f"{label} ({n})" for label, n in zip(areas["labels"], areas["images"])]

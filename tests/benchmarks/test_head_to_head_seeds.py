@@ -45,6 +45,11 @@ def test_side_statistics_cross_pairs_and_seed_average(tmp_path: Path) -> None:
     assert averaged["difference_mean"] == pytest.approx(float(np.mean(fn, axis=0).mean() - np.mean(bu, axis=0).mean()))
     assert averaged["focusnetpp_better"] > 35 and averaged["wilcoxon"]["pvalue"] < 1e-4  # a shift of 0.05 on 40 images
     assert "seed-averaged" in proc.stdout
+    # the test set's resolution: the smallest mean difference these 40 images detect, beside each pair
+    d = np.mean(fn, axis=0) - np.mean(bu, axis=0)
+    detectable = 2.8015852 * d.std(ddof=1) / np.sqrt(d.size)
+    assert averaged["wilcoxon"]["detectable_difference"] == pytest.approx(detectable, rel=1e-6)
+    assert f"±{averaged['wilcoxon']['detectable_difference']:.4f}" in proc.stdout
     again = _run("--focusnetpp", *fn_files, "--basicunet", *bu_files, "--out", str(out))
     assert again.returncode != 0 and "exists" in again.stderr  # an earlier result is not overwritten
 

@@ -60,7 +60,8 @@ def make(evil_model: bool = False):
             "ci": {"focusnetpp": {"dice": {"mean": 0.8, "low": 0.7, "high": 0.9, "n": 6}},
                    other: {"dice": {"mean": 0.75, "low": 0.65, "high": 0.85, "n": 5}}},
             "tests": {other: {"n": 5, "mean_difference": -0.03, "median_difference": -0.05, "statistic": 4.0,
-                              "pvalue": 0.0004, "pvalue_holm": 0.0004, "significant": True, "effect_size": -0.4}},
+                              "pvalue": 0.0004, "pvalue_holm": 0.0004, "significant": True, "effect_size": -0.4,
+                              "detectable_difference": 0.0213}},
             "skipped": {"broken": "status 'failed'"}, "notes": [],
         },
     }
@@ -95,8 +96,8 @@ def test_report_self_contained(tmp_path):
     assert info["bad_images"] == [] and info["images"] == info["images_total"] == 2 + 6 * 2
     # results (md), paper (md), CI, tests, gallery, failures, runs
     assert info["tables"] == 7
-    # md results 4 + paper 2 + CI (model, mean, n) 3 + tests 9 + gallery (#, id, 2 Dice, 1 delta) 5
-    assert info["sortable_headers"] == 23
+    # md results 4 + paper 2 + CI (model, mean, n) 3 + tests 10 + gallery (#, id, 2 Dice, 1 delta) 5
+    assert info["sortable_headers"] == 24
     text = out.read_text()
     assert info["scripts"] == 1 and "function sortBy" in text and 'aria-sort' in text
     assert '<table id="gallery" class="gallery sortable">' in text
@@ -107,6 +108,7 @@ def test_report_self_contained(tmp_path):
     assert 'class="paper"' in text and "FocusNet++ (paper)" in text
     assert "<strong>0.800 ± 0.05</strong>" in text and "&lt;b&gt;" in text
     assert "4.0e-04" in text and '<span class="sig">yes</span>' in text
+    assert '<td class="num" data-value="0.0213">0.0213</td></tr>' in text  # the test set's resolution
     assert "<dt>hardware</dt><dd>2 cores, no GPU</dd>" in text and "<dt>torch</dt>" in text
     assert "/data/x&lt;y&gt;" in text
     assert "Showing the first" not in text

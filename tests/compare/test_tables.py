@@ -68,6 +68,7 @@ def test_rows_equal_summarize():
     assert ref["is_reference"] and ref["wilcoxon_p"] is None
     assert ref["dice_ci_low"] == comp["stats"]["ci"]["focusnetpp"]["dice"]["low"]
     assert other["wilcoxon_p_holm"] == comp["stats"]["tests"]["wide_unet"]["pvalue_holm"]
+    assert other["detectable_difference"] == comp["stats"]["tests"]["wide_unet"]["detectable_difference"] > 0
     assert other["effect_size"] == -1.0 and other["reference"] == "focusnetpp"
     assert ref["train_minutes"] == pytest.approx(612.3 / 60, abs=1e-4) and ref["params"] == 1487941
     assert failed["status"] == "failed" and failed["error"] == "CUDA out of memory"
@@ -134,6 +135,8 @@ def test_markdown_table_footer_and_failed_row():
     assert "failed: CUDA out of memory" in failed
     assert "### Protocol" in md and "- **split**: bcdu (280/40/80)" in md and "Wilcoxon" in md
     assert "Kaul" not in md  # the paper's numbers are not in our table
+    detectable = comp["stats"]["tests"]["wide_unet"]["detectable_difference"]
+    assert f"**Detectable difference** against the reference: wide_unet ±{detectable:.4f}" in md
     no_stats = dict(comp)
     no_stats.pop("stats")
     assert "No statistics were computed" in tables.to_markdown(no_stats)

@@ -165,7 +165,8 @@ def _stats_section(stats: Any) -> str:
         ref = stats.get("reference")
         parts.append(f"<h3>Paired tests against {escape(ref)} (per-image {escape(metric)})</h3>")
         cols = [("model", "text"), ("n pairs", "num"), ("mean Δ", "num"), ("median Δ", "num"),
-                ("W", "num"), ("p", "num"), ("p (Holm)", "num"), ("significant", "text"), ("effect size r", "num")]
+                ("W", "num"), ("p", "num"), ("p (Holm)", "num"), ("significant", "text"), ("effect size r", "num"),
+                ("detectable Δ (80% power)", "num")]
         parts.append('<div class="scroll"><table class="stats-tests sortable"><thead><tr>')
         parts += [f'<th data-sort="{k}"{NUM if k == "num" else ""}>{escape(h)}</th>' for h, k in cols]
         parts.append("</tr></thead><tbody>")
@@ -188,10 +189,14 @@ def _stats_section(stats: Any) -> str:
             parts.append(f"<td>{sig_html}</td>")
             es = t.get("effect_size")
             attr = data_value(es)
-            parts.append(f'<td class="num"{attr}>{num(es)}</td></tr>')
+            parts.append(f'<td class="num"{attr}>{num(es)}</td>')
+            detectable = t.get("detectable_difference")
+            parts.append(f'<td class="num"{data_value(detectable)}>{num(detectable, 4)}</td></tr>')
         parts.append("</tbody></table></div>")
         parts.append('<p class="note">Δ = model − reference; r &gt; 0: the model scores higher than the '
-                     "reference. Significant: Holm-adjusted p ≤ alpha.</p>")
+                     "reference. Significant: Holm-adjusted p ≤ alpha. Detectable Δ: the smallest true mean "
+                     "difference these test images detect with 80% power; a smaller Δ is below their "
+                     "resolution.</p>")
 
     skipped = stats.get("skipped")
     if isinstance(skipped, Mapping) and skipped:

@@ -59,6 +59,7 @@ def _statistics_note(comparison: Mapping[str, Any]) -> list[str]:
         f"method {proto.get('wilcoxon_method', '?')}. {proto.get('correction', '')}. "
         f"`*`: adjusted p <= alpha = {proto.get('alpha', 0.05)}.",
         f"- **r**: {proto.get('effect_size', '?')}.",
+        *_detectable_note(stats),
         f"- **Pairing**: {proto.get('pairing', '?')}. {proto.get('unit', '')}".rstrip(),
         "- With a few tens of test images and a short training run these tests say whether the "
         "difference between the runs on this test set is systematic; they do not account for "
@@ -69,6 +70,19 @@ def _statistics_note(comparison: Mapping[str, Any]) -> list[str]:
     for name, why in (stats.get("skipped") or {}).items():
         lines.append(f"- Not in the statistics: {name}: {why}")
     return [line.replace("\n", " ") for line in lines]
+
+
+def _detectable_note(stats: Mapping[str, Any]) -> list[str]:
+    """One line: each test's smallest detectable mean difference of the tested metric (the test set's resolution)."""
+    tests = stats.get("tests") or {}
+    found = {name: t.get("detectable_difference") for name, t in tests.items()
+             if t.get("detectable_difference") is not None}
+    if not found:
+        return []
+    each = ", ".join(f"{name} ±{value:.4f}" for name, value in found.items())
+    definition = (stats.get("protocol") or {}).get("detectable_difference", "")
+    return [f"- **Detectable difference** against the reference: {each}. A difference smaller than this is "
+            f"below what these test images resolve: {definition}."]
 
 
 def to_markdown(comparison: Mapping[str, Any], footer: bool = True) -> str:

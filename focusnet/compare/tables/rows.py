@@ -47,6 +47,7 @@ def csv_columns(dataset: str | None) -> list[str]:
         "wilcoxon_p_holm",
         "significant",
         "effect_size",
+        "detectable_difference",
         "params",
         "gmacs",
         "gmacs_size",
@@ -136,6 +137,7 @@ def results_rows(comparison: Mapping[str, Any]) -> list[dict[str, Any]]:
                 wilcoxon_p_holm=_number(test.get("pvalue_holm")),
                 significant=test.get("significant"),
                 effect_size=_number(test.get("effect_size")),
+                detectable_difference=_number(test.get("detectable_difference")),
             )
         seconds = _number(m.get("train_seconds"))
         row.update(
