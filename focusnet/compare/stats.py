@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -171,8 +172,6 @@ def detectable_difference(differences: Sequence[float] | np.ndarray, alpha: floa
     d = d[~np.isnan(d)]
     if d.size < 2:
         return math.nan
-    from statistics import NormalDist
-
     z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
     return float(z * d.std(ddof=1) / math.sqrt(d.size))
 

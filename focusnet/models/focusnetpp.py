@@ -362,6 +362,11 @@ class FocusNetPP(nn.Module):
             skips.append(x)
         return skips
 
+    def _merge_index(self, blocks: int) -> int:
+        """The block of a decoder stage of ``blocks`` blocks after which the stage adds its encoder skip
+        (``skip_merge``): the first, or the last (the paper's)."""
+        return 0 if self.config.skip_merge == "after_first" else blocks - 1
+
     def _bottleneck_dropout(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout on the bottleneck, drawn on its NCHW-contiguous copy in training, so that every
         execution draws the same mask for the same seed whatever memory format its bottleneck came
@@ -389,17 +394,15 @@ class FocusNetPP(nn.Module):
         skips = self._encode(self.stem(x.contiguous(memory_format=torch.channels_last)), strategy)
         x = self._bottleneck_dropout(skips.pop()).contiguous(memory_format=torch.channels_last)
         outputs, logits = [], []
-        native, merge_first = self.config.head_position == "native", self.config.skip_merge == "after_first"
+        native = self.config.head_position == "native"
         heads = cast(list[_Head], list(self.heads))
         for stage, extra, head, skip in zip(_stages(self.decoder), self.extra, heads, reversed(skips)):
             blocks = cast(list[ResGANet], list(stage))  # decoder stages are built of ResGANet blocks
-            x = blocks[0].run(x, strategy, upsample=True)
-            if merge_first:
-                x = x + skip if grad else x.add_(skip)
-            for block in blocks[1:]:
-                x = block.run(x, strategy)
-            if not merge_first:
-                x = x + skip if grad else x.add_(skip)
+            merge_at = self._merge_index(len(blocks))
+            for i, block in enumerate(blocks):
+                x = block.run(x, strategy, upsample=i == 0)
+                if i == merge_at:
+                    x = x + skip if grad else x.add_(skip)
             x = extra(x)
             factor, mode = h // x.shape[-2], self.config.head_upsample
             if native:  # logits at the head's resolution, then enlarged
@@ -427,14 +430,15 @@ class FocusNetPP(nn.Module):
         skips = self._encode(self.stem(x))
         x = self._bottleneck_dropout(skips.pop())
         outputs, logits = [], []
-        native, merge_first = self.config.head_position == "native", self.config.skip_merge == "after_first"
+        native = self.config.head_position == "native"
         heads = cast(list[_Head], list(self.heads))
         for stage, extra, head, skip in zip(_stages(self.decoder), self.extra, heads, reversed(skips)):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            if merge_first:
-                x = stage[1:](stage[0](x) + skip)
-            else:
-                x = stage(x) + skip
+            merge_at = self._merge_index(len(stage))
+            for i, block in enumerate(stage):
+                x = block(x)
+                if i == merge_at:
+                    x = x + skip
             x = extra(x)
             factor, mode = h // x.shape[-2], self.config.head_upsample
             y = _upsample(head.body(x), factor, mode) if native else head.body(_upsample(x, factor, mode))

@@ -339,7 +339,7 @@ def test_skip_merge_option(norm: str) -> None:
     model.eval()
     paper_order.eval()
     feats: dict[str, torch.Tensor] = {}
-    hooks = [model.decoder[3][1].register_forward_hook(lambda m, i, o: feats.update(d1_in=i[0], d1=o)),
+    hooks = [model.decoder[3][1].register_forward_hook(lambda m, i, o: feats.update(d1_in=i[0])),
              model.decoder[3][0].register_forward_hook(lambda m, i, o: feats.update(b1=o)),
              model.encoder[0].register_forward_hook(lambda m, i, o: feats.update(e1=o))]
     with torch.no_grad(), fast_path(False):
