@@ -435,10 +435,10 @@ class FocusNetPP(nn.Module):
         for stage, extra, head, skip in zip(_stages(self.decoder), self.extra, heads, reversed(skips)):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
             merge_at = self._merge_index(len(stage))
-            for i, block in enumerate(stage):
-                x = block(x)
-                if i == merge_at:
-                    x = x + skip
+            if merge_at == len(stage) - 1:  # the stage as one module, so hooks on it (figures) see its output
+                x = stage(x) + skip
+            else:
+                x = stage[merge_at + 1 :](stage[: merge_at + 1](x) + skip)
             x = extra(x)
             factor, mode = h // x.shape[-2], self.config.head_upsample
             y = _upsample(head.body(x), factor, mode) if native else head.body(_upsample(x, factor, mode))
