@@ -6,6 +6,8 @@ Example:
     >>> add_export(parser.add_subparsers())
     >>> parser.parse_args(["export", "unet", "--format", "onnx", "--out", "m.onnx"]).format
     'onnx'
+    >>> parser.parse_args(["export", "unet", "--out", "m.pt"]).format is None  # taken from the name: torchscript
+    True
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from typing import Any, cast
 
 from focusnet.data.splits import SPLIT_NAMES
 from focusnet.engine.evaluate import evaluate_run, interrupted_note
-from focusnet.engine.export import export
+from focusnet.engine.export import FORMATS, export, format_from_path
 from focusnet.engine.predict import predict
 from focusnet.engine.scoring import all_empty_warning, empty_predictions_warning, format_summary
 from focusnet.errors import FocusNetError
@@ -190,7 +192,12 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         help=f"a registered model, {SPEC_SYNTAX} (untrained weights; see `focusnet models`), or saved weights "
         "(.safetensors, their .json) or a run folder",
     )
-    p.add_argument("--format", choices=["onnx", "torchscript"], required=True, help="onnx or torchscript")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="onnx or torchscript (default: from the --out name: .onnx is onnx; .pt, .pth, .ts are torchscript)",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="output file, e.g. model.onnx or model.pt")
     p.add_argument("--preset", default=None, help="model preset of a registered MODEL, e.g. paper, official, lite")
     p.add_argument(
@@ -203,6 +210,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Run ``focusnet export``; returns the exit code."""
+    export_format = args.format or format_from_path(args.out)
     source = Path(args.model)
     if source.exists():
         if args.preset is not None:
@@ -221,10 +229,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         size = args.size if args.size is not None else 256
         what = f"{spec.text} with untrained weights"
     result = export(
-        model, args.out, args.format, example_size=size, fold_bn=not args.no_fold_bn, overwrite=args.overwrite
+        model, args.out, export_format, example_size=size, fold_bn=not args.no_fold_bn, overwrite=args.overwrite
     )
     print(
-        f"exported {what} to {result.path} ({args.format}, {result.folded_batchnorms} BatchNorm(s) folded); "
+        f"exported {what} to {result.path} ({export_format}, {result.folded_batchnorms} BatchNorm(s) folded); "
         f"max probability difference vs PyTorch {result.max_prob_diff:.2g} on inputs "
         + ", ".join("x".join(map(str, shape)) for shape in result.check_shapes)
     )

@@ -52,6 +52,7 @@ from focusnet.engine.config_fields import (
     section,
     setting,
     settings,
+    unknown_key_error,
     validate_fields,
 )
 from focusnet.engine.config_files import (
@@ -406,15 +407,16 @@ class TrainConfig:
             >>> TrainConfig.from_dict({"epochs": 3, "lr_schedul": "cosine"})  # doctest: +ELLIPSIS
             Traceback (most recent call last):
             ...
-            focusnet.errors.FocusNetError: unknown config key 'lr_schedul'; known keys: ...
+            focusnet.errors.FocusNetError: unknown config key 'lr_schedul'; did you mean 'lr_schedule'? ...
         """
         if not isinstance(data, dict):
             raise config_error(f"config: expected a mapping of keys to values; got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         for key in data:
+            if key == "data_root":
+                raise config_error("unknown config key 'data_root' (now data.source)")
             if key not in known:
-                hint = " (now data.source)" if key == "data_root" else ""
-                raise config_error(f"unknown config key {key!r}{hint}; known keys: {', '.join(sorted(known))}")
+                raise unknown_key_error(str(key), known)
         return cls(**data)
 
     @classmethod
@@ -429,9 +431,10 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with some fields changed."""
-        bad = [k for k in changes if k not in {f.name for f in dataclasses.fields(self)}]
+        known = {f.name for f in dataclasses.fields(self)}
+        bad = [k for k in changes if k not in known]
         if bad:
-            raise config_error(f"unknown config key {bad[0]!r}")
+            raise unknown_key_error(bad[0], known)
         return dataclasses.replace(self, **changes)
 
 
@@ -445,15 +448,12 @@ def _override_dict(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         if parts == ["model_kwargs", "preset"]:  # the preset is a key of its own
             parts = ["preset"]
         if parts[0] not in known:
-            raise config_error(
-                f"unknown config key {parts[0]!r} (in override {item!r}); known keys: {', '.join(sorted(known))}"
-            )
+            raise unknown_key_error(parts[0], known, context=f" (in override {item!r})")
         if len(parts) > 1 and parts[0] in nested:
             allowed = [f.name for f in dataclasses.fields(nested[parts[0]])]
             if len(parts) != 2 or parts[1] not in allowed:
-                raise config_error(
-                    f"unknown config key {'.'.join(parts)!r}; known keys in {parts[0]}: {', '.join(allowed)}"
-                )
+                where = f" (in override {item!r})"
+                raise unknown_key_error(".".join(parts[1:]), allowed, section=parts[0], context=where)
         elif len(parts) > 1 and parts[0] not in ("model_kwargs", "loss"):
             raise config_error(f"{parts[0]}: not a section; write {parts[0]}=VALUE")
         target = data

@@ -13,9 +13,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ __all__ = [
     "section",
     "setting",
     "settings",
+    "unknown_key_error",
     "validate_fields",
 ]
 
@@ -45,6 +47,31 @@ def config_error(message: str) -> FocusNetError:
         'epochs: must be an integer >= 1; got 0 (see docs/reference/config.md)'
     """
     return FocusNetError(message, see=DOCS_CONFIG)
+
+
+def unknown_key_error(key: str, known: Iterable[str], section: str = "", context: str = "") -> FocusNetError:
+    """The config error for an unknown key: the closest known key when one is close, else every known key.
+
+    Args:
+        key: the key as written (without its section).
+        known: the keys that are valid where it was written.
+        section: the section it was written in (``data``, ``augment``), empty at the top level.
+        context: a note after the key, e.g. ``" (in override 'lr_schedul=cosine')"``.
+
+    Example:
+        >>> str(unknown_key_error("lr_schedul", ["lr", "lr_schedule", "epochs"]))
+        "unknown config key 'lr_schedul'; did you mean 'lr_schedule'? (see docs/reference/config.md)"
+        >>> str(unknown_key_error("flip", ["hflip", "vflip"], section="augment")).split("; ")[1]
+        "did you mean 'augment.vflip' or 'augment.hflip'? (see docs/reference/config.md)"
+    """
+    names = sorted(known)
+    prefix = f"{section}." if section else ""
+    close = difflib.get_close_matches(key, names, n=2, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(prefix + c) for c in close) + "?"
+    else:
+        hint = f"known keys{' in ' + section if section else ''}: {', '.join(names)}"
+    return config_error(f"unknown config key {prefix + key!r}{context}; {hint}")
 
 
 @dataclass(frozen=True)
@@ -213,7 +240,7 @@ def section(cls: type, key: str, value: Any) -> Any:
     known = [f.name for f in dataclasses.fields(cls)]
     for k in value:
         if k not in known:
-            raise config_error(f"unknown config key '{key}.{k}'; known keys in {key}: {', '.join(known)}")
+            raise unknown_key_error(str(k), known, section=key)
     return cls(**value)
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "export",
     "export_model",
     "fold_batchnorm",
+    "format_from_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,31 @@ and ``paper`` with random BatchNorm statistics, ONNX and TorchScript, AVX-512 an
 export differs by orders of magnitude more."""
 
 ExportFormat = Literal["onnx", "torchscript"]
+
+SUFFIX_FORMATS: dict[str, ExportFormat] = {
+    ".onnx": "onnx",
+    ".pt": "torchscript",
+    ".pth": "torchscript",
+    ".ts": "torchscript",
+    ".torchscript": "torchscript",
+}
+"""The export format a file name implies (``focusnet export --out`` without ``--format``)."""
+
+
+def format_from_path(path: str | Path) -> ExportFormat:
+    """The export format a file name implies by its suffix (:data:`SUFFIX_FORMATS`).
+
+    Example:
+        >>> format_from_path("runs/first/model.onnx"), format_from_path("model.pt")
+        ('onnx', 'torchscript')
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise FocusNetError(
+            f"{path}: cannot tell the export format from the file name; name it "
+            f"{' or '.join(sorted(set(SUFFIX_FORMATS)))} or add --format {' or --format '.join(FORMATS)}"
+        )
+    return SUFFIX_FORMATS[suffix]
 
 
 class ExportCheckError(RuntimeError):

@@ -197,6 +197,10 @@ class RunDir:
         return self.path / name
 
     def _missing(self, name: str) -> FocusNetError:
+        if self.path.is_file():  # a file of a run given for the run, e.g. runs/x/config.yaml
+            parent = RunDir(self.path.parent)
+            fix = f"give its folder, {parent.path}" if parent.file(name).is_file() else "give a run folder"
+            return FocusNetError(f"{self.path}: a file, not a run folder made by `focusnet train`; {fix}")
         return FocusNetError(f"{self.file(name)}: not found; is {self.path} a run folder made by `focusnet train`?")
 
     # ------------------------------------------------------------------------------ creation

@@ -175,3 +175,17 @@ def test_check_scales_with_the_models_own_float32_error(tmp_path: Path, monkeypa
     with pytest.raises(export.ExportCheckError, match="float32 error"):
         export.export(model, tmp_path / "wrong.pt", format="torchscript", example_size=32)
     assert not (tmp_path / "wrong.pt").exists()
+
+
+def test_cli_export_takes_the_format_from_the_file_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --format, .pt is TorchScript (the reloaded file runs); a name that implies no format is refused
+    with the names and the flag to use, and nothing is written."""
+    out = tmp_path / "u.pt"
+    assert main(["export", "unet[base_width=4]", "--size", "32", "--out", str(out)]) == 0
+    assert "(torchscript, " in capsys.readouterr().out
+    assert torch.jit.load(str(out))(torch.rand(1, 3, 32, 32)).shape == (1, 1, 32, 32)
+    assert main(["export", "unet[base_width=4]", "--out", str(tmp_path / "u.bin")]) == 2
+    err = capsys.readouterr().err
+    assert "u.bin: cannot tell the export format" in err and ".onnx" in err and "--format torchscript" in err
+    assert not (tmp_path / "u.bin").exists()
+    assert [export.format_from_path(f"m{s}") for s in (".ONNX", ".pth", ".ts")] == ["onnx", "torchscript", "torchscript"]

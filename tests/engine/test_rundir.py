@@ -230,6 +230,13 @@ def test_config_split_and_checkpoint_errors(tmp_path):
     config = TrainConfig(model="unet", model_kwargs={"base_width": 4}, size=32)
     run.write_config(config)
     assert run.read_config().to_dict() == config.to_dict() and run.file(RunDir.CONFIG_YAML).read_text().startswith("model: unet")
+    # a file of the run given for the run names the folder to give instead; another file says what is expected
+    with pytest.raises(FocusNetError, match=f"config.yaml: a file, not a run folder .*; give its folder, {tmp_path}$"):
+        RunDir(run.file(RunDir.CONFIG_YAML)).read_config()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(FocusNetError, match="notes.txt: a file, not a run folder .*; give a run folder$"):
+        RunDir(tmp_path / "other" / "notes.txt").read_config()
     run.file(RunDir.BEST_CKPT).write_bytes(b"not a checkpoint")
     assert run.checkpoint_epoch() is None
     with pytest.raises(FocusNetError, match="not a focusnet checkpoint or cannot be read safely"):

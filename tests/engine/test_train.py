@@ -231,8 +231,12 @@ def test_config_errors_name_the_key_and_the_allowed_values(key, value, allowed):
 
 
 def test_from_dict_rejects_unknown_keys_and_round_trips():
-    with pytest.raises(FocusNetError, match=r"unknown config key 'lr_schedul'.*lr_schedule"):
+    with pytest.raises(FocusNetError, match=r"unknown config key 'lr_schedul'; did you mean 'lr_schedule'\?"):
         TrainConfig.from_dict({"lr_schedul": "cosine"})
+    with pytest.raises(FocusNetError, match=r"unknown config key 'qqq'; known keys: accelerator, augment, "):
+        TrainConfig.from_dict({"qqq": 1})  # nothing close: every key is listed
+    with pytest.raises(FocusNetError, match=r"unknown config key 'augment.zzz'; known keys in augment: brightness, contrast, "):
+        TrainConfig.from_dict({"augment": {"zzz": 1}})
     c = TrainConfig(size=64, model_kwargs={"widths": (8, 8, 8, 8, 8)}, betas=(0.8, 0.99), data={"source": "d"},
                     augment={"enabled": True, "rotate": 10.0})
     d = json.loads(json.dumps(c.to_dict()))

@@ -247,11 +247,11 @@ def d_split_unknown_ids(env):
 
 # ------------------------------------------------------------------------------- configs (train)
 def c_unknown_key(env):
-    return Case(_train(env, _train_config(env, lr_schedul="cosine")), ["config.yaml", "unknown config key 'lr_schedul'", "known keys"])
+    return Case(_train(env, _train_config(env, lr_schedul="cosine")), ["config.yaml", "unknown config key 'lr_schedul'", "did you mean 'lr_schedule'?"])
 
 
 def c_unknown_nested_key(env):
-    return Case(_train(env, _train_config(env, data={"sauce": "x"})), ["config.yaml", "'data.sauce'", "known keys in data"])
+    return Case(_train(env, _train_config(env, data={"sauce": "x"})), ["config.yaml", "'data.sauce'", "did you mean 'data.source'?"])
 
 
 def c_wrong_type(env):
@@ -288,7 +288,7 @@ def c_missing_config(env):
 
 
 def c_unknown_override(env):
-    return Case(_train(env, _train_config(env), "epochz=3"), ["epochz", "known keys"])
+    return Case(_train(env, _train_config(env), "epochz=3"), ["epochz", "did you mean 'epochs'?"])
 
 
 def c_source_not_a_folder(env):
