@@ -69,6 +69,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, type=DEVICES.argparse_type("--device"),
                    help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out images that cannot be read, with a warning naming them, instead of stopping")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the per-image results as JSON instead of the summary")
     p.set_defaults(func=cmd_predict)
@@ -92,16 +94,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.no_progress and sys.stderr.isatty(),
         device=args.device,
+        skip_bad=args.skip_bad,
     )
-    if rows and all(r["foreground"] == 0.0 for r in rows):
-        print(f"focusnet: warning: {all_empty_warning(len(rows))}", file=sys.stderr)
+    skipped = [r for r in rows if "error" in r]
+    done = [r for r in rows if "error" not in r]
+    if done and all(r["foreground"] == 0.0 for r in done):
+        print(f"focusnet: warning: {all_empty_warning(len(done))}", file=sys.stderr)
+    if skipped:
+        more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        shown = "; ".join(r["error"] for r in skipped[:3]) + more
+        print(f"focusnet: warning: skipped {len(skipped)} image(s) that could not be read: {shown}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     extras = [name for name, on in (("probability maps", args.probabilities), ("overlays", args.overlays)) if on]
     print(
-        f"predicted {len(rows)} mask(s)" + (f" (+ {' and '.join(extras)})" if extras else "")
+        f"predicted {len(done)} mask(s)" + (f" (+ {' and '.join(extras)})" if extras else "")
         + f" into {args.output_dir} in {time.perf_counter() - start:.1f} s"
+        + (f"; skipped {len(skipped)} unreadable image(s)" if skipped else "")
     )
     return 0
 

@@ -87,6 +87,12 @@ def _batches(items: list, size: int) -> Iterable[list]:
         yield items[i : i + size]
 
 
+def _skipped_row(path: Path, reason: str) -> dict[str, Any]:
+    """The result row of an image left out by ``skip_bad``: the reason, and no outputs."""
+    return {"id": path.stem, "input": str(path), "output": None, "orig_size": None, "probabilities": None,
+            "overlay": None, "foreground": None, "error": reason}
+
+
 # --------------------------------------------------------------------------------------- predict
 def predict(
     model_or_path: Any,
@@ -106,6 +112,7 @@ def predict(
     device: str | None = None,
     config: Any = None,
     workers: int | None = None,
+    skip_bad: bool = False,
 ) -> list[dict[str, Any]]:
     """Predict binary masks at each image's original size and write them as PNGs.
 
@@ -129,16 +136,19 @@ def predict(
         device: torch device (default: the CPU, or the given model's device).
         config: a :class:`~focusnet.weights.SavedModelConfig` for a model without ``focusnet_config``.
         workers: threads reading and writing images (default: CPUs, at most 4).
+        skip_bad: leave out images that cannot be read (their row has ``error`` and no outputs)
+            instead of stopping at the first.
 
     Returns:
         One dict per image, in input order: ``id`` (the stem), ``input``, ``output`` (the mask),
         ``orig_size`` (``[height, width]``), ``probabilities`` and ``overlay`` (paths or None) and
-        ``foreground`` (fraction of mask pixels).
+        ``foreground`` (fraction of mask pixels); with ``skip_bad``, an image that could not be read
+        has ``error`` (the reason) and None for the rest.
 
     Raises:
         FocusNetError: bad arguments, no matching inputs, existing outputs without ``overwrite``,
-            an output folder inside an input folder, or an unreadable image (outputs written for
-            earlier images are kept).
+            an output folder inside an input folder, or (without ``skip_bad``) an unreadable image
+            (outputs written for earlier images are kept; the message says how many).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise FocusNetError(f"--batch-size must be an integer >= 1; got {batch_size!r}")
@@ -164,8 +174,14 @@ def predict(
     channels, size, norm = cfg.channels, cfg.size, cfg.normalization
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-        image = read_image(path, channels=channels)
+    def load(path: Path) -> tuple[np.ndarray, np.ndarray] | str:
+        """The image and the network input, or (with ``skip_bad``) why it cannot be read."""
+        try:
+            image = read_image(path, channels=channels)
+        except FocusNetError as exc:
+            if skip_bad:
+                return str(exc)
+            raise
         return image, normalize_image(resize_image(image, size), norm)
 
     def finish(item) -> dict[str, Any]:
@@ -194,18 +210,32 @@ def predict(
     bar = _progress(len(plan), progress)
     try:
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            for batch in _batches(plan, batch_size):
-                loaded = list(pool.map(load, [p for p, _ in batch]))
-                x = np.stack([x for _, x in loaded])
-                probs = forward(x)
+
+            def _predict_batch(batch: list, loaded: list) -> list[dict[str, Any]]:
+                """One forward pass over the batch's images; their outputs written, their rows in order."""
+                probs = forward(np.stack([x for _, x in loaded]))
                 if probs.ndim != 4 or probs.shape[:2] != (len(batch), 1):
                     raise FocusNetError(
                         f"{cfg.describe()}: expected outputs of shape (B, 1, H, W), got {tuple(probs.shape)}; "
                         "predict needs a one-class segmentation model"
                     )
                 items = [(entry, image, probs[i, 0]) for i, (entry, (image, _)) in enumerate(zip(batch, loaded))]
-                for row in pool.map(finish, items):
-                    results.append(row)
+                return list(pool.map(finish, items))
+
+            for whole_batch in _batches(plan, batch_size):
+                try:
+                    read = list(pool.map(load, [p for p, _ in whole_batch]))
+                except FocusNetError as exc:
+                    message = str(exc).removesuffix(f" (see {exc.see})") if exc.see else str(exc)
+                    written = f" (the masks of the {len(results)} image(s) before it are written)" if results else ""
+                    raise FocusNetError(
+                        f"{message}, or pass --skip-bad to predict the other images{written}", see=exc.see
+                    ) from None
+                batch = [entry for entry, got in zip(whole_batch, read) if not isinstance(got, str)]
+                loaded = [got for got in read if not isinstance(got, str)]
+                predicted = iter(_predict_batch(batch, loaded) if batch else [])
+                for (path, _), got in zip(whole_batch, read):  # in input order, skipped images included
+                    results.append(_skipped_row(path, got) if isinstance(got, str) else next(predicted))
                     bar.update(1)
     finally:
         bar.close()

@@ -354,3 +354,29 @@ def test_every_mask_empty_is_warned_about(images: dict, tmp_path: Path, capsys: 
     assert main(["score", str(tmp_path / "masks"), str(tmp_path / "masks"), "--pred-suffix", "_mask",
                  "--true-suffix", "_mask"]) == 0
     assert "every predicted mask is empty" in capsys.readouterr().err
+
+
+def test_unreadable_image_stops_unless_skipped(weights: Path, images: dict, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """An unreadable image stops predict with its name, how many masks were already written and the flag that
+    goes on; with --skip-bad it gets a row with the reason (in input order, no outputs), a warning names it,
+    every other image gets its mask, and the exit code is 0."""
+    folder = tmp_path / "images"
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 16)  # sorts between alpha.png and grey.bmp
+    args = ["predict", str(weights), str(folder), str(tmp_path / "out"), "--batch-size", "1", "--no-progress"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "broken.png: unreadable or truncated image" in err and "or pass --skip-bad" in err
+    assert "the masks of the 1 image(s) before it are written" in err  # alpha.png, the first in name order
+    assert sorted(os.listdir(tmp_path / "out")) == ["alpha_mask.png"]
+
+    rows = predict(weights, folder, tmp_path / "skip", batch_size=3, skip_bad=True, progress=False)
+    assert [r["id"] for r in rows] == sorted(Path(n).stem for n in [*images, "broken.png"])
+    bad = [r for r in rows if "error" in r]
+    assert [r["id"] for r in bad] == ["broken"] and bad[0]["output"] is None and "unreadable" in bad[0]["error"]
+    assert sorted(os.listdir(tmp_path / "skip")) == sorted(f"{Path(n).stem}_mask.png" for n in images)
+
+    assert main([*args[:3], str(tmp_path / "cli"), "--skip-bad", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"predicted {len(images)} mask(s) into ") and "skipped 1 unreadable image(s)" in out
+    assert "warning: skipped 1 image(s) that could not be read: " in err and "broken.png" in err
