@@ -148,7 +148,7 @@ def predict(
     Raises:
         FocusNetError: bad arguments, no matching inputs, existing outputs without ``overwrite``,
             an output folder inside an input folder, or (without ``skip_bad``) an unreadable image
-            (outputs written for earlier images are kept; the message says how many).
+            (the masks already written are kept; the message says how many).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise FocusNetError(f"--batch-size must be an integer >= 1; got {batch_size!r}")
@@ -227,7 +227,7 @@ def predict(
                     read = list(pool.map(load, [p for p, _ in whole_batch]))
                 except FocusNetError as exc:
                     message = str(exc).removesuffix(f" (see {exc.see})") if exc.see else str(exc)
-                    written = f" (the masks of the {len(results)} image(s) before it are written)" if results else ""
+                    written = f" (the masks of the first {len(results)} image(s) are written)" if results else ""
                     raise FocusNetError(
                         f"{message}, or pass --skip-bad to predict the other images{written}", see=exc.see
                     ) from None

@@ -367,7 +367,7 @@ def test_unreadable_image_stops_unless_skipped(weights: Path, images: dict, tmp_
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "broken.png: unreadable or truncated image" in err and "or pass --skip-bad" in err
-    assert "the masks of the 1 image(s) before it are written" in err  # alpha.png, the first in name order
+    assert "the masks of the first 1 image(s) are written" in err  # alpha.png, the first in name order
     assert sorted(os.listdir(tmp_path / "out")) == ["alpha_mask.png"]
 
     rows = predict(weights, folder, tmp_path / "skip", batch_size=3, skip_bad=True, progress=False)
