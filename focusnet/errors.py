@@ -27,7 +27,7 @@ class FocusNetError(Exception):
     Args:
         message: the line: what is wrong, in which file or key, and the fix.
         see: optional documentation page that explains the fix; rendered as `` (see PAGE)``
-            after the message and kept in :attr:`see`.
+            after the message and kept in :attr:`see` (the message alone in :attr:`message`).
 
     Example:
         >>> raise FocusNetError("masks/a.png: missing mask for image 'a'; add it or remove images/a.png")
@@ -41,5 +41,5 @@ class FocusNetError(Exception):
     exit_code = 2
 
     def __init__(self, message: str = "", *args: object, see: str | None = None) -> None:
-        self.see = see
+        self.message, self.see = message, see
         super().__init__(f"{message} (see {see})" if see else message, *args)

@@ -1,7 +1,7 @@
 """Soft training targets for the head-to-head (session 26's ablation, with ``s26-soft-training-targets.patch``).
 
-Writes, for the head-to-head's 350 training ids, each mask resized to 128x128 as a float with the cache's
-anti-aliased bilinear filter and *not* binarised (the share of each pixel the lesion covers), and checks that
+Writes, for the head-to-head's 350 training ids, each mask's coverage at 128x128
+(:func:`focusnet.data.preprocess.mask_coverage`: the cache's anti-aliased resize, *not* binarised), and checks that
 binarising it at 0.5 gives the prepared cache's mask. The patched engine reads the file named by
 ``$FOCUSNET_SOFT_TRAIN_MASKS`` in place of the training masks (validation and test keep the binary masks).
 
@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from focusnet.data.paths import data_root  # noqa: E402
-from focusnet.data.preprocess import resize_mask  # noqa: E402
+from focusnet.data.preprocess import mask_coverage, resize_mask  # noqa: E402
 from focusnet.data.readers import get_reader  # noqa: E402
 
 
@@ -36,8 +35,7 @@ def main() -> None:
     coverage = np.zeros((len(ids), args.size, args.size), np.float32)
     for k, item_id in enumerate(ids):
         _, mask = items[item_id].load()
-        soft = Image.fromarray(mask.astype(np.float32), mode="F").resize((args.size, args.size), Image.Resampling.BILINEAR)
-        coverage[k] = np.clip(np.asarray(soft), 0.0, 1.0)
+        coverage[k] = mask_coverage(mask, args.size)
         if not np.array_equal(coverage[k] >= 0.5, resize_mask(mask, args.size)):
             raise SystemExit(f"{item_id}: the binarised coverage differs from the cache's mask")
     fractional = float(((coverage > 0.02) & (coverage < 0.98)).mean())

@@ -86,6 +86,25 @@ def normalize_image(arr: np.ndarray, mode: str = "minmax") -> np.ndarray:
     return (x - np.float32(lo)) / np.float32(hi - lo)
 
 
+def mask_coverage(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """The share of each output pixel a ``bool`` HxW mask covers, after resizing it like an image.
+
+    ``float32`` in [0, 1]: the mask resized as floats with Pillow ``BILINEAR`` (anti-aliased when
+    downscaling), before :func:`resize_mask` binarises it.
+
+    Example:
+        >>> m = np.zeros((8, 8), bool); m[:, :3] = True  # the boundary halves the second output column
+        >>> mask_coverage(m, 4)[0].round(3).tolist()
+        [1.0, 0.5, 0.0, 0.0]
+    """
+    h, w = _hw(size)
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise FocusNetError(f"mask_coverage expects an HxW mask, got shape {m.shape}")
+    img = Image.fromarray(m.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)
+
+
 def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Resize a ``bool`` HxW mask like an image (bilinear, anti-aliased) and binarise at 0.5.
 
@@ -96,14 +115,12 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
         >>> resize_mask(m, 2).tolist()
         [[True, False], [True, False]]
     """
-    h, w = _hw(size)
     m = np.asarray(mask)
     if m.ndim != 2:
         raise FocusNetError(f"resize_mask expects an HxW mask, got shape {m.shape}")
-    if m.shape == (h, w):
+    if m.shape == _hw(size):
         return m.astype(bool)
-    img = Image.fromarray(m.astype(np.float32), mode="F").resize((w, h), Image.Resampling.BILINEAR)
-    return np.asarray(img) >= 0.5
+    return mask_coverage(m, size) >= 0.5
 
 
 def resize_mask_to(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -88,7 +88,7 @@ def format_from_path(path: str | Path) -> ExportFormat:
     if suffix not in SUFFIX_FORMATS:
         raise FocusNetError(
             f"{path}: cannot tell the export format from the file name; name it "
-            f"{' or '.join(sorted(set(SUFFIX_FORMATS)))} or add --format {' or --format '.join(FORMATS)}"
+            f"{' or '.join(sorted(SUFFIX_FORMATS))} or add --format {' or --format '.join(FORMATS)}"
         )
     return SUFFIX_FORMATS[suffix]
 

@@ -205,35 +205,33 @@ def predict(
             "foreground": float(mask.mean()),
         }
 
+    def predict_batch(batch: list, loaded: list, pool: ThreadPoolExecutor) -> list[dict[str, Any]]:
+        """One forward pass over the batch's images; their outputs written, their rows in order."""
+        probs = forward(np.stack([x for _, x in loaded]))
+        if probs.ndim != 4 or probs.shape[:2] != (len(batch), 1):
+            raise FocusNetError(
+                f"{cfg.describe()}: expected outputs of shape (B, 1, H, W), got {tuple(probs.shape)}; "
+                "predict needs a one-class segmentation model"
+            )
+        items = [(entry, image, probs[i, 0]) for i, (entry, (image, _)) in enumerate(zip(batch, loaded))]
+        return list(pool.map(finish, items))
+
     n_workers = workers or max(1, min(4, os.cpu_count() or 1))
     results: list[dict[str, Any]] = []
     bar = _progress(len(plan), progress)
     try:
         with ThreadPoolExecutor(max_workers=n_workers) as pool:
-
-            def _predict_batch(batch: list, loaded: list) -> list[dict[str, Any]]:
-                """One forward pass over the batch's images; their outputs written, their rows in order."""
-                probs = forward(np.stack([x for _, x in loaded]))
-                if probs.ndim != 4 or probs.shape[:2] != (len(batch), 1):
-                    raise FocusNetError(
-                        f"{cfg.describe()}: expected outputs of shape (B, 1, H, W), got {tuple(probs.shape)}; "
-                        "predict needs a one-class segmentation model"
-                    )
-                items = [(entry, image, probs[i, 0]) for i, (entry, (image, _)) in enumerate(zip(batch, loaded))]
-                return list(pool.map(finish, items))
-
             for whole_batch in _batches(plan, batch_size):
                 try:
                     read = list(pool.map(load, [p for p, _ in whole_batch]))
                 except FocusNetError as exc:
-                    message = str(exc).removesuffix(f" (see {exc.see})") if exc.see else str(exc)
                     written = f" (the masks of the first {len(results)} image(s) are written)" if results else ""
                     raise FocusNetError(
-                        f"{message}, or pass --skip-bad to predict the other images{written}", see=exc.see
+                        f"{exc.message}, or pass --skip-bad to predict the other images{written}", see=exc.see
                     ) from None
                 batch = [entry for entry, got in zip(whole_batch, read) if not isinstance(got, str)]
                 loaded = [got for got in read if not isinstance(got, str)]
-                predicted = iter(_predict_batch(batch, loaded) if batch else [])
+                predicted = iter(predict_batch(batch, loaded, pool) if batch else [])
                 for (path, _), got in zip(whole_batch, read):  # in input order, skipped images included
                     results.append(_skipped_row(path, got) if isinstance(got, str) else next(predicted))
                     bar.update(1)

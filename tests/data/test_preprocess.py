@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from focusnet.data.preprocess import normalize_image, resize_image, resize_mask, resize_mask_to
+from focusnet.data.preprocess import mask_coverage, normalize_image, resize_image, resize_mask, resize_mask_to
 from focusnet.errors import FocusNetError
 
 
@@ -65,6 +65,18 @@ def test_resize_mask_binarises_at_half():
     up = resize_mask(m, 16)
     assert up[:, :7].all() and not up[:, 9:].any()
     assert (resize_mask(m, 8) == m).all()
+
+
+def test_mask_coverage_is_the_share_of_each_pixel_before_resize_mask_binarises_it():
+    m = np.zeros((8, 8), bool)
+    m[:, :3] = True  # the boundary runs through the middle of the second output column
+    cov = mask_coverage(m, 4)
+    assert cov.dtype == np.float32 and cov.shape == (4, 4) and 0.0 <= cov.min() and cov.max() <= 1.0
+    np.testing.assert_allclose(cov[0], [1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    blob = np.random.default_rng(1).random((37, 53)) > 0.6
+    assert (resize_mask(blob, 16) == (mask_coverage(blob, 16) >= 0.5)).all()
+    with pytest.raises(FocusNetError, match="mask_coverage expects an HxW mask"):
+        mask_coverage(np.zeros((2, 2, 2), bool), 4)
 
 
 def test_resize_mask_to_nearest_roundtrip():
