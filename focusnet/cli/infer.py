@@ -45,7 +45,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "model", metavar="MODEL",
-        help="weights (.safetensors), their .json, or a run folder (uses weights/best.safetensors)",
+        help="weights (.safetensors), their .json, a run folder (uses weights/best.safetensors), or an .onnx file "
+        "from focusnet export (it carries the preprocessing and runs in onnxruntime)",
     )
     p.add_argument(
         "inputs",
@@ -63,9 +64,10 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action="store_true", help="average over identity, horizontal and vertical flips")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     p.add_argument("--threshold", type=float, default=None, help="probability threshold (default: the model's, 0.5)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference engine (default torch)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="inference engine (default: onnxruntime for an .onnx MODEL or with --onnx, else torch)")
     p.add_argument("--onnx", type=Path, default=None, metavar="FILE",
-                   help="exported .onnx model for --backend onnxruntime")
+                   help="exported .onnx model to run in onnxruntime, MODEL giving the preprocessing")
     p.add_argument("--device", default=None, type=DEVICES.argparse_type("--device"),
                    help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -241,9 +243,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     result = export(
         model, args.out, export_format, example_size=size, fold_bn=not args.no_fold_bn, overwrite=args.overwrite
     )
+    carries = (f"; it carries the model's preprocessing and threshold: focusnet predict {result.path} IMAGES OUT_DIR"
+               if result.config_embedded else "")
     print(
         f"exported {what} to {result.path} ({export_format}, {result.folded_batchnorms} BatchNorm(s) folded); "
         f"max probability difference vs PyTorch {result.max_prob_diff:.2g} on inputs "
         + ", ".join("x".join(map(str, shape)) for shape in result.check_shapes)
+        + carries
     )
     return 0

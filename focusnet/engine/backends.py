@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from focusnet.engine.onnx_file import OnnxPredictor
 from focusnet.errors import FocusNetError
 from focusnet.vocab import BACKENDS
 from focusnet.weights import SavedModelConfig, load_model, load_model_config
@@ -39,16 +40,14 @@ def _torch_runner(model: nn.Module, device: Any) -> Callable[[np.ndarray], np.nd
     return run
 
 
-def _onnx_runner(onnx_path: str | Path) -> Callable[[np.ndarray], np.ndarray]:
-    try:
-        from focusnet.engine.export import OnnxPredictor  # needs onnxruntime, an optional extra
-    except ImportError as exc:  # onnxruntime missing, or an old focusnet
-        raise FocusNetError(f"backend onnxruntime is unavailable ({exc}); pip install 'focusnet[onnx]'") from None
+def _onnx_predictor(onnx_path: str | Path) -> OnnxPredictor:
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise FocusNetError(f"{onnx_path}: ONNX file not found; export one with `focusnet export` or fix the path")
-    predictor = OnnxPredictor(onnx_path)
+    return OnnxPredictor(onnx_path)
 
+
+def _onnx_runner(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         logits = np.asarray(predictor(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32)
         return 1.0 / (1.0 + np.exp(-logits))
@@ -73,22 +72,54 @@ def with_tta(run: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], 
     return tta
 
 
-def resolve_model(model_or_path: Any, backend: str, onnx_path: str | Path | None, device: Any,
+def _exported(model_or_path: Any, backend: str | None, onnx_path: str | Path | None, config: SavedModelConfig | None,
+              ) -> tuple[Callable[[np.ndarray], np.ndarray], SavedModelConfig, str]:
+    """An ``.onnx`` file given as the model: it runs in onnxruntime with the config it carries."""
+    path = Path(model_or_path)
+    if backend == "torch":
+        raise FocusNetError(
+            f"{path}: is an exported ONNX model, which the torch backend cannot run; leave out --backend (an .onnx "
+            "MODEL runs in onnxruntime), or pass the .safetensors weights or run folder as MODEL"
+        )
+    if onnx_path is not None and Path(onnx_path) != path:
+        raise FocusNetError(
+            f"{path}: MODEL is already an ONNX file; leave out --onnx {onnx_path}, or pass the run folder or "
+            ".safetensors weights as MODEL to take the config from them"
+        )
+    predictor = _onnx_predictor(path)
+    cfg = config if config is not None else predictor.config
+    if cfg is None:
+        raise FocusNetError(
+            f"{path}: carries no focusnet config (it was exported from a model name, or by an older focusnet); "
+            "export it again from the run folder (focusnet export RUN_DIR --out FILE.onnx), or pass the run folder "
+            "or .safetensors weights as MODEL and this file with --onnx"
+        )
+    return _onnx_runner(predictor), cfg, f"{path} (onnxruntime)"
+
+
+def resolve_model(model_or_path: Any, backend: str | None, onnx_path: str | Path | None, device: Any,
                   config: SavedModelConfig | None) -> tuple[Callable[[np.ndarray], np.ndarray], SavedModelConfig, str]:
     """``(run(x) -> probabilities, SavedModelConfig, description)`` of a model for ``backend``.
 
     Args:
-        model_or_path: weights, their ``.json``, a run folder, or a model in memory.
-        backend: a :data:`~focusnet.vocab.BACKENDS` value.
+        model_or_path: weights, their ``.json``, a run folder, an exported ``.onnx`` file that
+            carries its config (:mod:`focusnet.engine.onnx_file`), or a model in memory.
+        backend: a :data:`~focusnet.vocab.BACKENDS` value, or None: ``onnxruntime`` for an ``.onnx``
+            model or with ``onnx_path``, else ``torch``.
         onnx_path: the exported model, for ``onnxruntime`` (``model_or_path`` then gives the config).
         device: the torch device (default: the CPU, or the in-memory model's device).
-        config: the config of an in-memory model without ``focusnet_config``.
+        config: the config of an in-memory model without ``focusnet_config`` (or one that replaces
+            an ONNX file's).
 
     Example:
-        >>> run, cfg, source = resolve_model("runs/focusnetpp-lite", "torch", None, None, None)  # doctest: +SKIP
+        >>> run, cfg, source = resolve_model("runs/focusnetpp-lite", None, None, None, None)  # doctest: +SKIP
     """
-    if backend not in BACKENDS:
+    if backend is not None and backend not in BACKENDS:
         raise FocusNetError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if not isinstance(model_or_path, nn.Module) and Path(model_or_path).suffix.lower() == ".onnx":
+        return _exported(model_or_path, backend, onnx_path, config)
+    if backend is None:
+        backend = "torch" if onnx_path is None else "onnxruntime"
     if isinstance(model_or_path, nn.Module):
         cfg = config if config is not None else getattr(model_or_path, "focusnet_config", None)
         if cfg is None:
@@ -99,17 +130,12 @@ def resolve_model(model_or_path: Any, backend: str, onnx_path: str | Path | None
         source = f"{cfg.describe()} (in memory)"
     else:
         path = Path(model_or_path)
-        if backend == "onnxruntime" and onnx_path is None and path.suffix.lower() == ".onnx":
-            raise FocusNetError(
-                f"{path}: an ONNX file holds no preprocessing config; pass the .safetensors weights (or run folder) "
-                "as MODEL and this file with --onnx"
-            )
         cfg = config if config is not None else load_model_config(path)
         source = str(path)
     if backend == "onnxruntime":
         if onnx_path is None:
             raise FocusNetError("backend onnxruntime needs the exported model: pass --onnx FILE (onnx_path=...)")
-        return _onnx_runner(onnx_path), cfg, f"{source} via {onnx_path}"
+        return _onnx_runner(_onnx_predictor(onnx_path)), cfg, f"{source} via {onnx_path}"
     if isinstance(model_or_path, nn.Module):
         model = model_or_path
         if device is not None:

@@ -1,4 +1,4 @@
-"""Inference export: eval-mode BatchNorm folding, ONNX and TorchScript files, and an ONNX Runtime predictor.
+"""Inference export: eval-mode BatchNorm folding, and ONNX and TorchScript files checked against PyTorch.
 
 The ONNX file is written by PyTorch's TorchScript-based exporter (``dynamo=False``) at opset 17,
 with dynamic batch, height and width axes and every weight inside the one ``.onnx`` file. After
@@ -6,7 +6,8 @@ writing, the file is run in ONNX Runtime and compared with the PyTorch model (si
 probabilities within :data:`PROB_TOL`, or within :data:`NOISE_FACTOR` times PyTorch's own float32
 error); a TorchScript file is reloaded and compared the same way.
 An existing output file is never replaced unless ``overwrite=True``, and a file that fails its
-check is never left behind.
+check is never left behind. An ONNX file of a model with a saved config carries that config in its
+metadata; :mod:`focusnet.engine.onnx_file` reads it and runs the file (:class:`OnnxPredictor`).
 
 Example:
     >>> from focusnet.models import create_model
@@ -30,8 +31,10 @@ import torch
 from torch import nn
 
 from focusnet.atomic import replace_into, temp_path
+from focusnet.engine.onnx_file import OnnxPredictor, embed_config
 from focusnet.errors import FocusNetError
 from focusnet.models.resganet import bn_affine
+from focusnet.weights.config import SavedModelConfig
 
 __all__ = [
     "FORMATS",
@@ -111,6 +114,8 @@ class ExportResult:
             tolerance (else NaN); the check accepts up to :data:`NOISE_FACTOR` times it.
         check_shapes: the ``(N, C, H, W)`` input shapes that were checked.
         folded_batchnorms: how many BatchNorm2d layers were folded into their convolutions.
+        config_embedded: whether the ONNX file carries the model's
+            :class:`~focusnet.weights.SavedModelConfig` in its metadata (:mod:`focusnet.engine.onnx_file`).
     """
 
     path: Path
@@ -119,6 +124,7 @@ class ExportResult:
     check_shapes: tuple[tuple[int, int, int, int], ...]
     folded_batchnorms: int
     float32_error: float = float("nan")
+    config_embedded: bool = False
 
 
 # ------------------------------------------------------------------------------ BatchNorm folding
@@ -314,11 +320,13 @@ def export(
     overwrite: bool = False,
     check: bool = True,
     tolerance: float = PROB_TOL,
+    config: SavedModelConfig | None = None,
 ) -> ExportResult:
     """Write ``model`` as an ONNX or TorchScript file and check it against PyTorch.
 
     Same as :func:`export_model`, but returns an :class:`ExportResult` with the measured
-    difference.
+    difference. An ONNX file carries ``config`` (default: the model's ``focusnet_config``, which
+    :func:`focusnet.load_model` sets) in its metadata, so ``focusnet predict`` needs only the file.
 
     Example:
         >>> from focusnet.models import create_model
@@ -348,10 +356,14 @@ def export(
     n_folded = _n_batchnorm(reference) - _n_batchnorm(exported)
     example = _check_inputs(channels, height, width)[0]
 
+    saved = config if config is not None else getattr(model, "focusnet_config", None)
+    embed = format == "onnx" and isinstance(saved, SavedModelConfig)
     tmp = temp_path(path)
     try:
         if format == "onnx":
             _write_onnx(exported, example, tmp, opset)
+            if embed:
+                embed_config(tmp, cast(SavedModelConfig, saved))
         else:
             _write_torchscript(exported, example, tmp)
         diff = float32_error = float("nan")
@@ -359,6 +371,9 @@ def export(
         if check:
             if format == "onnx":
                 predictor = OnnxPredictor(tmp)
+                read_back = predictor.config.to_dict() if predictor.config is not None else None
+                if embed and read_back != cast(SavedModelConfig, saved).to_dict():
+                    raise ExportCheckError(f"{path}: the config read back from the file differs; nothing was written")
                 diff = _max_prob_diff(reference, lambda x: predictor(x.numpy()), inputs)
             else:
                 loaded = torch.jit.load(str(tmp))
@@ -377,7 +392,7 @@ def export(
     shapes = tuple(tuple(int(s) for s in x.shape) for x in inputs) if check else ()
     log.info("exported %s to %s (max probability difference %.3g, %d BatchNorms folded)", format, path, diff, n_folded)
     return ExportResult(path=path, format=format, max_prob_diff=diff, check_shapes=shapes,  # type: ignore[arg-type]
-                        folded_batchnorms=n_folded, float32_error=float32_error)
+                        folded_batchnorms=n_folded, float32_error=float32_error, config_embedded=embed)
 
 
 def export_model(
@@ -392,6 +407,7 @@ def export_model(
     overwrite: bool = False,
     check: bool = True,
     tolerance: float = PROB_TOL,
+    config: SavedModelConfig | None = None,
 ) -> Path:
     """Write ``model`` as an ONNX or TorchScript file for inference and check it against PyTorch.
 
@@ -404,6 +420,8 @@ def export_model(
     model within ``tolerance``, or within :data:`NOISE_FACTOR` times PyTorch's own float32 error
     (measured against a float64 copy) for a model whose rounding is larger; otherwise
     :class:`ExportCheckError` is raised and nothing is written. The file is written atomically.
+    An ONNX file carries the model's config (preprocessing, threshold) in its metadata when there
+    is one (``config``, or the ``focusnet_config`` that :func:`focusnet.load_model` sets).
 
     Args:
         model: the network (any device or mode; it is not modified).
@@ -416,6 +434,8 @@ def export_model(
         overwrite: replace an existing ``path``; otherwise an existing file is an error.
         check: compare the written file with PyTorch.
         tolerance: absolute difference of probabilities accepted for any model.
+        config: the :class:`~focusnet.weights.SavedModelConfig` to write into an ONNX file
+            (default: ``model.focusnet_config``; none for a bare model).
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -444,47 +464,5 @@ def export_model(
         overwrite=overwrite,
         check=check,
         tolerance=tolerance,
+        config=config,
     ).path
-
-
-# ------------------------------------------------------------------------------------ ONNX Runtime
-class OnnxPredictor:
-    """Run an exported ``.onnx`` model in ONNX Runtime on the CPU.
-
-    Uses the CPU execution provider with as many intra-op threads as
-    :func:`torch.get_num_threads` (so ``torch.set_num_threads`` governs both backends).
-
-    Args:
-        path: a file written by :func:`export_model` (input ``image``, output ``logits``).
-
-    Raises:
-        FocusNetError: the file is missing or onnxruntime is not installed.
-
-    Example:
-        >>> predictor = OnnxPredictor("lite.onnx")  # doctest: +SKIP
-        >>> logits = predictor(np.zeros((2, 3, 64, 48), np.float32))  # doctest: +SKIP
-        >>> logits.shape  # doctest: +SKIP
-        (2, 1, 64, 48)
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise FocusNetError("onnxruntime is not installed; pip install 'focusnet[onnx]'") from None
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FocusNetError(f"{self.path}: ONNX file not found; export one with `focusnet export` or fix the path")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, torch.get_num_threads())
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Logits (``N x classes x H x W``, float32) of a float ``N x C x H x W`` batch."""
-        batch = np.ascontiguousarray(x, dtype=np.float32)
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
-
-    def __repr__(self) -> str:
-        return f"OnnxPredictor({str(self.path)!r})"

@@ -105,7 +105,7 @@ def predict(
     tta: bool = False,
     batch_size: int = 4,
     threshold: float | None = None,
-    backend: str = "torch",
+    backend: str | None = None,
     onnx_path: str | Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -117,8 +117,9 @@ def predict(
     """Predict binary masks at each image's original size and write them as PNGs.
 
     Args:
-        model_or_path: a ``.safetensors`` file, its ``.json``, a run folder, or a model from
-            :func:`focusnet.load_model` (or any model, with ``config``).
+        model_or_path: a ``.safetensors`` file, its ``.json``, a run folder, an ``.onnx`` file
+            written by ``focusnet export`` from one of those (it carries the config and runs in
+            onnxruntime), or a model from :func:`focusnet.load_model` (or any model, with ``config``).
         inputs: an image file, a folder (non-recursive), a glob pattern, or a list of them.
         output_dir: where the PNGs go (created); or, for one input image, a ``.png`` file name for
             its mask.
@@ -129,7 +130,8 @@ def predict(
         batch_size: images per forward pass.
         threshold: foreground when probability > threshold; default: the model config's.
         backend: ``"torch"`` or ``"onnxruntime"`` (then ``onnx_path`` is the exported model and
-            ``model_or_path`` only supplies the config).
+            ``model_or_path`` only supplies the config); default: ``onnxruntime`` for an ``.onnx``
+            model or with ``onnx_path``, else ``torch``.
         onnx_path: the ``.onnx`` file for the onnxruntime backend.
         overwrite: replace existing outputs (otherwise refuse before writing anything).
         progress: show a progress bar on stderr.

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,12 @@ from typing import Any
 from focusnet.data.preprocess import NORMALIZATIONS
 from focusnet.errors import FocusNetError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SavedModelConfig"]
+__all__ = ["CONFIG_METADATA_KEY", "FORMAT", "FORMAT_VERSION", "SavedModelConfig"]
 
 FORMAT = "focusnet.weights"
 FORMAT_VERSION = 1
+CONFIG_METADATA_KEY = "focusnet_config"
+"""The metadata entry that holds the config as JSON, in a ``.safetensors`` file and in an exported ``.onnx`` file."""
 
 
 def _tuples(value: Any) -> Any:
@@ -109,6 +112,24 @@ class SavedModelConfig:
         order = ["format", "format_version", "model", "kwargs", "preprocessing", "threshold",
                  "focusnet_version", "created", "extra"]
         return _jsonable({k: d[k] for k in order})
+
+    @classmethod
+    def from_json(cls, text: str, source: str | Path, fix: str) -> SavedModelConfig:
+        """Parse and validate the JSON text of a config kept inside another file (a weights file's
+        or an ONNX file's metadata); every problem is a :class:`FocusNetError` naming ``source``,
+        and broken JSON also says ``fix``.
+
+        Example:
+            >>> SavedModelConfig.from_json("{", "m.onnx", "export it again")
+            Traceback (most recent call last):
+            ...
+            focusnet.errors.FocusNetError: m.onnx: the config it holds is not valid JSON (Expecting property name enclosed in double quotes); export it again
+        """  # noqa: E501 - a doctest's expected output is one line
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FocusNetError(f"{source}: the config it holds is not valid JSON ({exc.msg}); {fix}") from None
+        return cls.from_dict(data, source)
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path) -> SavedModelConfig:

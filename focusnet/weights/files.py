@@ -19,7 +19,7 @@ from typing import Any
 
 from focusnet.engine.rundir import RunDir
 from focusnet.errors import FocusNetError
-from focusnet.weights.config import SavedModelConfig
+from focusnet.weights.config import CONFIG_METADATA_KEY, SavedModelConfig
 
 __all__ = ["CONFIG_SUFFIX", "WEIGHTS_SUFFIX", "load_model_config", "resolve_weights"]
 
@@ -27,7 +27,7 @@ WEIGHTS_SUFFIX = ".safetensors"
 CONFIG_SUFFIX = ".json"
 
 _META_FORMAT = "format"
-_META_CONFIG = "focusnet_config"
+_META_CONFIG = CONFIG_METADATA_KEY
 _PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".tar")
 _FIX_PICKLE = "focusnet loads only safetensors weights; use the run's weights/*.safetensors"
 
@@ -116,8 +116,9 @@ def resolve_weights(path: str | Path) -> tuple[Path, Path | None]:
         raise _pickle_error(path)
     if suffix == ".onnx":
         raise FocusNetError(
-            f"{path}: is an ONNX model, which holds no preprocessing config; pass the .safetensors weights "
-            "(or run folder) as the model and this file with --onnx / onnx_path (backend onnxruntime)"
+            f"{path}: is an exported ONNX model, which PyTorch cannot load; run it with focusnet predict "
+            "(backend onnxruntime) or focusnet.engine.onnx_file.OnnxPredictor, or pass the .safetensors weights "
+            "(or run folder)"
         )
     if suffix == CONFIG_SUFFIX:
         data = _read_json(path)
@@ -177,13 +178,7 @@ def _embedded_config(path: Path, metadata: dict[str, str]) -> SavedModelConfig |
     text = metadata.get(_META_CONFIG)
     if text is None:
         return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FocusNetError(
-            f"{path}: the config inside the file is not valid JSON ({exc.msg}); re-save the weights"
-        ) from None
-    return SavedModelConfig.from_dict(data, f"{path} (embedded config)")
+    return SavedModelConfig.from_json(text, f"{path} (embedded config)", "re-save the weights")
 
 
 def _load_config(weights: Path, config: Path | None, metadata: dict[str, str]) -> tuple[SavedModelConfig, str]:
