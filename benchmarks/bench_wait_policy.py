@@ -10,7 +10,8 @@ runs about a thousand operators (a U-Net a few dozen), so it suffers most. With
 
 Each setting runs in a fresh Python process (libgomp reads its variables when it loads, with torch):
 
-* ``default``: neither variable set;
+* ``default``: neither variable set, and ``FOCUSNET_OMP_WAIT=default`` (focusnet would set PASSIVE
+  otherwise when it is imported before torch; :func:`focusnet.runtime.set_omp_wait_policy`);
 * ``passive``: ``OMP_WAIT_POLICY=PASSIVE``;
 * ``spin10k``: ``GOMP_SPINCOUNT=10000`` (a short spin, then sleep).
 
@@ -45,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 SETTINGS: dict[str, dict[str, str]] = {
-    "default": {},
+    "default": {"FOCUSNET_OMP_WAIT": "default"},  # focusnet leaves libgomp's default (it sets PASSIVE otherwise)
     "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "spin10k": {"GOMP_SPINCOUNT": "10000"},
 }
@@ -102,7 +103,7 @@ BUSY = "while True:\n    pass\n"
 
 
 def run_child(setting: str, args: argparse.Namespace) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "FOCUSNET_OMP_WAIT")}
     env.update(SETTINGS[setting], PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-c", CHILD, str(args.size), str(args.batch), str(args.infer_batch), str(args.threads),
            str(args.warmup), str(args.steps), str(args.max_seconds), *args.models]

@@ -8,9 +8,13 @@ Example:
 """
 from __future__ import annotations
 
-from focusnet.errors import FocusNetError
-from focusnet.models import create_model, list_models
-from focusnet.weights import load_model
+from focusnet.runtime import set_omp_wait_policy
+
+set_omp_wait_policy()  # before torch loads libgomp: idle OpenMP threads sleep instead of spinning (focusnet.runtime)
+
+from focusnet.errors import FocusNetError  # noqa: E402 - after the OpenMP setting
+from focusnet.models import create_model, list_models  # noqa: E402
+from focusnet.weights import load_model  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,19 @@ commands that run models, and :func:`focusnet.create_model` applies it too, so a
 loop gets the CLI's speed. ``FOCUSNET_ALLOCATOR_TUNING=0`` turns it off everywhere, and a program
 that calls ``tune_cpu_allocator(False)`` before building a model keeps glibc's default.
 
+OpenMP's wait policy: PyTorch's CPU operators share their work out on libgomp's thread pool, and by
+default a thread that finishes first spins (up to 300,000 iterations) before it sleeps. Beside other
+busy processes the thread it waits for may not be running, and every operator can then cost a
+scheduler time slice; a FocusNet++ forward pass runs about a thousand operators (a U-Net a few
+dozen). Beside two busy processes on the 2-core development VM (2 threads, 128x128), a two-member
+`lite` inference pass of 4 images took 8.9 s (0.2 to 17.5 s over two rounds) with libgomp's default
+and 0.13 s with ``OMP_WAIT_POLICY=PASSIVE``, and a `paper` training step of 8 images 4.6 s against
+0.8 s; on the idle machine PASSIVE costs 1-7% per training step and up to 29% per inference pass
+(the two-member network; ``benchmarks/bench_wait_policy.py``, ``benchmarks/RESULTS.md``).
+:func:`set_omp_wait_policy`, run when ``focusnet`` is imported, sets ``OMP_WAIT_POLICY=PASSIVE`` for
+the process if torch is not loaded yet (libgomp reads it once, when torch loads it) and the user set
+no OpenMP wait variable; ``FOCUSNET_OMP_WAIT=default`` keeps libgomp's own.
+
 Example:
     >>> from focusnet.runtime import allocator_tuned, tune_cpu_allocator
     >>> tune_cpu_allocator() == allocator_tuned()
@@ -26,17 +39,21 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Container, MutableMapping
 
 __all__ = [
     "ENV_VAR",
     "FAST_PATH_ENV_VAR",
     "KERNEL_MARCH_ENV_VAR",
     "NATIVE_KERNELS_ENV_VAR",
+    "OMP_WAIT_ENV_VAR",
     "allocator_tuned",
     "env_flag",
     "fast_path_default",
     "kernel_march",
     "native_kernels_enabled",
+    "omp_wait_policy",
+    "set_omp_wait_policy",
     "tune_cpu_allocator",
 ]
 
@@ -50,6 +67,9 @@ NATIVE_KERNELS_ENV_VAR = "FOCUSNET_NATIVE_KERNELS"
 """``0`` uses PyTorch's operators instead of the native CPU training kernels (:mod:`focusnet.kernels`)."""
 KERNEL_MARCH_ENV_VAR = "FOCUSNET_KERNEL_MARCH"
 """The ``-march`` the native kernels are built for (default ``native``)."""
+OMP_WAIT_ENV_VAR = "FOCUSNET_OMP_WAIT"
+"""``default`` keeps libgomp's own wait policy instead of ``OMP_WAIT_POLICY=PASSIVE`` (:func:`set_omp_wait_policy`)."""
+_OMP_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # the user's own choice, if either is set
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -97,6 +117,54 @@ def kernel_march() -> str:
         True
     """
     return os.environ.get(KERNEL_MARCH_ENV_VAR) or "native"
+
+
+def set_omp_wait_policy(
+    environ: MutableMapping[str, str] | None = None, modules: Container[str] | None = None
+) -> bool:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` in ``environ`` (this process's environment) so that idle OpenMP
+    threads sleep at once instead of spinning (see the module docstring for why and what it costs).
+
+    Nothing is changed when torch is already imported (``"torch" in modules``: libgomp has read its
+    variables then, and child processes would differ from this one), when ``OMP_WAIT_POLICY`` or
+    ``GOMP_SPINCOUNT`` is set (the user's choice), or when ``FOCUSNET_OMP_WAIT`` is ``default`` (or
+    ``0``/``false``/``no``/``off``). ``import focusnet`` calls it before it imports torch.
+
+    Returns:
+        Whether it set the variable.
+
+    Example:
+        >>> env = {}
+        >>> set_omp_wait_policy(env, modules=()), env
+        (True, {'OMP_WAIT_POLICY': 'PASSIVE'})
+        >>> set_omp_wait_policy({"FOCUSNET_OMP_WAIT": "default"}, modules=())
+        False
+        >>> set_omp_wait_policy({}, modules=("torch",))
+        False
+    """
+    environ = os.environ if environ is None else environ
+    modules = sys.modules if modules is None else modules
+    choice = environ.get(OMP_WAIT_ENV_VAR, "passive").strip().lower()
+    if "torch" in modules or any(v in environ for v in _OMP_WAIT_VARS):
+        return False
+    if choice in {"default", "0", "false", "no", "off"}:
+        return False
+    environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return True
+
+
+def omp_wait_policy() -> str:
+    """How this process's idle OpenMP threads wait, as its environment says (for the record of a run).
+
+    Example:
+        >>> omp_wait_policy() in ("PASSIVE", "ACTIVE", "libgomp default") or omp_wait_policy().startswith("GOMP")
+        True
+    """
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    if policy:
+        return policy.upper()
+    spin = os.environ.get("GOMP_SPINCOUNT")
+    return f"GOMP_SPINCOUNT={spin}" if spin else "libgomp default"
 
 
 def _libc() -> ctypes.CDLL | None:

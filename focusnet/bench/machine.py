@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from focusnet.runtime import omp_wait_policy
+
 __all__ = ["bf16_support", "load_average", "machine_info"]
 
 
@@ -69,6 +71,7 @@ def machine_info(device: str = "cpu") -> dict[str, Any]:
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": omp_wait_policy(),
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "platform": platform.platform(),

@@ -78,6 +78,7 @@ from focusnet.engine.trainer import (
 )
 from focusnet.errors import DOCS_CONFIG, DOCS_FORMAT, FocusNetError
 from focusnet.models import list_presets
+from focusnet.runtime import omp_wait_policy
 from focusnet.weights import save_weights
 
 __all__ = [
@@ -238,6 +239,7 @@ def _environment(config: TrainConfig, run_dir: Path, resumed: bool) -> dict:
             else [platform.processor() or "cpu"]
         ),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": omp_wait_policy(),
         "accelerator": config.accelerator,
         "requested_devices": config.devices,
         "num_nodes": config.num_nodes,
