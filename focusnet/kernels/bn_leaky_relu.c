@@ -239,3 +239,44 @@ int fn_bn_lrelu_backward(const float *gy, const float *x, float *gx, int64_t M, 
     free(buf);
     return 0;
 }
+
+/* Instance normalisation + LeakyReLU of N images at once (x: N images of HW rows, channels_last):
+ * each image's BatchNorm statistics are its instance statistics. mean, var and invstd are (N, C).
+ * With at least as many images as threads, one parallel region gives each thread whole images
+ * (a region per image cost a thread wake-up or a barrier each); otherwise the images run one after
+ * another, each split over the threads. */
+static void image_threads(int64_t N, int nthreads, int *outer, int *inner) {
+    if (nthreads < 1) nthreads = 1;
+    *outer = (N >= nthreads && nthreads > 1) ? nthreads : 1;
+    *inner = *outer > 1 ? 1 : nthreads;
+}
+
+int fn_in_lrelu_forward(const float *x, float *y, int64_t N, int64_t HW, int64_t C, const float *weight,
+                        const float *bias, double eps, float slope, float *mean_out, float *var_out,
+                        float *invstd_out, int nthreads) {
+    if (N < 1 || HW < 1) return -1;
+    int outer, inner, failed = 0;
+    image_threads(N, nthreads, &outer, &inner);
+    const int64_t stride = HW * C;
+#pragma omp parallel for num_threads(outer) if (outer > 1) schedule(static) reduction(| : failed)
+    for (int64_t n = 0; n < N; ++n)
+        failed |= fn_bn_lrelu_forward(x + n * stride, y + n * stride, HW, C, weight, bias, eps, slope,
+                                      mean_out + n * C, var_out + n * C, invstd_out + n * C, inner) != 0;
+    return failed ? -1 : 0;
+}
+
+/* The backward of fn_in_lrelu_forward; gweight and gbias are (N, C): each image's share. */
+int fn_in_lrelu_backward(const float *gy, const float *x, float *gx, int64_t N, int64_t HW, int64_t C,
+                         const float *mean, const float *invstd, const float *weight, const float *bias,
+                         float slope, float *gweight, float *gbias, int nthreads) {
+    if (N < 1 || HW < 1) return -1;
+    int outer, inner, failed = 0;
+    image_threads(N, nthreads, &outer, &inner);
+    const int64_t stride = HW * C;
+#pragma omp parallel for num_threads(outer) if (outer > 1) schedule(static) reduction(| : failed)
+    for (int64_t n = 0; n < N; ++n)
+        failed |= fn_bn_lrelu_backward(gy + n * stride, x + n * stride, gx + n * stride, HW, C, mean + n * C,
+                                       invstd + n * C, weight, bias, slope, gweight ? gweight + n * C : NULL,
+                                       gbias ? gbias + n * C : NULL, inner) != 0;
+    return failed ? -1 : 0;
+}

@@ -1,9 +1,10 @@
-"""Normalisations of the fast path that are not native kernels, run in the input's memory layout.
+"""Normalisations of the fast path run with PyTorch's operators, in the input's memory layout
+(:func:`focusnet.kernels.normalize_keeping_layout` runs the native kernel where it applies, else this).
 
 Example:
     >>> import torch
     >>> x = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
-    >>> normalize_keeping_layout(torch.nn.BatchNorm2d(3), x).is_contiguous(memory_format=torch.channels_last)
+    >>> normalize_with_torch(torch.nn.BatchNorm2d(3), x).is_contiguous(memory_format=torch.channels_last)
     True
 """
 from __future__ import annotations
@@ -12,10 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["normalize_keeping_layout"]
+__all__ = ["normalize_with_torch"]
 
 
-def normalize_keeping_layout(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def normalize_with_torch(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``norm(x)`` in ``x``'s memory layout: an ``InstanceNorm2d`` returns NCHW memory for a
     ``channels_last`` input, which would send every later convolution of the fast path down its
     NCHW kernels (under bf16 autocast, where the per-image kernel does not apply, a ``lite``
@@ -24,7 +25,7 @@ def normalize_keeping_layout(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     Example:
         >>> x = torch.randn(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
-        >>> y = normalize_keeping_layout(torch.nn.InstanceNorm2d(3, affine=True), x)
+        >>> y = normalize_with_torch(torch.nn.InstanceNorm2d(3, affine=True), x)
         >>> y.is_contiguous(memory_format=torch.channels_last)
         True
     """

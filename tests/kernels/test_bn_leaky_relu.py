@@ -129,10 +129,36 @@ def test_instance_kernel_is_used_only_where_it_applies(monkeypatch: pytest.Monke
     bn_leaky_relu(cl.contiguous(), norm, SLOPE)  # NCHW
     bn_leaky_relu(cl, torch.nn.InstanceNorm2d(4), SLOPE)  # no affine parameters
     bn_leaky_relu(cl, torch.nn.InstanceNorm2d(4, affine=True, track_running_stats=True), SLOPE)
-    with torch.no_grad():  # inference: BatchNorm on each image, in the input's channels_last layout
+    with torch.no_grad():  # inference: the kernel's forward alone, in the input's channels_last layout
         y = bn_leaky_relu(cl, norm, SLOPE)
         expected = F.leaky_relu(norm(cl), SLOPE)
     assert calls == [1]
     assert y.is_contiguous(memory_format=torch.channels_last)
     # the same statistics summed in another order: fp32 rounding of outputs of order 1
     assert torch.allclose(y, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
+
+
+@needs_kernel
+@pytest.mark.parametrize("images", [1, 3, 4])  # fewer images than threads, an odd count, an even one
+@pytest.mark.parametrize("slope", [SLOPE, 1.0])  # slope 1: the plain InstanceNorm of normalize_keeping_layout
+def test_instance_norm_inference_is_one_native_call_for_all_images(images: int, slope: float, monkeypatch) -> None:
+    """Inference runs every image through the kernel in one call (one parallel region, not one
+    operator per image: each is a wait of the OpenMP threads), with each image's own statistics."""
+    calls: list[int] = []
+    real = kernels._in_lrelu_forward
+    monkeypatch.setattr(kernels, "_in_lrelu_forward", lambda *a: calls.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(3)
+    x = (torch.randn(images, 16, 24, 20, generator=gen) * 3 + 20).contiguous(memory_format=torch.channels_last)
+    norm = random_instance_norm(16)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            y = bn_leaky_relu(x, norm, slope) if slope != 1.0 else kernels.normalize_keeping_layout(norm, x)
+    finally:
+        torch.set_num_threads(old)
+    assert calls == [1] and y.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        exact = F.leaky_relu(norm.double()(x.double()), slope)
+    # float32 rounding of outputs of order 1 (the statistics are summed in double)
+    assert float((y.double() - exact).abs().max()) <= 1e-5 * max(1.0, float(exact.abs().max()))

@@ -75,7 +75,7 @@ def block_tail(
     """The block's tail through the native kernel where it applies, else :func:`tail_torch`.
 
     The kernel applies to a training-mode ``BatchNorm2d`` (its running statistics are updated as
-    BatchNorm does) or, with autograd, an affine ``InstanceNorm2d`` without running statistics; a
+    BatchNorm does) or an affine ``InstanceNorm2d`` without running statistics; a
     :class:`~focusnet.models.layers.SqueezeExcite` or no SE; and fp32
     ``channels_last`` CPU tensors of at least :data:`focusnet.kernels.TAIL_MIN_ELEMENTS` elements.
     """
