@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,10 @@ def tree_digest(root: Path) -> str:
         if p.is_file():
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a child process a test interrupts with SIGINT: the default disposition, so its
+    Python raises KeyboardInterrupt. A suite started as a background job of a shell without job control
+    (``bash .ci/run &``) runs with SIGINT ignored, and its children would inherit that and never stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

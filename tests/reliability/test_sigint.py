@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import default_sigint
 from tests.reliability.conftest import tiny_train_config
 
 EPOCHS = 500  # far more than run before the signal; the resumed run is shortened with epochs=N
@@ -41,7 +42,8 @@ def test_sigint_saves_a_resumable_checkpoint_and_says_how_to_resume(tmp_path):
     cfg.write_text(yaml.safe_dump(tiny_train_config(tmp_path / "data", tmp_path / "prepared", epochs=EPOCHS)))
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "focusnet.cli", "train", str(cfg), "--out", str(run)],
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     try:
         # generous: 25 s ran out once on a loaded machine (session 20); the loop leaves as soon as the first
         # epoch is written.
