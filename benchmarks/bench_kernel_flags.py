@@ -25,11 +25,11 @@ FLAG = "-fno-trapping-math"
 
 
 def _build(flags: list[str]):
-    kernels._FLAGS[:] = flags
-    kernels._LIB, kernels._TRIED = None, False
+    kernels.build._FLAGS[:] = flags
+    kernels.build._LIB, kernels.build._TRIED = None, False
     lib = kernels.native_library()
     if lib is None:
-        raise SystemExit(f"the kernels could not be built: {kernels._ERROR}")
+        raise SystemExit(f"the kernels could not be built: {kernels.build._ERROR}")
     return lib
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     n, c, h, w = (int(v) for v in args.shape.split(","))
-    shipped = list(kernels._FLAGS)
+    shipped = list(kernels.build._FLAGS)
     builds = {"without " + FLAG: _build([f for f in shipped if f != FLAG]), "with " + FLAG: _build(shipped)}
     bn = torch.nn.BatchNorm2d(c)
     x = torch.randn(n, c, h, w).contiguous(memory_format=torch.channels_last).requires_grad_()
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {k: [] for k in builds}
     for _ in range(args.repeats + 1):  # the first round warms up
         for name, lib in builds.items():
-            kernels._LIB = lib
+            kernels.build._LIB = lib
             t = time.perf_counter()
             kernels.bn_leaky_relu(x, bn, 0.3).backward(g)
             times[name].append((time.perf_counter() - t) * 1e3)

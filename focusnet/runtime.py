@@ -22,8 +22,8 @@ scheduler time slice; a FocusNet++ forward pass runs about a thousand operators 
 dozen). Beside two busy processes on the 2-core development VM (2 threads, 128x128), a two-member
 `lite` inference pass of 4 images took 8.9 s (0.2 to 17.5 s over two rounds) with libgomp's default
 and 0.13 s with ``OMP_WAIT_POLICY=PASSIVE``, and a `paper` training step of 8 images 4.6 s against
-0.8 s; on the idle machine PASSIVE costs 1-7% per training step and up to 29% per inference pass
-(the two-member network; ``benchmarks/bench_wait_policy.py``, ``benchmarks/RESULTS.md``).
+0.8 s; on the idle machine PASSIVE costs up to 8% per training step and up to 11% per inference pass
+(``benchmarks/bench_wait_policy.py``, ``benchmarks/RESULTS.md`` session 27).
 :func:`set_omp_wait_policy`, run when ``focusnet`` is imported, sets ``OMP_WAIT_POLICY=PASSIVE`` for
 the process if torch is not loaded yet (libgomp reads it once, when torch loads it) and the user set
 no OpenMP wait variable; ``FOCUSNET_OMP_WAIT=default`` keeps libgomp's own.
@@ -70,6 +70,7 @@ KERNEL_MARCH_ENV_VAR = "FOCUSNET_KERNEL_MARCH"
 OMP_WAIT_ENV_VAR = "FOCUSNET_OMP_WAIT"
 """``default`` keeps libgomp's own wait policy instead of ``OMP_WAIT_POLICY=PASSIVE`` (:func:`set_omp_wait_policy`)."""
 _OMP_WAIT_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # the user's own choice, if either is set
+_OFF_WORDS = frozenset({"0", "false", "no", "off"})  # what turns an environment switch off
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -91,7 +92,7 @@ def env_flag(name: str, default: bool = True) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() not in {"0", "false", "no", "off"}
+    return value.strip().lower() not in _OFF_WORDS
 
 
 def fast_path_default() -> bool:
@@ -147,7 +148,7 @@ def set_omp_wait_policy(
     choice = environ.get(OMP_WAIT_ENV_VAR, "passive").strip().lower()
     if "torch" in modules or any(v in environ for v in _OMP_WAIT_VARS):
         return False
-    if choice in {"default", "0", "false", "no", "off"}:
+    if choice == "default" or choice in _OFF_WORDS:
         return False
     environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True

@@ -40,13 +40,6 @@ def _torch_runner(model: nn.Module, device: Any) -> Callable[[np.ndarray], np.nd
     return run
 
 
-def _onnx_predictor(onnx_path: str | Path) -> OnnxPredictor:
-    onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise FocusNetError(f"{onnx_path}: ONNX file not found; export one with `focusnet export` or fix the path")
-    return OnnxPredictor(onnx_path)
-
-
 def _onnx_runner(predictor: OnnxPredictor) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         logits = np.asarray(predictor(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32)
@@ -86,7 +79,7 @@ def _exported(model_or_path: Any, backend: str | None, onnx_path: str | Path | N
             f"{path}: MODEL is already an ONNX file; leave out --onnx {onnx_path}, or pass the run folder or "
             ".safetensors weights as MODEL to take the config from them"
         )
-    predictor = _onnx_predictor(path)
+    predictor = OnnxPredictor(path)  # refuses a missing or invalid file by name
     cfg = config if config is not None else predictor.config
     if cfg is None:
         raise FocusNetError(
@@ -135,7 +128,7 @@ def resolve_model(model_or_path: Any, backend: str | None, onnx_path: str | Path
     if backend == "onnxruntime":
         if onnx_path is None:
             raise FocusNetError("backend onnxruntime needs the exported model: pass --onnx FILE (onnx_path=...)")
-        return _onnx_runner(_onnx_predictor(onnx_path)), cfg, f"{source} via {onnx_path}"
+        return _onnx_runner(OnnxPredictor(onnx_path)), cfg, f"{source} via {onnx_path}"
     if isinstance(model_or_path, nn.Module):
         model = model_or_path
         if device is not None:

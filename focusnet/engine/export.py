@@ -357,13 +357,13 @@ def export(
     example = _check_inputs(channels, height, width)[0]
 
     saved = config if config is not None else getattr(model, "focusnet_config", None)
-    embed = format == "onnx" and isinstance(saved, SavedModelConfig)
+    embedded = saved if format == "onnx" and isinstance(saved, SavedModelConfig) else None
     tmp = temp_path(path)
     try:
         if format == "onnx":
             _write_onnx(exported, example, tmp, opset)
-            if embed:
-                embed_config(tmp, cast(SavedModelConfig, saved))
+            if embedded is not None:
+                embed_config(tmp, embedded)
         else:
             _write_torchscript(exported, example, tmp)
         diff = float32_error = float("nan")
@@ -372,7 +372,7 @@ def export(
             if format == "onnx":
                 predictor = OnnxPredictor(tmp)
                 read_back = predictor.config.to_dict() if predictor.config is not None else None
-                if embed and read_back != cast(SavedModelConfig, saved).to_dict():
+                if embedded is not None and read_back != embedded.to_dict():
                     raise ExportCheckError(f"{path}: the config read back from the file differs; nothing was written")
                 diff = _max_prob_diff(reference, lambda x: predictor(x.numpy()), inputs)
             else:
@@ -392,7 +392,8 @@ def export(
     shapes = tuple(tuple(int(s) for s in x.shape) for x in inputs) if check else ()
     log.info("exported %s to %s (max probability difference %.3g, %d BatchNorms folded)", format, path, diff, n_folded)
     return ExportResult(path=path, format=format, max_prob_diff=diff, check_shapes=shapes,  # type: ignore[arg-type]
-                        folded_batchnorms=n_folded, float32_error=float32_error, config_embedded=embed)
+                        folded_batchnorms=n_folded, float32_error=float32_error,
+                        config_embedded=embedded is not None)
 
 
 def export_model(

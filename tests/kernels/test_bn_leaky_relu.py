@@ -11,7 +11,7 @@ from tests.kernels.helpers import random_bn as _bn
 from tests.kernels.helpers import random_instance_norm
 
 needs_kernel = pytest.mark.skipif(
-    not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels._ERROR}"
+    not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels.build._ERROR}"
 )
 SLOPE = 0.3
 
@@ -69,7 +69,7 @@ def test_threads_agree(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @needs_kernel
 def test_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _count_calls(monkeypatch, kernels._BNLeakyReLU)
+    calls = _count_calls(monkeypatch, kernels.norm_act._BNLeakyReLU)
     cl = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
     bn = _bn(4)
     bn_leaky_relu(cl, bn, SLOPE)
@@ -84,19 +84,19 @@ def test_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -
 
 def test_disabled_by_environment_falls_back_to_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(kernels.ENV_VAR, "0")
-    assert kernels.native_library() is None and not bn_leaky_relu_available()
+    assert kernels.build.native_library() is None and not bn_leaky_relu_available()
     x = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
     a, b = _bn(4), _bn(4)
     assert torch.allclose(bn_leaky_relu(x, a, SLOPE), F.leaky_relu(b(x), SLOPE))
 
 
 def test_no_compiler_means_no_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr(kernels, "_TRIED", False)
-    monkeypatch.setattr(kernels, "_LIB", None)
+    monkeypatch.setattr(kernels.build, "_TRIED", False)
+    monkeypatch.setattr(kernels.build, "_LIB", None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    assert kernels.native_library() is None
-    assert "could not build" in (kernels._ERROR or "")
+    assert kernels.build.native_library() is None
+    assert "could not build" in (kernels.build._ERROR or "")
     assert not any(tmp_path.rglob("*.so"))  # nothing half-written left behind
 
 
@@ -105,7 +105,7 @@ def test_no_compiler_means_no_kernel(monkeypatch: pytest.MonkeyPatch, tmp_path) 
 @pytest.mark.parametrize("offset", [0.0, 40.0])
 def test_instance_norm_matches_pytorch_and_float64(shape: tuple[int, ...], offset: float, monkeypatch) -> None:
     """The same kernel run image by image is InstanceNorm + LeakyReLU: values and all gradients."""
-    calls = _count_calls(monkeypatch, kernels._INLeakyReLU)
+    calls = _count_calls(monkeypatch, kernels.norm_act._INLeakyReLU)
     gen = torch.Generator().manual_seed(2)
     x = (torch.randn(*shape, generator=gen) * 2 + offset).contiguous(memory_format=torch.channels_last)
     grad = torch.randn(*shape, generator=gen).contiguous(memory_format=torch.channels_last)
@@ -121,7 +121,7 @@ def test_instance_norm_matches_pytorch_and_float64(shape: tuple[int, ...], offse
 
 @needs_kernel
 def test_instance_kernel_is_used_only_where_it_applies(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = _count_calls(monkeypatch, kernels._INLeakyReLU)
+    calls = _count_calls(monkeypatch, kernels.norm_act._INLeakyReLU)
     cl = torch.randn(2, 4, 8, 8).contiguous(memory_format=torch.channels_last)
     norm = random_instance_norm(4)
     bn_leaky_relu(cl, norm, SLOPE)
@@ -145,8 +145,8 @@ def test_instance_norm_inference_is_one_native_call_for_all_images(images: int, 
     """Inference runs every image through the kernel in one call (one parallel region, not one
     operator per image: each is a wait of the OpenMP threads), with each image's own statistics."""
     calls: list[int] = []
-    real = kernels._in_lrelu_forward
-    monkeypatch.setattr(kernels, "_in_lrelu_forward", lambda *a: calls.append(1) or real(*a))
+    real = kernels.norm_act._in_lrelu_forward
+    monkeypatch.setattr(kernels.norm_act, "_in_lrelu_forward", lambda *a: calls.append(1) or real(*a))
     gen = torch.Generator().manual_seed(3)
     x = (torch.randn(images, 16, 24, 20, generator=gen) * 3 + 20).contiguous(memory_format=torch.channels_last)
     norm = random_instance_norm(16)

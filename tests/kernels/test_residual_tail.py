@@ -15,7 +15,7 @@ from tests.kernels.helpers import random_bn as _bn
 from tests.kernels.helpers import random_instance_norm
 
 needs_kernel = pytest.mark.skipif(
-    not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels._ERROR}"
+    not bn_leaky_relu_available(), reason=f"native kernel unavailable here: {kernels.build._ERROR}"
 )
 SLOPE = 0.3
 CL = torch.channels_last
@@ -24,7 +24,7 @@ CL = torch.channels_last
 @pytest.fixture(autouse=True)
 def _any_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel skips small tensors (TAIL_MIN_ELEMENTS); these tests use small ones on purpose."""
-    monkeypatch.setattr(kernels, "TAIL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(kernels.residual, "TAIL_MIN_ELEMENTS", 0)
 
 
 def _reference(y, skip, bn, se, squeeze_before_norm: bool = False):
@@ -137,7 +137,7 @@ def test_resganet_training_uses_the_kernel(monkeypatch: pytest.MonkeyPatch, norm
 
 
 def test_small_tensors_take_pytorch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernels, "TAIL_MIN_ELEMENTS", 1 << 16)
+    monkeypatch.setattr(kernels.residual, "TAIL_MIN_ELEMENTS", 1 << 16)
     y = torch.randn(2, 8, 16, 16).contiguous(memory_format=CL)
     assert not residual_tail_applies(y, y.clone(), _bn(8))
     big = torch.randn(2, 8, 64, 64).contiguous(memory_format=CL)

@@ -110,8 +110,8 @@ def test_fast_block_matches_reference_and_plain(
     calls = []
     if mode == "train-native-tail":
         if not kernels.bn_leaky_relu_available():
-            pytest.skip(f"native kernels unavailable here: {kernels._ERROR}")
-        monkeypatch.setattr(kernels, "TAIL_MIN_ELEMENTS", 0)
+            pytest.skip(f"native kernels unavailable here: {kernels.build._ERROR}")
+        monkeypatch.setattr(kernels.residual, "TAIL_MIN_ELEMENTS", 0)
         original = tail.residual_tail
         monkeypatch.setattr(tail, "residual_tail", lambda *a, **k: calls.append(1) or original(*a, **k))
     torch.manual_seed(0)
