@@ -54,3 +54,16 @@ def default_sigint() -> None:
     Python raises KeyboardInterrupt. A suite started as a background job of a shell without job control
     (``bash .ci/run &``) runs with SIGINT ignored, and its children would inherit that and never stop."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class FakeTimer:
+    """Stands in for Lightning's ``Timer`` in budget tests: fixed elapsed and remaining seconds."""
+
+    def __init__(self, elapsed: float, remaining: float | None) -> None:
+        self.elapsed, self.remaining = elapsed, remaining
+
+    def time_elapsed(self, stage: str = "train") -> float:
+        return self.elapsed
+
+    def time_remaining(self, stage: str = "train") -> float | None:
+        return self.remaining

@@ -13,6 +13,8 @@
   completed epoch) after every ``last.ckpt``.
 * :class:`BudgetCosine`: under a wall-time budget (``max_minutes``), the cosine learning rate
   follows whichever ends first, the epochs or the budget, so it reaches zero when the run stops.
+* :class:`ProgressiveResize`: trains the first share of a run on smaller batches (config
+  ``warmup_size``).
 * :class:`WeightEMA`: an exponential moving average of the weights (config ``ema_decay``), which
   validation, the checkpoints and the final weights use.
 * :class:`DebiasedBatchNorm`: BatchNorm running statistics without the pull of their initial values
@@ -42,7 +44,7 @@ from focusnet.engine.config import lr_factor
 
 __all__ = [
     "AtomicCheckpointIO", "BudgetCosine", "DebiasedBatchNorm", "StepSeed", "EpochShuffleSampler", "PlainProgress",
-    "ProgressBar", "RunCheckpoint", "WeightEMA", "ema_decay_at", "epoch_seed",
+    "ProgressBar", "ProgressiveResize", "RunCheckpoint", "WeightEMA", "ema_decay_at", "epoch_seed", "run_progress",
 ]
 
 PROGRESS_JSON = "progress.json"
@@ -173,6 +175,26 @@ def budget_progress(epoch_fraction: float, elapsed_s: float, remaining_s: float)
     return float(min(1.0, max(epoch_fraction, time_fraction, 0.0)))
 
 
+def run_progress(timer: Timer | None, epochs: int, epoch: int, batch_idx: int, batches: int) -> float:
+    """A run's progress in [0, 1] at ``batch_idx`` of 0-based ``epoch``: :func:`budget_progress` of the
+    fractional epoch and, with a ``timer`` that has a duration, the elapsed share of the budget.
+
+    Example:
+        >>> run_progress(None, epochs=10, epoch=2, batch_idx=5, batches=10)
+        0.25
+    """
+    epoch_fraction = (epoch + batch_idx / max(batches, 1)) / max(epochs, 1)
+    remaining = None if timer is None else timer.time_remaining("train")  # None without a duration
+    if remaining is None:
+        return float(min(1.0, max(epoch_fraction, 0.0)))
+    return budget_progress(epoch_fraction, cast(Timer, timer).time_elapsed("train"), remaining)
+
+
+def _batches(trainer: L.Trainer) -> int:
+    batches = trainer.num_training_batches
+    return int(batches) if math.isfinite(batches) else 1
+
+
 class BudgetCosine(L.Callback):
     """The ``cosine`` schedule of a run with a wall-time budget, set before every training step.
 
@@ -200,11 +222,7 @@ class BudgetCosine(L.Callback):
 
     def factor(self, epoch: int, batch_idx: int, batches: int) -> float:
         """The learning-rate factor at ``batch_idx`` of ``epoch``."""
-        epoch_fraction = (epoch + batch_idx / max(batches, 1)) / max(self.epochs, 1)
-        remaining = self.timer.time_remaining("train")  # None without a duration: the epochs alone
-        progress = budget_progress(
-            epoch_fraction, self.timer.time_elapsed("train"), math.inf if remaining is None else remaining
-        )
+        progress = run_progress(self.timer, self.epochs, epoch, batch_idx, batches)
         return lr_factor("cosine", progress, 1)  # the cosine of the epoch schedule, at fractional progress
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -216,12 +234,48 @@ class BudgetCosine(L.Callback):
         self._set(trainer, batch_idx)
 
     def _set(self, trainer: L.Trainer, batch_idx: int) -> None:
-        batches = trainer.num_training_batches
-        factor = self.factor(trainer.current_epoch, batch_idx, int(batches) if math.isfinite(batches) else 1)
+        factor = self.factor(trainer.current_epoch, batch_idx, _batches(trainer))
         for config in trainer.lr_scheduler_configs:
             scheduler = config.scheduler
             for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
                 group["lr"] = base * factor
+
+
+class ProgressiveResize(L.Callback):
+    """Progressive resizing (config ``warmup_size``): the module trains on batches resized to
+    ``warmup_size`` until ``share`` of the run's :func:`run_progress`, then at the data's size.
+
+    Before every training step it sets :attr:`SegmentationModule.train_size
+    <focusnet.engine.module.SegmentationModule.train_size>` (``None``: the batch as loaded). Validation
+    and everything after training run at the data's size.
+
+    Args:
+        warmup_size: the early steps' square size.
+        share: the share of the run at ``warmup_size``.
+        epochs: the run's epoch cap.
+        timer: the run's budget timer, if it has one (then the budget's elapsed share counts too).
+
+    Example:
+        >>> resize = ProgressiveResize(96, share=0.5, epochs=10)
+        >>> [resize.size_at(epoch, 0, 10) for epoch in (0, 4, 5, 9)]
+        [96, 96, None, None]
+    """
+
+    def __init__(self, warmup_size: int, share: float, epochs: int, timer: Timer | None = None) -> None:
+        self.warmup_size, self.share, self.epochs, self.timer = int(warmup_size), float(share), int(epochs), timer
+
+    def size_at(self, epoch: int, batch_idx: int, batches: int) -> int | None:
+        """The training size at ``batch_idx`` of ``epoch`` (None: the batch's own)."""
+        progress = run_progress(self.timer, self.epochs, epoch, batch_idx, batches)
+        return self.warmup_size if progress < self.share else None
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        cast(Any, pl_module).train_size = self.size_at(trainer.current_epoch, batch_idx, _batches(trainer))
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        cast(Any, pl_module).train_size = None
 
 
 class PlainProgress(L.Callback):

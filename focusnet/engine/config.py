@@ -193,6 +193,17 @@ class TrainConfig:
         256, rule=Rule.at_least(8), help="images and masks are resized to ``size x size`` (the model input)."
     )
     channels: int = setting(3, rule=Rule.one_of((1, 3), "channel count"), help="3 (RGB) or 1 (grey).")
+    warmup_size: int | None = setting(
+        None, rule=Rule.at_least(8, nullable=True),
+        help="progressive resizing: training batches are resized to ``warmup_size x warmup_size`` (smaller than "
+        "``size``) until ``warmup_share`` of the run, then train at ``size``; validation always runs at ``size``. "
+        "Cheaper early steps buy more epochs in a time budget. None: off.",
+    )
+    warmup_share: float = setting(
+        0.5, rule=Rule.number_in(0.0, 1.0),
+        help="the share of the run trained at ``warmup_size``: of the epochs, or of ``max_minutes`` when that "
+        "binds first (the progress of the ``cosine`` schedule).",
+    )
     normalization: str = setting(
         "minmax", rule=Rule.one_of(NORMALIZATIONS, "normalization"),
         help="``\"minmax\"`` (per-image min-max to [0, 1], the paper's) or ``\"unit\"`` (/255).",
@@ -353,6 +364,8 @@ class TrainConfig:
         for key in ("in_channels",):
             if key in self.model_kwargs:
                 raise config_error(f"model_kwargs.{key}: set by 'channels'; remove it from model_kwargs")
+        if self.warmup_size is not None and self.warmup_size >= self.size:
+            raise config_error(f"warmup_size: {self.warmup_size} must be smaller than size ({self.size}), or null")
         self._validate_loss()
         return self
 

@@ -9,7 +9,8 @@ an empty prediction of an empty mask scoring 1 as in ISIC) and ``lr``.
 * A model with ``deep_supervision=True`` and a ``forward_all`` method is trained on every head:
   the loss is the mean of the heads' losses (heads of another size are resized to the mask).
 * Optional batch augmentation (flips, 90-degree and free rotations, colour jitter) in torch, on the
-  device, per image (:func:`augment_batch`); off by default, as in the paper.
+  device, per image (:func:`augment_batch`); off by default, as in the paper. Optional progressive
+  resizing (config ``warmup_size``: :func:`resize_batch` at :attr:`SegmentationModule.train_size`).
 * On a CUDA device the model runs through :class:`~focusnet.engine.cuda_graphs.GraphedModel`
   (forward and backward replayed as CUDA graphs; ``cuda_graphs="auto"``, the default, graphs
   single-device ``32-true`` and ``bf16-mixed`` runs; ``"off"`` runs eagerly). The loss, the
@@ -42,7 +43,7 @@ from focusnet.engine.cuda_graphs import GraphedModel, graph_mode_applies
 from focusnet.losses import create_loss
 from focusnet.metrics import confusion_counts, metrics_from_counts
 
-__all__ = ["EPOCH_ROW_KEY", "SegmentationModule", "augment_batch", "gather_counts"]
+__all__ = ["EPOCH_ROW_KEY", "SegmentationModule", "augment_batch", "gather_counts", "resize_batch"]
 
 EPOCH_ROW_KEY = "focusnet_epoch_train_row"
 """Checkpoint key of the saving epoch's ``{"epoch", "train_loss", "lr"}`` (see ``on_save_checkpoint``)."""
@@ -116,6 +117,23 @@ def augment_batch(
     return x, y
 
 
+def resize_batch(images: torch.Tensor, masks: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch at ``size x size``: images bilinear (antialiased when shrinking), masks by the share
+    of foreground each output pixel covers (area), thresholded at one half, so they stay binary.
+
+    Example:
+        >>> x, y = torch.rand(2, 3, 8, 8), torch.ones(2, 1, 8, 8)
+        >>> a, b = resize_batch(x, y, 4)
+        >>> tuple(a.shape), bool((b == 1).all())
+        ((2, 3, 4, 4), True)
+    """
+    if tuple(images.shape[-2:]) == (size, size):
+        return images, masks
+    x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    y = (F.interpolate(masks.float(), size=(size, size), mode="area") >= 0.5).to(masks.dtype)
+    return x, y
+
+
 # ------------------------------------------------------------------------------------ metrics
 def gather_counts(
     module: L.LightningModule, counts: list[torch.Tensor], index: list[torch.Tensor]
@@ -184,6 +202,9 @@ class SegmentationModule(L.LightningModule):
         self.loss_fn = create_loss(loss)
         self.threshold_logit = float(math.log(threshold / (1.0 - threshold)))
         self.augment = AugmentConfig(**(augment or {}))
+        self.train_size: int | None = None
+        """Square size training batches are resized to (set by
+        :class:`~focusnet.engine.callbacks.ProgressiveResize`); None: the batch as loaded."""
         self._counts: list[torch.Tensor] = []
         self._index: list[torch.Tensor] = []
         self.test_counts: torch.Tensor | None = None
@@ -262,6 +283,8 @@ class SegmentationModule(L.LightningModule):
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, masks = batch[0], batch[1]
         images, masks = augment_batch(images, masks, self.augment)
+        if self.train_size is not None:
+            images, masks = resize_batch(images, masks, self.train_size)
         images = self._inputs(images)
         forward_all = getattr(self.model, "forward_all", None)
         if getattr(self.model, "deep_supervision", False) and callable(forward_all):

@@ -187,32 +187,38 @@ def resolve_model(config: TrainConfig) -> TrainConfig:
 def check_model_input(config: TrainConfig) -> None:
     """Build ``config``'s model on the meta device and run one ``size x size`` input through it.
 
-    Catches, before any data is prepared or a run folder is made, a ``size`` the model cannot take
-    (``size=50`` where the model needs a multiple of 16) and bad ``model_kwargs``; costs no memory
+    Catches, before any data is prepared or a run folder is made, a ``size`` (or ``warmup_size``) the
+    model cannot take (``size=50`` where the model needs a multiple of 16) and bad ``model_kwargs``; costs no memory
     and almost no time (meta tensors hold no data).
 
     Raises:
-        FocusNetError: naming the ``size`` key and a size that works, or the bad keyword argument.
+        FocusNetError: naming the ``size`` (or ``warmup_size``) key and a size that works, or the bad keyword
+            argument.
     """
     with torch.device("meta"):
         model = build_model(config)
-        x = torch.empty(1, config.channels, config.size, config.size)
-    try:
-        with torch.no_grad():
-            model.eval()(x)
-    except FocusNetError as exc:
-        found = re.search(r"divisible by (\d+)", str(exc))
-        if not found:
-            raise
-        k = int(found.group(1))
-        lower, upper = max(k, config.size // k * k), -(-config.size // k) * k
-        sizes = f"size={lower} or size={upper}" if lower != upper else f"size={lower}"
-        raise FocusNetError(
-            f"size: {config.size} does not fit {config.model}, whose input side must be a multiple of {k}; "
-            f"set {sizes}", see=DOCS_CONFIG,
-        ) from None
-    except Exception:  # noqa: BLE001 - an operator without a meta kernel: the real run will tell
-        return
+    sizes = {"size": config.size}
+    if config.warmup_size is not None:
+        sizes["warmup_size"] = config.warmup_size
+    for key, side in sizes.items():
+        with torch.device("meta"):
+            x = torch.empty(1, config.channels, side, side)
+        try:
+            with torch.no_grad():
+                model.eval()(x)
+        except FocusNetError as exc:
+            found = re.search(r"divisible by (\d+)", str(exc))
+            if not found:
+                raise
+            k = int(found.group(1))
+            lower, upper = max(k, side // k * k), -(-side // k) * k
+            fits = f"{key}={lower} or {key}={upper}" if lower != upper else f"{key}={lower}"
+            raise FocusNetError(
+                f"{key}: {side} does not fit {config.model}, whose input side must be a multiple of {k}; set {fits}",
+                see=DOCS_CONFIG,
+            ) from None
+        except Exception:  # noqa: BLE001 - an operator without a meta kernel: the real run will tell
+            return
 
 
 # ------------------------------------------------------------------------------------------ train

@@ -215,6 +215,7 @@ def build_trainer(config: TrainConfig, run_dir: Path, distributed: bool) -> L.Tr
         DebiasedBatchNorm,
         PlainProgress,
         ProgressBar,
+        ProgressiveResize,
         RunCheckpoint,
         StepSeed,
         WeightEMA,
@@ -252,11 +253,14 @@ def build_trainer(config: TrainConfig, run_dir: Path, distributed: bool) -> L.Tr
         callbacks.append(PlainProgress(epoch_lines=not bar))
     if bar:
         callbacks.append(ProgressBar())
+    timer = None
     if config.max_minutes is not None:
         timer = Timer(duration=timedelta(minutes=config.max_minutes), interval="epoch")
         callbacks.append(timer)
         if config.lr_schedule == "cosine":  # the cosine ends with the budget when that comes first
             callbacks.append(BudgetCosine(timer, config.epochs))
+    if config.warmup_size is not None:
+        callbacks.append(ProgressiveResize(config.warmup_size, config.warmup_share, config.epochs, timer))
     loggers: list[Any] = [CSVLogger(save_dir=run_dir, name="", version=RunDir.LOG_DIR)]
     if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
         loggers.append(TensorBoardLogger(save_dir=run_dir / RunDir.LOG_DIR, name="", version="tensorboard",

@@ -10,17 +10,7 @@ import torch
 from focusnet.engine.callbacks import BudgetCosine, budget_progress
 from focusnet.engine.config import TrainConfig
 from focusnet.engine.trainer import build_trainer
-
-
-class _FakeTimer:
-    def __init__(self, elapsed: float, remaining: float | None) -> None:
-        self.elapsed, self.remaining = elapsed, remaining
-
-    def time_elapsed(self, stage: str = "train") -> float:
-        return self.elapsed
-
-    def time_remaining(self, stage: str = "train") -> float | None:
-        return self.remaining
+from tests.helpers import FakeTimer
 
 
 @pytest.mark.parametrize(
@@ -33,14 +23,14 @@ def test_budget_progress_is_the_larger_fraction(epoch_fraction: float, elapsed: 
 
 def test_the_budget_binds_before_the_epochs() -> None:
     # 23 of 50 epochs done when the budget is spent: the epoch cosine would still be at 0.62x
-    cb = BudgetCosine(_FakeTimer(elapsed=1500.0, remaining=0.0), epochs=50)  # type: ignore[arg-type]
+    cb = BudgetCosine(FakeTimer(elapsed=1500.0, remaining=0.0), epochs=50)  # type: ignore[arg-type]
     assert cb.factor(epoch=23, batch_idx=0, batches=44) == pytest.approx(0.0, abs=1e-12)
-    half = BudgetCosine(_FakeTimer(elapsed=750.0, remaining=750.0), epochs=50)  # type: ignore[arg-type]
+    half = BudgetCosine(FakeTimer(elapsed=750.0, remaining=750.0), epochs=50)  # type: ignore[arg-type]
     assert half.factor(epoch=10, batch_idx=0, batches=44) == pytest.approx(0.5)
 
 
 def test_the_epochs_bind_when_they_end_first() -> None:
-    cb = BudgetCosine(_FakeTimer(elapsed=1.0, remaining=1e6), epochs=4)  # type: ignore[arg-type]
+    cb = BudgetCosine(FakeTimer(elapsed=1.0, remaining=1e6), epochs=4)  # type: ignore[arg-type]
     assert cb.factor(epoch=2, batch_idx=0, batches=10) == pytest.approx(0.5)
     assert cb.factor(epoch=2, batch_idx=5, batches=10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 2.5 / 4)))
 
@@ -58,7 +48,7 @@ def test_the_callback_sets_every_group_from_its_base_lr() -> None:
         num_training_batches = 10
         current_epoch = 0
 
-    cb = BudgetCosine(_FakeTimer(elapsed=50.0, remaining=50.0), epochs=1000)  # type: ignore[arg-type]
+    cb = BudgetCosine(FakeTimer(elapsed=50.0, remaining=50.0), epochs=1000)  # type: ignore[arg-type]
     cb.on_train_batch_start(_Trainer(), None, None, 0)  # type: ignore[arg-type]
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.5e-3, 1e-3])
 
